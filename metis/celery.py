@@ -1,0 +1,21 @@
+"""The Celery app: configuration from Django settings (CELERY_*), tasks autodiscovered."""
+
+import os
+
+from celery import Celery
+from celery.signals import beat_init, worker_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
+
+app = Celery("metis")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@worker_init.connect
+@beat_init.connect
+def _refuse_unsafe_database(**_kwargs) -> None:
+    # Workers and beat refuse to start against a database role that RLS would not bind.
+    from tenants import checks
+
+    checks.require_safe_database()

@@ -1,0 +1,199 @@
+"""Settings for Metis Storage, read from the environment through django-environ.
+
+Every service has an embedded default so `make run` works on a bare machine; an environment
+variable points each at the real server instead. `.env.example` documents every variable.
+Precedence: the process environment, then `.env`, then the file METIS_ENV_FILE names
+(default `var/local.env`, written by `scripts/local_services.py` for the embedded services).
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+for env_file in (BASE_DIR / ".env", Path(env.str("METIS_ENV_FILE", str(VAR_DIR / "local.env")))):
+    if env_file.exists():
+        env.read_env(env_file, overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
+
+# Tenants live at <subdomain>.<base domain>; the admin lives on the bare domain or ADMIN_HOSTS.
+METIS_BASE_DOMAIN = env("METIS_BASE_DOMAIN", default="localhost")
+METIS_ADMIN_HOSTS = env.list(
+    "METIS_ADMIN_HOSTS", default=[METIS_BASE_DOMAIN, f"admin.{METIS_BASE_DOMAIN}", "127.0.0.1"]
+)
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=[*METIS_ADMIN_HOSTS, f".{METIS_BASE_DOMAIN}", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "tenants",
+    "tenants.apps.MetisAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "documents",
+    "analytics",
+    "backups",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After auth: staff tenant choices need request.user.
+    "tenants.middleware.TenantMiddleware",
+]
+
+ROOT_URLCONF = "metis.urls"
+TENANT_URLCONF = "tenants.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "metis.wsgi.application"
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+# `default` is the runtime role that row-level security binds; `owner` owns the tables and runs
+# migrations. Neither is a superuser; `DATABASE_ADMIN_URL` (optional) is only for creating roles.
+DATABASE_URL = env("DATABASE_URL", default="postgres://metis_app@127.0.0.1:5432/metis")
+DATABASE_OWNER_URL = env("DATABASE_OWNER_URL", default="postgres://metis_owner@127.0.0.1:5432/metis")
+DATABASE_ADMIN_URL = env("DATABASE_ADMIN_URL", default="")
+DATABASE_BEHIND_PGBOUNCER = env.bool("DATABASE_BEHIND_PGBOUNCER", default=False)
+
+DATABASE_POOL = {
+    "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=5),
+    "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=25),
+    "max_idle": env.float("DATABASE_POOL_MAX_IDLE", default=30 * 60),
+    "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=60 * 60),
+    "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30),
+}
+
+
+def _database(url: str, *, pooled: bool) -> dict:
+    config = env.db_url_config(url)
+    config["CONN_MAX_AGE"] = 0  # the pool, not Django, keeps connections open
+    options = config.setdefault("OPTIONS", {})
+    if pooled:
+        options["pool"] = dict(DATABASE_POOL)
+    # Transaction-mode PgBouncer cannot keep a named cursor open between transactions.
+    config["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_BEHIND_PGBOUNCER
+    return config
+
+
+DATABASES = {
+    "default": _database(DATABASE_URL, pooled=env.bool("DATABASE_POOL_ENABLED", default=True)),
+    "owner": _database(DATABASE_OWNER_URL, pooled=False),
+}
+# The owner alias is for migrations and maintenance only; the app never routes queries to it.
+DATABASE_ROUTERS: list[str] = []
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, sessions, Celery ------------------------------------------------------------
+# With no REDIS_URL, the embedded defaults still work across processes (web, worker, beat):
+# a file-based cache and Kombu's filesystem transport, both under var/.
+REDIS_URL = env("REDIS_URL", default="")
+
+_TENANT_KEY_FUNCTION = "tenants.cache.make_tenant_key"
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="metis"),
+            "KEY_FUNCTION": _TENANT_KEY_FUNCTION,
+            "TIMEOUT": 15 * 60,
+        },
+        "sessions": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="metis") + ":sessions",
+        },
+    }
+    CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+    CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": VAR_DIR / "cache" / "default",
+            "KEY_FUNCTION": _TENANT_KEY_FUNCTION,
+            "TIMEOUT": 15 * 60,
+        },
+        "sessions": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": VAR_DIR / "cache" / "sessions",
+        },
+    }
+    CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+    CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=f"file://{VAR_DIR / 'celery-results'}")
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "sessions"
+SESSION_COOKIE_AGE = 24 * 60 * 60  # the spec's 24-hour session
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 24 * 60 * 60
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# --- The rest ----------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "tenant-login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}

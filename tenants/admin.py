@@ -1,0 +1,105 @@
+"""Staff admin for tenants, tenant users and the staff access audit trail."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from tenants.models import StaffTenantAccess, Tenant, TenantUser
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "subdomain", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "subdomain"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+
+
+class TenantOwnedAdmin(admin.ModelAdmin):
+    """Admin for tenant-owned rows: visible only under the staff member's chosen tenant.
+
+    RLS already hides other tenants' rows; this also scopes explicitly, stamps new rows with the
+    chosen tenant and makes the all-tenants mode read-only.
+    """
+
+    def get_queryset(self, request: HttpRequest):
+        queryset = super().get_queryset(request)
+        if request.staff_tenant is not None:
+            return queryset.for_tenant(request.staff_tenant)
+        if request.staff_all_tenants:
+            return queryset
+        return queryset.none()
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        if request.staff_tenant is None and not request.staff_all_tenants:
+            messages.info(request, "Choose a tenant context to see its rows.")
+        return super().changelist_view(request, extra_context)
+
+    def get_exclude(self, request: HttpRequest, obj=None):
+        return [*(super().get_exclude(request, obj) or []), "tenant"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.staff_tenant is not None and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.staff_tenant is not None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.staff_tenant is not None and super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj, form, change) -> None:
+        if not change:
+            obj.tenant = request.staff_tenant
+        super().save_model(request, obj, form, change)
+
+
+class TenantUserForm(forms.ModelForm):
+    new_password = forms.CharField(
+        required=False, widget=forms.PasswordInput, help_text="Leave empty to keep the password."
+    )
+
+    class Meta:
+        model = TenantUser
+        fields = ["email", "name", "is_active", "metadata"]
+
+    def clean_email(self) -> str:
+        return TenantUser.normalize_email(self.cleaned_data["email"])
+
+    def save(self, commit=True):
+        user = super().save(commit=False)
+        if self.cleaned_data.get("new_password"):
+            user.set_password(self.cleaned_data["new_password"])
+        elif not user.password:
+            user.set_unusable_password()
+        if commit:
+            user.save()
+        return user
+
+
+@admin.register(TenantUser)
+class TenantUserAdmin(TenantOwnedAdmin):
+    form = TenantUserForm
+    list_display = ["email", "name", "tenant", "is_active", "last_login", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["email", "name"]
+    list_select_related = ["tenant"]
+
+
+@admin.register(StaffTenantAccess)
+class StaffTenantAccessAdmin(admin.ModelAdmin):
+    list_display = ["at", "staff", "tenant", "all_tenants", "ip_address", "path"]
+    list_filter = ["all_tenants", "tenant"]
+    list_select_related = ["staff", "tenant"]
+    date_hierarchy = "at"
+
+    # An audit trail is append-only: no one edits or deletes it from the admin.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -1,0 +1,92 @@
+"""Start-up checks: the runtime database role must be one that row-level security binds.
+
+Registered as database checks, so they run for `check --database default`, for `migrate` and,
+through `require_safe_database()`, when the web server, a worker or beat starts.
+"""
+
+from __future__ import annotations
+
+from django.core import checks
+from django.db import connections
+from django.db.utils import OperationalError
+
+from tenants import rls
+
+RUNTIME_ALIAS = "default"
+
+
+def database_posture_errors(connection) -> list[checks.CheckMessage]:
+    """Return errors for a runtime role that RLS would not bind, or tables it does not guard."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
+        role, is_superuser, bypasses_rls = cursor.fetchone()
+    errors = []
+    if is_superuser:
+        errors.append(
+            checks.Error(
+                f"The application connects as {role!r}, a superuser: row-level security does not "
+                "apply to it.",
+                hint="Point DATABASE_URL at the application role (see docs/operations.md).",
+                id="tenants.E001",
+            )
+        )
+    if bypasses_rls:
+        errors.append(
+            checks.Error(
+                f"The application role {role!r} has BYPASSRLS.",
+                hint=f"ALTER ROLE {role} NOBYPASSRLS;",
+                id="tenants.E002",
+            )
+        )
+    tables = rls.tenant_tables_status(connection)
+    owned = [t.table for t in tables if t.exists and t.owner == role]
+    if owned:
+        errors.append(
+            checks.Error(
+                f"The application role {role!r} owns tenant tables: {', '.join(owned)}.",
+                hint="Run migrations as the owner role (DATABASE_OWNER_URL), not the app role.",
+                id="tenants.E003",
+            )
+        )
+    unguarded = [t.table for t in tables if t.exists and not t.ok]
+    if unguarded:
+        errors.append(
+            checks.Error(
+                f"Tenant tables without enabled and forced RLS and policies: {', '.join(unguarded)}.",
+                hint="Run `python manage.py rls_audit` and migrate; declare RowLevelSecurity.",
+                id="tenants.E004",
+            )
+        )
+    return errors
+
+
+@checks.register(checks.Tags.database)
+def check_runtime_database(databases=None, **kwargs) -> list[checks.CheckMessage]:
+    if not databases or RUNTIME_ALIAS not in databases:
+        return []
+    try:
+        return database_posture_errors(connections[RUNTIME_ALIAS])
+    except OperationalError as exc:
+        return [
+            checks.Error(
+                f"Cannot connect to the database as the runtime role: {exc}",
+                id="tenants.E005",
+            )
+        ]
+
+
+def require_safe_database() -> None:
+    """Run the database checks on the runtime role; raise SystemCheckError on any error."""
+    import io
+
+    from django.core.management import call_command
+
+    try:
+        call_command("check", databases=[RUNTIME_ALIAS], fail_level="ERROR", stdout=io.StringIO())
+    finally:
+        # A worker forks after this: give no pooled connection to its children.
+        connection = connections[RUNTIME_ALIAS]
+        connection.close()
+        connection.close_pool()

@@ -1,0 +1,94 @@
+"""The tenant context: the one place that sets `app.current_tenant` for PostgreSQL.
+
+Row-level security policies compare each row's `tenant_id` with the `app.current_tenant`
+setting. It is set with `set_config(..., is_local => true)`, which lasts only until the end of
+the current transaction, so a pooled connection (Django's pool or PgBouncer in transaction
+mode) can never carry one tenant's setting into the next request or task.
+
+The middleware, the Celery task base and the staff admin all enter a context through here;
+nothing else touches the setting.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.db import connections, transaction
+
+TENANT_SETTING = "app.current_tenant"
+ALL_TENANTS_SETTING = "app.all_tenants"
+
+# Mirrors the database setting for Python code (cache keys, logging); the database is the guard.
+_current_tenant: ContextVar[uuid.UUID | None] = ContextVar("current_tenant", default=None)
+
+
+class TenantContextError(RuntimeError):
+    """Raised when tenant-owned work is attempted without a valid tenant."""
+
+
+def current_tenant_id() -> uuid.UUID | None:
+    """Return the tenant id of the innermost active tenant context, if any."""
+    return _current_tenant.get()
+
+
+def _as_uuid(tenant_id: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return tenant_id if isinstance(tenant_id, uuid.UUID) else uuid.UUID(str(tenant_id))
+    except ValueError as exc:
+        raise TenantContextError(f"not a tenant id: {tenant_id!r}") from exc
+
+
+def _set_local(cursor, name: str, value: str) -> str:
+    """Set a transaction-local setting and return its previous value ('' when unset)."""
+    cursor.execute(
+        "SELECT coalesce(current_setting(%s, true), ''), set_config(%s, %s, true)",
+        [name, name, value],
+    )
+    return cursor.fetchone()[0]
+
+
+@contextmanager
+def _local_setting(name: str, value: str, using: str) -> Iterator[None]:
+    connection = connections[using]
+    nested = connection.in_atomic_block
+    with transaction.atomic(using=using):
+        with connection.cursor() as cursor:
+            previous = _set_local(cursor, name, value)
+        yield
+        # A released savepoint keeps SET LOCAL until the outer transaction ends: put the outer
+        # context's value back. (On an exception the savepoint rollback restores it for us.)
+        if nested:
+            with connection.cursor() as cursor:
+                _set_local(cursor, name, previous)
+
+
+@contextmanager
+def tenant_context(tenant_id: uuid.UUID | str, *, using: str = "default") -> Iterator[uuid.UUID]:
+    """Run the block in one transaction scoped to `tenant_id`; yield the tenant id."""
+    if not tenant_id:
+        raise TenantContextError("a tenant context needs a tenant id")
+    tenant_uuid = _as_uuid(tenant_id)
+    token = _current_tenant.set(tenant_uuid)
+    try:
+        with _local_setting(TENANT_SETTING, str(tenant_uuid), using):
+            yield tenant_uuid
+    finally:
+        _current_tenant.reset(token)
+
+
+@contextmanager
+def all_tenants_context(*, using: str = "default") -> Iterator[None]:
+    """Run the block in one transaction that may read (never write) every tenant's rows.
+
+    Only for staff superusers in the explicit all-tenants mode; callers record the choice in the
+    audit trail. Writes still need a tenant context: the policies' WITH CHECK refuses them.
+    """
+    token = _current_tenant.set(None)
+    try:
+        with _local_setting(ALL_TENANTS_SETTING, "on", using):
+            yield
+    finally:
+        _current_tenant.reset(token)

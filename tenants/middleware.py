@@ -1,0 +1,54 @@
+"""Resolve the tenant from the Host header and run each request inside its tenant context."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.utils.functional import SimpleLazyObject
+
+from tenants import auth, db, staff
+from tenants.models import DNS_LABEL, Tenant
+
+_LABEL = re.compile(DNS_LABEL)
+
+
+class TenantMiddleware:
+    """Serve tenant hosts inside their tenant's context, and staff hosts as the admin.
+
+    - `<subdomain>.<base domain>`: the tenant's pages (tenants.urls), scoped to that tenant;
+      unknown → 404, inactive → 403 page, malformed → 400.
+    - the bare base domain or an admin host: the staff site, scoped to the tenant a staff member
+      chose explicitly (or none).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        # get_host() validates against ALLOWED_HOSTS and raises DisallowedHost (→ 400).
+        host = request.get_host().rsplit(":", 1)[0].lower().rstrip(".")
+        request.tenant = None
+        if host in settings.METIS_ADMIN_HOSTS:
+            return self._serve_staff(request)
+        base = "." + settings.METIS_BASE_DOMAIN
+        subdomain = host[: -len(base)] if host.endswith(base) else ""
+        if not _LABEL.match(subdomain):
+            return HttpResponseBadRequest("Bad Request: malformed host name.")
+        tenant = Tenant.objects.filter(subdomain=subdomain).first()
+        if tenant is None:
+            return render(request, "tenants/unknown_tenant.html", {"host": host}, status=404)
+        if not tenant.is_active:
+            return render(request, "tenants/inactive_tenant.html", {"tenant": tenant}, status=403)
+        request.tenant = tenant
+        request.urlconf = settings.TENANT_URLCONF
+        with db.tenant_context(tenant.pk):
+            request.tenant_user = SimpleLazyObject(lambda: auth.get_tenant_user(request))
+            return self.get_response(request)
+
+    def _serve_staff(self, request: HttpRequest) -> HttpResponse:
+        with staff.scope_for(request):
+            return self.get_response(request)

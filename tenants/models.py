@@ -1,0 +1,146 @@
+"""Tenants, the tenant-owned model base, tenant users and the staff access audit."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.postgres.functions import RandomUUID
+from django.contrib.postgres.indexes import GinIndex
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Now
+
+from tenants.rls import RowLevelSecurity
+
+# A DNS label: lowercase letters, digits and inner hyphens, 1-63 characters.
+DNS_LABEL = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+RESERVED_SUBDOMAINS = frozenset({"admin", "www", "api", "static", "mail"})
+
+
+def validate_subdomain(value: str) -> None:
+    RegexValidator(DNS_LABEL, "Use lowercase letters, digits and inner hyphens (a DNS label).")(
+        value
+    )
+    if value in RESERVED_SUBDOMAINS:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError(f"“{value}” is reserved.")
+
+
+class TenantQuerySet(models.QuerySet):
+    def active(self) -> TenantQuerySet:
+        return self.filter(is_active=True)
+
+
+class Tenant(models.Model):
+    """A lender using Metis. Not tenant-owned itself: it is the registry hosts resolve against."""
+
+    id = models.UUIDField(primary_key=True, db_default=RandomUUID(), editable=False)
+    name = models.CharField(max_length=255)
+    subdomain = models.CharField(max_length=100, unique=True, validators=[validate_subdomain])
+    is_active = models.BooleanField(default=True, db_default=True)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        db_table = "tenants"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.subdomain})"
+
+
+class TenantOwnedQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant | uuid.UUID | str) -> TenantOwnedQuerySet:
+        """Scope explicitly to one tenant; RLS is the guard, this is the filter."""
+        return self.filter(tenant_id=getattr(tenant, "pk", tenant))
+
+
+class TenantOwnedModel(models.Model):
+    """Base of every model holding a tenant's rows: the tenant column and its RLS policies."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        constraints = [RowLevelSecurity(name="%(app_label)s_%(class)s_rls")]
+
+
+class TenantUserQuerySet(TenantOwnedQuerySet):
+    def active(self) -> TenantUserQuerySet:
+        return self.filter(is_active=True)
+
+
+class TenantUser(TenantOwnedModel, AbstractBaseUser):
+    """A lender's user, signing in on the tenant's own host. Staff are `auth.User` instead.
+
+    The same email in two tenants is two separate accounts.
+    """
+
+    id = models.UUIDField(primary_key=True, db_default=RandomUUID(), editable=False)
+    # The (tenant_id, email) unique index below leads with tenant_id: no separate FK index.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    email = models.EmailField(max_length=255)
+    name = models.CharField(max_length=255)
+    is_active = models.BooleanField(default=True, db_default=True)
+    metadata = models.JSONField(default=dict, db_default={}, blank=True)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+
+    objects = TenantUserQuerySet.as_manager()
+
+    class Meta:
+        db_table = "users"
+        ordering = ["email"]
+        constraints = [
+            *TenantOwnedModel.Meta.constraints,
+            # Its unique index on (tenant_id, email) is the spec's idx_users_tenant_email: every
+            # lookup by email filters by tenant first. A second identical index would only cost.
+            models.UniqueConstraint(fields=["tenant", "email"], name="users_tenant_email_key"),
+        ]
+        indexes = [GinIndex(fields=["metadata"], name="idx_user_metadata")]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @staticmethod
+    def normalize_email(email: str) -> str:
+        return email.strip().lower()
+
+
+class StaffTenantAccess(models.Model):
+    """Audit: a staff member chose to view one tenant's rows, or all tenants' (tenant empty)."""
+
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    all_tenants = models.BooleanField(default=False)
+    path = models.CharField(max_length=500, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "staff_tenant_access"
+        ordering = ["-at"]
+        verbose_name_plural = "staff tenant access"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(all_tenants=True, tenant__isnull=True)
+                | models.Q(all_tenants=False, tenant__isnull=False),
+                name="staff_access_one_tenant_or_all",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "-at"], name="staff_access_tenant_at")]
+
+    def __str__(self) -> str:
+        target = "all tenants" if self.all_tenants else str(self.tenant)
+        return f"{self.staff} → {target} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,141 @@
+"""Row-level security as a model constraint, so `makemigrations` writes the policies.
+
+Declaring `RowLevelSecurity` in a model's `Meta.constraints` (every `TenantOwnedModel` inherits
+one) makes the migration enable and force RLS on the table and create its policies:
+
+- `tenant_isolation`: rows whose `tenant_id` equals `app.current_tenant`, for reads (USING) and
+  writes (WITH CHECK). An unset or empty setting matches nothing, so no context means no rows.
+- `staff_read_all_tenants`: SELECT only, when `app.all_tenants` is 'on' (staff all-tenants mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
+CURRENT_TENANT_SQL = "NULLIF(current_setting('app.current_tenant', true), '')::uuid"
+ALL_TENANTS_SQL = "coalesce(current_setting('app.all_tenants', true), '') = 'on'"
+POLICY_NAMES = ("tenant_isolation", "staff_read_all_tenants")
+
+
+def enable_sql(table: str, column: str = "tenant_id") -> str:
+    """Return the DDL that enables and forces RLS on `table` with the tenant policies."""
+    match = f"{column} = {CURRENT_TENANT_SQL}"
+    return (
+        f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY; '
+        f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY; '
+        f'CREATE POLICY tenant_isolation ON "{table}" USING ({match}) WITH CHECK ({match}); '
+        f'CREATE POLICY staff_read_all_tenants ON "{table}" FOR SELECT USING ({ALL_TENANTS_SQL})'
+    )
+
+
+def disable_sql(table: str) -> str:
+    """Return the DDL that removes what `enable_sql` created."""
+    drops = " ".join(f'DROP POLICY IF EXISTS {name} ON "{table}";' for name in POLICY_NAMES)
+    return (
+        f'{drops} ALTER TABLE "{table}" NO FORCE ROW LEVEL SECURITY; '
+        f'ALTER TABLE "{table}" DISABLE ROW LEVEL SECURITY'
+    )
+
+
+class RowLevelSecurity(models.BaseConstraint):
+    """Enable and force tenant row-level security on the model's table."""
+
+    def __init__(self, *, name: str, column: str = "tenant_id", **kwargs) -> None:
+        super().__init__(name=name, **kwargs)
+        self.column = column
+
+    def constraint_sql(self, model, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        # CREATE TABLE inlines constraint SQL; policies must follow the table, so defer them.
+        schema_editor.deferred_sql.append(self.create_sql(model, schema_editor))
+        return None
+
+    def create_sql(self, model, schema_editor: BaseDatabaseSchemaEditor) -> str:
+        return enable_sql(model._meta.db_table, self.column)
+
+    def remove_sql(self, model, schema_editor: BaseDatabaseSchemaEditor) -> str:
+        return disable_sql(model._meta.db_table)
+
+    def validate(self, model, instance, exclude=None, using=None) -> None:
+        """Nothing to validate in Python: PostgreSQL enforces the policy."""
+
+    def deconstruct(self):
+        path, args, kwargs = super().deconstruct()
+        if self.column != "tenant_id":
+            kwargs["column"] = self.column
+        return path, args, kwargs
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, RowLevelSecurity):
+            return self.name == other.name and self.column == other.column
+        return super().__eq__(other)
+
+
+# Tables with a tenant_id column that are deliberately not tenant-scoped, and why.
+EXEMPT_TABLES = {
+    "staff_tenant_access": "staff audit trail: staff choices across tenants, never tenant data",
+}
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    """The RLS posture of one table that holds tenant rows."""
+
+    table: str
+    exists: bool
+    enabled: bool
+    forced: bool
+    policies: tuple[str, ...]
+    owner: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exists and self.enabled and self.forced and set(POLICY_NAMES) <= set(self.policies)
+
+
+_STATUS_SQL = """
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner),
+       coalesce(array_agg(p.polname ORDER BY p.polname) FILTER (WHERE p.polname IS NOT NULL),
+                '{}')
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_policy p ON p.polrelid = c.oid
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+  AND (c.relname = ANY(%s) OR EXISTS (
+        SELECT 1 FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
+GROUP BY c.oid, c.relname
+ORDER BY c.relname
+"""
+
+
+def tenant_tables_status(connection) -> list[TableStatus]:
+    """Return the RLS status of every tenant table: declared by a model or having tenant_id.
+
+    Declared tables not yet created are listed with `exists=False`; exempt tables are left out.
+    """
+    declared = declared_tenant_tables()
+    with connection.cursor() as cursor:
+        cursor.execute(_STATUS_SQL, [sorted(declared)])
+        rows = cursor.fetchall()
+    found = {
+        name: TableStatus(name, True, enabled, forced, tuple(policies), owner)
+        for name, enabled, forced, owner, policies in rows
+        if name not in EXEMPT_TABLES
+    }
+    for name in declared - found.keys():
+        found[name] = TableStatus(name, False, False, False, (), "")
+    return [found[name] for name in sorted(found)]
+
+
+def declared_tenant_tables() -> set[str]:
+    """Return the tables of models that declare a RowLevelSecurity constraint."""
+    from django.apps import apps
+
+    return {
+        model._meta.db_table
+        for model in apps.get_models()
+        if any(isinstance(c, RowLevelSecurity) for c in model._meta.constraints)
+    }

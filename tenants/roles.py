@@ -1,0 +1,83 @@
+"""Create the database roles and grants that row-level security depends on.
+
+- the owner role owns the schema and tables and runs migrations;
+- the application role gets DML on the owner's tables (now and, by default privileges, later),
+  and is never a superuser, never BYPASSRLS, never an owner.
+
+Run by `python manage.py db_roles` with an administrator connection (DATABASE_ADMIN_URL); on a
+managed server a DBA runs the equivalent SQL by hand (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from psycopg import sql
+
+
+def _url_parts(url: str) -> tuple[str, str | None, str]:
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), (unquote(parts.password) if parts.password else None), parts.path.lstrip("/")
+
+
+def _ensure_role(cursor, name: str, password: str | None, attributes: str) -> str:
+    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name])
+    verb = "altered" if cursor.fetchone() else "created"
+    if verb == "created":
+        cursor.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
+    statement = sql.SQL("ALTER ROLE {} " + attributes).format(sql.Identifier(name))
+    if password:
+        statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(password))
+    cursor.execute(statement)
+    return f"role {name}: {verb} ({attributes})"
+
+
+def database_roles_ensure(
+    *,
+    admin_url: str,
+    app_url: str,
+    owner_url: str,
+    database: str | None = None,
+    report: Callable[[str], None] = print,
+) -> None:
+    """Create or update both roles, the database and the grants. Safe to run again."""
+    app, app_password, app_db = _url_parts(app_url)
+    owner, owner_password, _ = _url_parts(owner_url)
+    database = database or app_db
+    if app == owner:
+        raise ValueError("the application and owner roles must differ")
+    with psycopg.connect(admin_url, autocommit=True) as conn, conn.cursor() as cursor:
+        report(_ensure_role(cursor, owner, owner_password, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE"))
+        report(
+            _ensure_role(
+                cursor, app, app_password, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB"
+            )
+        )
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database])
+        if cursor.fetchone() is None:
+            cursor.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(database), sql.Identifier(owner)
+                )
+            )
+            report(f"database {database}: created, owned by {owner}")
+    admin_db_url = urlsplit(admin_url)._replace(path="/" + database).geturl()
+    grants = [
+        "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {owner}, {app}",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        "GRANT USAGE, CREATE ON SCHEMA public TO {owner}",
+        "GRANT USAGE ON SCHEMA public TO {app}",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+        "GRANT USAGE, SELECT ON SEQUENCES TO {app}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+        "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
+    ]
+    names = {"db": sql.Identifier(database), "owner": sql.Identifier(owner), "app": sql.Identifier(app)}
+    with psycopg.connect(admin_db_url, autocommit=True) as conn, conn.cursor() as cursor:
+        for grant in grants:
+            cursor.execute(sql.SQL(grant).format(**names))
+    report(f"grants: {app} may read and write {owner}'s tables in {database}; it owns none")

@@ -1,0 +1,64 @@
+"""Staff access to tenant rows: only under an explicit, audited choice.
+
+A staff member picks one tenant (or, a superuser, all tenants read-only) on the admin's
+"tenant context" page. The choice is written to the audit trail and kept in the session; each
+staff request then runs inside that context. With no choice, tenant tables show no rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from tenants import db
+from tenants.models import StaffTenantAccess, Tenant
+
+SESSION_KEY = "staff_tenant_scope"
+ALL_TENANTS = "all"
+
+
+def staff_scope_choose(*, request: HttpRequest, tenant: Tenant | None) -> StaffTenantAccess:
+    """Record that the signed-in staff member now views `tenant`, or all tenants when None."""
+    user = request.user
+    if not (user.is_authenticated and user.is_staff):
+        raise PermissionError("only staff choose a tenant context")
+    if tenant is None and not user.is_superuser:
+        raise PermissionError("only superusers may view all tenants")
+    with transaction.atomic():
+        access = StaffTenantAccess.objects.create(
+            staff=user,
+            tenant=tenant,
+            all_tenants=tenant is None,
+            path=request.get_full_path()[:500],
+            ip_address=request.META.get("REMOTE_ADDR"),
+        )
+    request.session[SESSION_KEY] = ALL_TENANTS if tenant is None else str(tenant.pk)
+    return access
+
+
+def staff_scope_clear(*, request: HttpRequest) -> None:
+    request.session.pop(SESSION_KEY, None)
+
+
+@contextmanager
+def scope_for(request: HttpRequest) -> Iterator[None]:
+    """Run a staff-host request in the tenant context its staff member chose, if any."""
+    request.staff_tenant = None
+    request.staff_all_tenants = False
+    user = request.user
+    choice = request.session.get(SESSION_KEY) if user.is_authenticated and user.is_staff else None
+    if choice == ALL_TENANTS and user.is_superuser:
+        request.staff_all_tenants = True
+        with db.all_tenants_context():
+            yield
+        return
+    tenant = Tenant.objects.filter(pk=choice).first() if choice and choice != ALL_TENANTS else None
+    if tenant is None:
+        yield
+        return
+    request.staff_tenant = tenant
+    with db.tenant_context(tenant.pk):
+        yield

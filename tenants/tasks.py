@@ -1,0 +1,37 @@
+"""Celery tasks that touch tenant rows run inside their tenant's context.
+
+A task declared with `base=TenantTask` takes a required `tenant_id` keyword argument, carried in
+the message, and its body runs inside `tenant_context(tenant_id)`: one transaction, RLS scoped
+to that tenant. Sent without a tenant, or for an unknown or inactive tenant, it fails loudly
+before doing anything. Enqueue with `enqueue_for_tenant` so the message leaves on commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+from celery import Task
+from django.db import transaction
+
+from tenants import db
+from tenants.models import Tenant
+
+
+class TenantTask(Task):
+    abstract = True
+
+    def __call__(self, *args, tenant_id: str | uuid.UUID | None = None, **kwargs):
+        if not tenant_id:
+            raise db.TenantContextError(f"{self.name} is a tenant task and was sent without tenant_id")
+        tenant = Tenant.objects.filter(pk=db._as_uuid(tenant_id)).first()
+        if tenant is None or not tenant.is_active:
+            raise db.TenantContextError(f"{self.name}: no active tenant {tenant_id}")
+        with db.tenant_context(tenant.pk):
+            return super().__call__(*args, **kwargs)
+
+
+def enqueue_for_tenant(task: Task, tenant: Tenant | uuid.UUID | str, *args, **kwargs) -> None:
+    """Send `task` for `tenant` once the current transaction commits (never for a rollback)."""
+    tenant_id = str(getattr(tenant, "pk", tenant))
+    transaction.on_commit(partial(task.apply_async, args=args, kwargs={**kwargs, "tenant_id": tenant_id}))

@@ -1,0 +1,12 @@
+"""URLs served on a tenant's host (<subdomain>.<base domain>)."""
+
+from django.urls import path
+
+from tenants import views
+
+urlpatterns = [
+    path("", views.home_view, name="tenant-home"),
+    path("login/", views.login_view, name="tenant-login"),
+    path("logout/", views.logout_view, name="tenant-logout"),
+    path("team/<uuid:user_id>/", views.team_member_view, name="tenant-team-member"),
+]

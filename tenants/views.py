@@ -1,0 +1,67 @@
+"""Tenant pages at <subdomain>.<base domain>: sign in, sign out, home, team."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django import forms
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from tenants import auth
+from tenants.models import TenantUser
+
+
+class LoginForm(forms.Form):
+    email = forms.EmailField()
+    password = forms.CharField(widget=forms.PasswordInput)
+
+
+def tenant_login_required(view):
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.tenant_user is None:
+            return redirect(f"{reverse('tenant-login')}?next={request.get_full_path()}")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = auth.tenant_user_authenticate(
+            tenant=request.tenant,
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password"],
+        )
+        if user is not None:
+            auth.tenant_login(request, user)
+            next_url = request.POST.get("next", "")
+            safe = url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()})
+            return redirect(next_url if safe and next_url else "tenant-home")
+        form.add_error(None, "Email or password is not right for this organisation.")
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "next": request.GET.get("next", "")}
+    return render(request, "tenants/login.html", context, status=status)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    auth.tenant_logout(request)
+    return redirect("tenant-login")
+
+
+@tenant_login_required
+def home_view(request: HttpRequest) -> HttpResponse:
+    team = TenantUser.objects.for_tenant(request.tenant).active()
+    return render(request, "tenants/home.html", {"team": team})
+
+
+@tenant_login_required
+def team_member_view(request: HttpRequest, user_id) -> HttpResponse:
+    member = get_object_or_404(TenantUser.objects.for_tenant(request.tenant), pk=user_id)
+    return render(request, "tenants/team_member.html", {"member": member})
