@@ -8,7 +8,6 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
-from django.utils.functional import SimpleLazyObject
 
 from tenants import auth, db, staff
 from tenants.models import DNS_LABEL, Tenant
@@ -46,7 +45,7 @@ class TenantMiddleware:
         request.tenant = tenant
         request.urlconf = settings.TENANT_URLCONF
         with db.tenant_context(tenant.pk):
-            request.tenant_user = SimpleLazyObject(lambda: auth.get_tenant_user(request))
+            request.tenant_user = auth.get_tenant_user(request)
             return self.get_response(request)
 
     def _serve_staff(self, request: HttpRequest) -> HttpResponse:

@@ -1,0 +1,114 @@
+"""Test fixtures: a real PostgreSQL test database, migrated by the owner role, used as the app role.
+
+The test database is created through DATABASE_ADMIN_URL, given to the owner role, migrated as the
+owner, and every test then talks to it as the runtime role that RLS binds, as production does.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+from django.test import Client
+from psycopg import sql
+
+from tenants import roles
+from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
+
+
+def _test_database_name() -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"test_metis_{worker}" if worker else "test_metis"
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def close_all_connections() -> None:
+    for alias in connections:
+        connections[alias].close()
+        connections[alias].close_pool()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    admin_url = settings.DATABASE_ADMIN_URL
+    if not admin_url:
+        pytest.exit("DATABASE_ADMIN_URL is needed to create the test database (see README)")
+    name = _test_database_name()
+    with django_db_blocker.unblock():
+        close_all_connections()
+        _drop_database(admin_url, name)
+        roles.database_roles_ensure(
+            admin_url=admin_url,
+            app_url=settings.DATABASE_URL,
+            owner_url=settings.DATABASE_OWNER_URL,
+            database=name,
+            report=lambda line: None,
+        )
+        for alias in ("default", "owner"):
+            settings.DATABASES[alias]["NAME"] = name
+        call_command("migrate", database="owner", verbosity=0)
+    yield
+    with django_db_blocker.unblock():
+        close_all_connections()
+        _drop_database(admin_url, name)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Hashing cost is not under test; MD5 keeps sign-in tests quick.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory(name="Acme Lending", subdomain="acme")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return TenantFactory(name="Globex Finance", subdomain="globex")
+
+
+@pytest.fixture
+def tenant_user(tenant):
+    return TenantUserFactory(tenant=tenant, email="alice@acme.example", name="Alice Acme")
+
+
+@pytest.fixture
+def other_tenant_user(other_tenant):
+    return TenantUserFactory(tenant=other_tenant, email="gina@globex.example", name="Gina Globex")
+
+
+def host_of(tenant) -> str:
+    return f"{tenant.subdomain}.{settings.METIS_BASE_DOMAIN}"
+
+
+@pytest.fixture
+def tenant_client(tenant, tenant_user):
+    """A client signed in as `tenant_user` on the tenant's host."""
+    client = Client(HTTP_HOST=host_of(tenant))
+    response = client.post("/login/", {"email": tenant_user.email, "password": TEST_PASSWORD})
+    assert response.status_code == 302, response.content
+    return client
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    return django_user_model.objects.create_user(
+        "staffer", "staffer@metis.example", TEST_PASSWORD, is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def staff_client(staff_user):
+    client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
+    client.force_login(staff_user)
+    return client
