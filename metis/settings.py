@@ -81,7 +81,9 @@ WSGI_APPLICATION = "metis.wsgi.application"
 # `default` is the runtime role that row-level security binds; `owner` owns the tables and runs
 # migrations. Neither is a superuser; `DATABASE_ADMIN_URL` (optional) is only for creating roles.
 DATABASE_URL = env("DATABASE_URL", default="postgres://metis_app@127.0.0.1:5432/metis")
-DATABASE_OWNER_URL = env("DATABASE_OWNER_URL", default="postgres://metis_owner@127.0.0.1:5432/metis")
+DATABASE_OWNER_URL = env(
+    "DATABASE_OWNER_URL", default="postgres://metis_owner@127.0.0.1:5432/metis"
+)
 DATABASE_ADMIN_URL = env("DATABASE_ADMIN_URL", default="")
 DATABASE_BEHIND_PGBOUNCER = env.bool("DATABASE_BEHIND_PGBOUNCER", default=False)
 
@@ -151,7 +153,9 @@ else:
         },
     }
     CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-    CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=f"file://{VAR_DIR / 'celery-results'}")
+    CELERY_RESULT_BACKEND = env(
+        "CELERY_RESULT_BACKEND", default=f"file://{VAR_DIR / 'celery-results'}"
+    )
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),

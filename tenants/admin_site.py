@@ -19,7 +19,9 @@ class MetisAdminSite(admin.AdminSite):
 
     def get_urls(self):
         return [
-            path("tenant-context/", self.admin_view(self.tenant_context_view), name="tenant_context"),
+            path(
+                "tenant-context/", self.admin_view(self.tenant_context_view), name="tenant_context"
+            ),
             *super().get_urls(),
         ]
 

@@ -92,7 +92,9 @@ class TableStatus:
 
     @property
     def ok(self) -> bool:
-        return self.exists and self.enabled and self.forced and set(POLICY_NAMES) <= set(self.policies)
+        return (
+            self.exists and self.enabled and self.forced and set(POLICY_NAMES) <= set(self.policies)
+        )
 
 
 _STATUS_SQL = """

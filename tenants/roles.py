@@ -19,7 +19,11 @@ from psycopg import sql
 
 def _url_parts(url: str) -> tuple[str, str | None, str]:
     parts = urlsplit(url)
-    return unquote(parts.username or ""), (unquote(parts.password) if parts.password else None), parts.path.lstrip("/")
+    return (
+        unquote(parts.username or ""),
+        (unquote(parts.password) if parts.password else None),
+        parts.path.lstrip("/"),
+    )
 
 
 def _ensure_role(cursor, name: str, password: str | None, attributes: str) -> str:
@@ -49,7 +53,11 @@ def database_roles_ensure(
     if app == owner:
         raise ValueError("the application and owner roles must differ")
     with psycopg.connect(admin_url, autocommit=True) as conn, conn.cursor() as cursor:
-        report(_ensure_role(cursor, owner, owner_password, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE"))
+        report(
+            _ensure_role(
+                cursor, owner, owner_password, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE"
+            )
+        )
         report(
             _ensure_role(
                 cursor, app, app_password, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB"
@@ -76,7 +84,11 @@ def database_roles_ensure(
         "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
         "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}",
     ]
-    names = {"db": sql.Identifier(database), "owner": sql.Identifier(owner), "app": sql.Identifier(app)}
+    names = {
+        "db": sql.Identifier(database),
+        "owner": sql.Identifier(owner),
+        "app": sql.Identifier(app),
+    }
     with psycopg.connect(admin_db_url, autocommit=True) as conn, conn.cursor() as cursor:
         for grant in grants:
             cursor.execute(sql.SQL(grant).format(**names))

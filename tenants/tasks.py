@@ -20,10 +20,13 @@ from tenants.models import Tenant
 
 class TenantTask(Task):
     abstract = True
+    typing = False  # tenant_id is consumed here, not by the task's own signature
 
     def __call__(self, *args, tenant_id: str | uuid.UUID | None = None, **kwargs):
         if not tenant_id:
-            raise db.TenantContextError(f"{self.name} is a tenant task and was sent without tenant_id")
+            raise db.TenantContextError(
+                f"{self.name} is a tenant task and was sent without tenant_id"
+            )
         tenant = Tenant.objects.filter(pk=db._as_uuid(tenant_id)).first()
         if tenant is None or not tenant.is_active:
             raise db.TenantContextError(f"{self.name}: no active tenant {tenant_id}")
@@ -34,4 +37,6 @@ class TenantTask(Task):
 def enqueue_for_tenant(task: Task, tenant: Tenant | uuid.UUID | str, *args, **kwargs) -> None:
     """Send `task` for `tenant` once the current transaction commits (never for a rollback)."""
     tenant_id = str(getattr(tenant, "pk", tenant))
-    transaction.on_commit(partial(task.apply_async, args=args, kwargs={**kwargs, "tenant_id": tenant_id}))
+    transaction.on_commit(
+        partial(task.apply_async, args=args, kwargs={**kwargs, "tenant_id": tenant_id})
+    )

@@ -27,7 +27,9 @@ def _test_database_name() -> str:
 
 def _drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def close_all_connections() -> None:
@@ -59,6 +61,30 @@ def django_db_setup(django_test_environment, django_db_blocker):
     with django_db_blocker.unblock():
         close_all_connections()
         _drop_database(admin_url, name)
+
+
+# Rows migrate creates and every test relies on: kept when committed data is wiped.
+_KEEP_TABLES = {"django_migrations", "django_content_type", "auth_permission"}
+
+
+@pytest.fixture
+def committed_db(django_db_setup, django_db_blocker):
+    """Commit for real, so other connections (threads, workers, PgBouncer) see the rows.
+
+    Afterwards the owner role empties the tables: the app role may not TRUNCATE, by design.
+    """
+    with django_db_blocker.unblock():
+        yield
+        close_all_connections()
+        owner = connections["owner"]
+        tables = set(owner.introspection.django_table_names(only_existing=True)) - _KEEP_TABLES
+        with owner.cursor() as cursor:
+            cursor.execute(
+                "TRUNCATE "
+                + ", ".join(owner.ops.quote_name(t) for t in sorted(tables))
+                + " CASCADE"
+            )
+        owner.close()
 
 
 @pytest.fixture(autouse=True)

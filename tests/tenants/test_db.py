@@ -40,7 +40,9 @@ def test_other_tenants_users_are_invisible_through_raw_sql(tenant_user, other_te
     with tenant_db.tenant_context(other_tenant_user.tenant_id):
         assert raw_emails() == {"gina@globex.example"}
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM users WHERE tenant_id = %s", [tenant_user.tenant_id])
+            cursor.execute(
+                "SELECT count(*) FROM users WHERE tenant_id = %s", [tenant_user.tenant_id]
+            )
             assert cursor.fetchone() == (0,)
 
 
@@ -56,7 +58,10 @@ def test_emptied_tenant_setting_sees_no_rows(tenant_user):
 
 
 def test_insert_for_another_tenant_is_refused_by_with_check(tenant, other_tenant):
-    with tenant_db.tenant_context(tenant.pk), pytest.raises(DatabaseError, match="row-level security"):
+    with (
+        tenant_db.tenant_context(tenant.pk),
+        pytest.raises(DatabaseError, match="row-level security"),
+    ):
         with transaction.atomic():
             TenantUser.objects.create(tenant=other_tenant, email="mole@globex.example", name="Mole")
     with tenant_db.tenant_context(other_tenant.pk):
@@ -64,7 +69,10 @@ def test_insert_for_another_tenant_is_refused_by_with_check(tenant, other_tenant
 
 
 def test_raw_insert_for_another_tenant_is_refused(tenant, other_tenant):
-    with tenant_db.tenant_context(tenant.pk), pytest.raises(DatabaseError, match="row-level security"):
+    with (
+        tenant_db.tenant_context(tenant.pk),
+        pytest.raises(DatabaseError, match="row-level security"),
+    ):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO users (id, tenant_id, email, name, password, is_active, metadata, "

@@ -31,10 +31,14 @@ class Command(BaseCommand):
                 services.tenant_user_create(
                     tenant=tenant, email=email, name=user_name, password=DEMO_PASSWORD
                 )
-            lines.append(f"  {name:<16} http://{subdomain}.{base}:{port}/   {email} / {DEMO_PASSWORD}")
+            lines.append(
+                f"  {name:<16} http://{subdomain}.{base}:{port}/   {email} / {DEMO_PASSWORD}"
+            )
         staff_model = get_user_model()
         if not staff_model.objects.filter(username="staff").exists():
             staff_model.objects.create_superuser("staff", "staff@metis.example", DEMO_PASSWORD)
         self.stdout.write("Demo tenants (tenant users sign in on their own host):")
         self.stdout.write("\n".join(lines))
-        self.stdout.write(f"Staff admin:       http://{base}:{port}/admin/   staff / {DEMO_PASSWORD}")
+        self.stdout.write(
+            f"Staff admin:       http://{base}:{port}/admin/   staff / {DEMO_PASSWORD}"
+        )
