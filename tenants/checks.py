@@ -54,7 +54,8 @@ def database_posture_errors(connection) -> list[checks.CheckMessage]:
     if unguarded:
         errors.append(
             checks.Error(
-                f"Tenant tables without enabled and forced RLS and policies: {', '.join(unguarded)}.",
+                "Tenant tables without enabled and forced RLS and policies: "
+                f"{', '.join(unguarded)}.",
                 hint="Run `python manage.py rls_audit` and migrate; declare RowLevelSecurity.",
                 id="tenants.E004",
             )

@@ -61,9 +61,9 @@ def test_insert_for_another_tenant_is_refused_by_with_check(tenant, other_tenant
     with (
         tenant_db.tenant_context(tenant.pk),
         pytest.raises(DatabaseError, match="row-level security"),
+        transaction.atomic(),
     ):
-        with transaction.atomic():
-            TenantUser.objects.create(tenant=other_tenant, email="mole@globex.example", name="Mole")
+        TenantUser.objects.create(tenant=other_tenant, email="mole@globex.example", name="Mole")
     with tenant_db.tenant_context(other_tenant.pk):
         assert visible_emails() == set()
 
@@ -72,19 +72,23 @@ def test_raw_insert_for_another_tenant_is_refused(tenant, other_tenant):
     with (
         tenant_db.tenant_context(tenant.pk),
         pytest.raises(DatabaseError, match="row-level security"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
     ):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO users (id, tenant_id, email, name, password, is_active, metadata, "
-                "created_at) VALUES (gen_random_uuid(), %s, 'x@y.z', 'x', '', true, '{}', now())",
-                [other_tenant.pk],
-            )
+        cursor.execute(
+            "INSERT INTO users (id, tenant_id, email, name, password, is_active, metadata, "
+            "created_at) VALUES (gen_random_uuid(), %s, 'x@y.z', 'x', '', true, '{}', now())",
+            [other_tenant.pk],
+        )
 
 
 def test_moving_a_row_to_another_tenant_is_refused(tenant_user, other_tenant):
-    with tenant_db.tenant_context(tenant_user.tenant_id), pytest.raises(DatabaseError):
-        with transaction.atomic():
-            TenantUser.objects.filter(pk=tenant_user.pk).update(tenant=other_tenant)
+    with (
+        tenant_db.tenant_context(tenant_user.tenant_id),
+        pytest.raises(DatabaseError),
+        transaction.atomic(),
+    ):
+        TenantUser.objects.filter(pk=tenant_user.pk).update(tenant=other_tenant)
 
 
 def test_insert_without_tenant_context_is_refused(tenant):
@@ -116,10 +120,13 @@ def test_the_app_role_cannot_switch_rls_off(tenant_user, attack):
 
 
 def test_row_security_off_errors_instead_of_returning_rows(tenant_user):
-    with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL row_security = off")
-            cursor.execute("SELECT email FROM users")
+    with (
+        pytest.raises(DatabaseError, match="row-level security"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SET LOCAL row_security = off")
+        cursor.execute("SELECT email FROM users")
 
 
 def test_nested_context_restores_the_outer_tenant(tenant_user, other_tenant_user):
