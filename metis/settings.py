@@ -7,6 +7,7 @@ Precedence: the process environment, then `.env`, then the file METIS_ENV_FILE n
 """
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 
@@ -98,6 +99,8 @@ DATABASE_POOL = {
 
 def _database(url: str, *, pooled: bool) -> dict:
     config = env.db_url_config(url)
+    # A Unix-socket directory arrives percent-encoded in the host part (as libpq URLs allow).
+    config["HOST"] = unquote(config["HOST"])
     config["CONN_MAX_AGE"] = 0  # the pool, not Django, keeps connections open
     options = config.setdefault("OPTIONS", {})
     if pooled:
