@@ -101,6 +101,8 @@ def resolve(mode: str) -> dict[str, str]:
             found["REDIS_URL"] = "redis://127.0.0.1:6379/0"
             print("Redis: 127.0.0.1:6379")
         else:
+            for folder in ("broker/queue", "broker/processed", "celery-results", "cache"):
+                (ROOT / "var" / folder).mkdir(parents=True, exist_ok=True)
             print("Redis: none; file cache and filesystem broker under var/")
     else:
         print("Redis: REDIS_URL from the environment")
