@@ -16,6 +16,12 @@ app.autodiscover_tasks()
 @beat_init.connect
 def _refuse_unsafe_database(**_kwargs) -> None:
     # Workers and beat refuse to start against a database role that RLS would not bind.
+    # Celery logs and swallows exceptions from signal handlers; SystemExit gets through.
+    from django.core.management.base import SystemCheckError
+
     from tenants import checks
 
-    checks.require_safe_database()
+    try:
+        checks.require_safe_database()
+    except SystemCheckError as exc:
+        raise SystemExit(str(exc)) from exc

@@ -16,17 +16,16 @@ from tenants import checks
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def check_as(database_url: str) -> subprocess.CompletedProcess:
-    """Run `manage.py check --database default` with the runtime role swapped for another."""
+def run_as(database_url: str, *command: str) -> subprocess.CompletedProcess:
+    """Run a command of the project with the runtime role swapped for another."""
     env = {**os.environ, "DATABASE_URL": database_url, "DATABASE_POOL_ENABLED": "false"}
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--database", "default"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def check_as(database_url: str) -> subprocess.CompletedProcess:
+    return run_as(database_url, "manage.py", "check", "--database", "default")
 
 
 def url_with_user(user: str) -> str:
@@ -83,3 +82,11 @@ def test_rls_audit_fails_when_a_policy_is_missing(capsys):
     with pytest.raises(CommandError, match="users"):
         call_command("rls_audit", database="owner")
     assert "MISSING" in capsys.readouterr().out
+
+
+def test_celery_worker_refuses_to_start_as_a_superuser(db):
+    result = run_as(
+        url_with_user("postgres"), "-m", "celery", "-A", "metis", "worker", "-P", "solo"
+    )
+    assert result.returncode != 0
+    assert "tenants.E001" in result.stdout + result.stderr
