@@ -37,7 +37,7 @@ class TenantMiddleware:
         subdomain = host[: -len(base)] if host.endswith(base) else ""
         if not _LABEL.match(subdomain):
             return HttpResponseBadRequest("Bad Request: malformed host name.")
-        tenant = Tenant.objects.filter(subdomain=subdomain).first()
+        tenant = Tenant.objects.filter(subdomain=subdomain).order_by().first()
         if tenant is None:
             return render(request, "tenants/unknown_tenant.html", {"host": host}, status=404)
         if not tenant.is_active:

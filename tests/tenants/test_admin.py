@@ -86,3 +86,16 @@ def test_adding_a_user_stamps_the_chosen_tenant(staff_client, tenant, other_tena
     assert b"new@acme.example" in staff_client.get(USERS).content
     choose(staff_client, str(other_tenant.pk))
     assert b"new@acme.example" not in staff_client.get(USERS).content
+
+
+def test_tenant_user_list_query_count_is_bounded(
+    staff_client, tenant, django_assert_max_num_queries
+):
+    from tests.factories import TenantUserFactory
+
+    choose(staff_client, str(tenant.pk))
+    for n in range(20):
+        TenantUserFactory(tenant=tenant, email=f"member{n}@acme.example")
+    with django_assert_max_num_queries(12):
+        response = staff_client.get(USERS)
+    assert response.content.count(b"@acme.example") >= 20

@@ -76,3 +76,15 @@ def test_safe_next_redirect_only(tenant, tenant_user):
         {"email": tenant_user.email, "password": TEST_PASSWORD, "next": "https://evil.example/"},
     )
     assert response.url == "/"
+
+
+def test_home_page_query_count_does_not_grow_with_the_team(
+    tenant_client, tenant, django_assert_max_num_queries
+):
+    for n in range(15):
+        TenantUserFactory(tenant=tenant, email=f"member{n}@acme.example")
+    # tenant, set_config, signed-in user, team; plus in tests the savepoint pair and the restore
+    # of the outer (empty) tenant setting that nesting inside the test transaction costs.
+    with django_assert_max_num_queries(7):
+        response = tenant_client.get("/")
+    assert response.content.count(b"@acme.example</td>") == 16
