@@ -106,8 +106,9 @@ def _start(binary: str, workdir: Path, port: int, db: dict) -> subprocess.Popen 
     config = _write_config(workdir, port, db)
     command = [binary, "-q", str(config)]
     if os.geteuid() == 0:
-        # PgBouncer refuses to run as root; it drops to this user after start-up.
-        user = "postgres" if _user_exists("postgres") else "nobody"
+        # PgBouncer refuses to run as root; it drops to this user after start-up. A Unix-socket
+        # server (the embedded one) is reachable only by its socket directory's owner.
+        user = _run_as_user(db.get("HOST") or "")
         entry = pwd.getpwnam(user)
         for path in (workdir, *workdir.iterdir()):
             os.chown(path, entry.pw_uid, entry.pw_gid)
@@ -127,6 +128,12 @@ def _start(binary: str, workdir: Path, port: int, db: dict) -> subprocess.Popen 
             return process
     _stop(process)
     return None
+
+
+def _run_as_user(host: str) -> str:
+    if host.startswith("/"):
+        return pwd.getpwuid(os.stat(host).st_uid).pw_name
+    return "postgres" if _user_exists("postgres") else "nobody"
 
 
 def _user_exists(name: str) -> bool:
