@@ -114,8 +114,7 @@ DATABASES = {
     "default": _database(DATABASE_URL, pooled=env.bool("DATABASE_POOL_ENABLED", default=True)),
     "owner": _database(DATABASE_OWNER_URL, pooled=False),
 }
-# The owner alias is for migrations and maintenance only; the app never routes queries to it.
-DATABASE_ROUTERS: list[str] = []
+# The owner alias is for migrations and maintenance only; no router sends app queries to it.
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from tenants import staff
 from tenants.models import Tenant
@@ -41,7 +44,7 @@ class MetisAdminSite(admin.AdminSite):
                     return redirect("admin:tenant_context")
                 staff.staff_scope_choose(request=request, tenant=tenant)
                 messages.success(request, f"Now viewing {tenant}. This was recorded.")
-            return redirect(request.POST.get("next") or "admin:index")
+            return redirect(_safe_next(request))
         context = {
             **self.each_context(request),
             "title": "Choose a tenant context",
@@ -57,9 +60,13 @@ class MetisAdminSite(admin.AdminSite):
         return context
 
 
-def _is_uuid(value: str) -> bool:
-    import uuid
+def _safe_next(request: HttpRequest) -> str:
+    next_url = request.POST.get("next", "")
+    allowed = url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()})
+    return next_url if next_url and allowed else reverse("admin:index")
 
+
+def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
     except ValueError:

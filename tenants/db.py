@@ -34,7 +34,8 @@ def current_tenant_id() -> uuid.UUID | None:
     return _current_tenant.get()
 
 
-def _as_uuid(tenant_id: uuid.UUID | str) -> uuid.UUID:
+def parse_tenant_id(tenant_id: uuid.UUID | str) -> uuid.UUID:
+    """Return `tenant_id` as a UUID, or raise TenantContextError."""
     try:
         return tenant_id if isinstance(tenant_id, uuid.UUID) else uuid.UUID(str(tenant_id))
     except ValueError as exc:
@@ -70,7 +71,7 @@ def tenant_context(tenant_id: uuid.UUID | str, *, using: str = "default") -> Ite
     """Run the block in one transaction scoped to `tenant_id`; yield the tenant id."""
     if not tenant_id:
         raise TenantContextError("a tenant context needs a tenant id")
-    tenant_uuid = _as_uuid(tenant_id)
+    tenant_uuid = parse_tenant_id(tenant_id)
     token = _current_tenant.set(tenant_uuid)
     try:
         with _local_setting(TENANT_SETTING, str(tenant_uuid), using):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import uuid
 from functools import partial
 
-from celery import Task
+from celery import Task, shared_task
+from django.core.management import call_command
 from django.db import transaction
 
 from tenants import db
@@ -27,7 +28,7 @@ class TenantTask(Task):
             raise db.TenantContextError(
                 f"{self.name} is a tenant task and was sent without tenant_id"
             )
-        tenant = Tenant.objects.filter(pk=db._as_uuid(tenant_id)).first()
+        tenant = Tenant.objects.filter(pk=db.parse_tenant_id(tenant_id)).first()
         if tenant is None or not tenant.is_active:
             raise db.TenantContextError(f"{self.name}: no active tenant {tenant_id}")
         with db.tenant_context(tenant.pk):
@@ -40,3 +41,9 @@ def enqueue_for_tenant(task: Task, tenant: Tenant | uuid.UUID | str, *args, **kw
     transaction.on_commit(
         partial(task.apply_async, args=args, kwargs={**kwargs, "tenant_id": tenant_id})
     )
+
+
+@shared_task(name="tenants.clear_expired_sessions")
+def clear_expired_sessions() -> None:
+    """Delete expired sessions from the database (cached_db keeps a copy there). Idempotent."""
+    call_command("clearsessions")

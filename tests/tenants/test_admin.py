@@ -99,3 +99,20 @@ def test_tenant_user_list_query_count_is_bounded(
     with django_assert_max_num_queries(12):
         response = staff_client.get(USERS)
     assert response.content.count(b"@acme.example") >= 20
+
+
+def test_tenant_context_chooser_does_not_redirect_off_site(staff_client, tenant):
+    response = staff_client.post(
+        "/admin/tenant-context/", {"tenant": str(tenant.pk), "next": "https://evil.example/"}
+    )
+    assert response.url == "/admin/"
+    response = staff_client.post(
+        "/admin/tenant-context/", {"tenant": str(tenant.pk), "next": "/admin/tenants/tenantuser/"}
+    )
+    assert response.url == "/admin/tenants/tenantuser/"
+
+
+def test_unknown_tenant_choice_is_refused(staff_client, tenant):
+    response = staff_client.post("/admin/tenant-context/", {"tenant": "not-a-uuid"}, follow=True)
+    assert b"No such tenant" in response.content
+    assert not StaffTenantAccess.objects.exists()

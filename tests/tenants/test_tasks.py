@@ -8,7 +8,7 @@ from django.db import connection
 from metis.celery import app
 from tenants import db as tenant_db
 from tenants.models import TenantUser
-from tenants.tasks import TenantTask
+from tenants.tasks import TenantTask, clear_expired_sessions, enqueue_for_tenant
 from tests.factories import TenantFactory, TenantUserFactory
 
 
@@ -94,3 +94,24 @@ def test_task_through_the_broker_sees_only_its_tenants_rows(celery_worker_queue)
     unscoped = visible_user_emails.apply_async(queue=celery_worker_queue)
     with pytest.raises(tenant_db.TenantContextError):
         unscoped.get(timeout=20)
+
+
+def test_enqueue_for_tenant_sends_on_commit_only(tenant, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    with (
+        mock.patch.object(visible_user_emails, "apply_async") as apply_async,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        enqueue_for_tenant(visible_user_emails, tenant)
+        assert not apply_async.called  # nothing leaves before the commit
+    assert len(callbacks) == 1
+    apply_async.assert_called_once_with(args=(), kwargs={"tenant_id": str(tenant.pk)})
+
+
+def test_sessions_are_cleared_daily_by_beat(db):
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="tenants.clear_expired_sessions")
+    assert task.enabled and task.crontab.hour == "3"
+    clear_expired_sessions.apply().get()
