@@ -79,7 +79,8 @@ def _role_url(admin_url: str, role: str) -> str:
 
 
 def resolve(mode: str) -> dict[str, str]:
-    found: dict[str, str] = {}
+    # A local run is a development server: DEBUG also serves the admin's static files.
+    found: dict[str, str] = {"DJANGO_DEBUG": "true"} if mode == "run" else {}
     if "DATABASE_URL" not in os.environ:
         admin = os.environ.get("DATABASE_ADMIN_URL") or (
             machine_postgres() if mode == "test" else None
