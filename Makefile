@@ -41,7 +41,7 @@ lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: setup-dev
+bench: setup
 	$(PY) scripts/local_services.py test
 	METIS_ENV_FILE=var/test.env $(PY) bench/rls_overhead.py
 

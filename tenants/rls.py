@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from django.db import models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
-CURRENT_TENANT_SQL = "NULLIF(current_setting('app.current_tenant', true), '')::uuid"
-ALL_TENANTS_SQL = "coalesce(current_setting('app.all_tenants', true), '') = 'on'"
+# Scalar subqueries, so PostgreSQL reads each setting once per query (an InitPlan), not once per
+# row: bench/rls_overhead.py measured the per-row form at 1.4x on a 10,000-row tenant scan.
+CURRENT_TENANT_SQL = "(SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid)"
+ALL_TENANTS_SQL = "(SELECT coalesce(current_setting('app.all_tenants', true), '') = 'on')"
 POLICY_NAMES = ("tenant_isolation", "staff_read_all_tenants")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import wraps
 
 from django import forms
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -55,10 +56,14 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("tenant-login")
 
 
+TEAM_PAGE_SIZE = 50
+
+
 @tenant_login_required
 def home_view(request: HttpRequest) -> HttpResponse:
     team = TenantUser.objects.for_tenant(request.tenant).active()
-    return render(request, "tenants/home.html", {"team": team})
+    page = Paginator(team, TEAM_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "tenants/home.html", {"team": page})
 
 
 @tenant_login_required

@@ -83,8 +83,20 @@ def test_home_page_query_count_does_not_grow_with_the_team(
 ):
     for n in range(15):
         TenantUserFactory(tenant=tenant, email=f"member{n}@acme.example")
-    # tenant, set_config, signed-in user, team; plus in tests the savepoint pair and the restore
-    # of the outer (empty) tenant setting that nesting inside the test transaction costs.
-    with django_assert_max_num_queries(7):
+    # tenant, set_config, signed-in user, team count and page; plus, in tests only, the
+    # savepoint pair and the restore of the outer (empty) tenant setting.
+    with django_assert_max_num_queries(8):
         response = tenant_client.get("/")
     assert response.content.count(b"@acme.example</td>") == 16
+
+
+def test_home_page_pages_a_large_team(tenant_client, tenant, settings):
+    from tenants import views
+
+    for n in range(views.TEAM_PAGE_SIZE + 5):
+        TenantUserFactory(tenant=tenant, email=f"m{n:03}@acme.example")
+    first = tenant_client.get("/").content
+    second = tenant_client.get("/?page=2").content
+    assert first.count(b"@acme.example</td>") == views.TEAM_PAGE_SIZE
+    assert second.count(b"@acme.example</td>") == 6  # 55 members + Alice, 50 per page
+    assert b"Page 2 of 2" in second
