@@ -27,8 +27,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import django
-import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
@@ -36,11 +34,10 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.hashers import make_password  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import close_old_connections, connections  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from tenants import db, roles, services  # noqa: E402
+from tenants import db, scratch, services  # noqa: E402
 from tenants.models import TenantUser  # noqa: E402
 
 DATABASE = "bench_metis"
@@ -61,39 +58,6 @@ QUERIES = [
 
 
 # --- The scratch database ----------------------------------------------------------------------
-
-
-def _admin_execute(statement: sql.Composable) -> None:
-    with psycopg.connect(settings.DATABASE_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def _close_connections() -> None:
-    for alias in connections:
-        connections[alias].close()
-        connections[alias].close_pool()
-
-
-def database_create() -> None:
-    """Recreate the scratch database as the test suite does, and point both aliases at it."""
-    database_drop()
-    roles.database_roles_ensure(
-        admin_url=settings.DATABASE_ADMIN_URL,
-        app_url=settings.DATABASE_URL,
-        owner_url=settings.DATABASE_OWNER_URL,
-        database=DATABASE,
-        report=lambda line: None,
-    )
-    for alias in ("default", "owner"):
-        settings.DATABASES[alias]["NAME"] = DATABASE
-    call_command("migrate", database="owner", verbosity=0)
-
-
-def database_drop() -> None:
-    _close_connections()
-    _admin_execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE))
-    )
 
 
 def owner_execute(statement: str, params: list | None = None) -> None:
@@ -304,7 +268,7 @@ def bench_alternating(
 def main() -> None:
     print(f"scratch database {DATABASE}: creating and migrating")
     try:
-        database_create()
+        scratch.scratch_database_create(DATABASE)
         tenants = seed()
         copy_without_rls()
         assert_rls_in_force()
@@ -344,7 +308,7 @@ def main() -> None:
             pool_results,
         )
     finally:
-        database_drop()
+        scratch.scratch_database_drop(DATABASE)
         print(f"\nscratch database {DATABASE}: dropped")
 
 

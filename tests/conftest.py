@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import os
 
-import psycopg
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connections
 from django.test import Client
-from psycopg import sql
 
-from tenants import roles
+from tenants import scratch
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
 
@@ -25,42 +22,16 @@ def _test_database_name() -> str:
     return f"test_metis_{worker}" if worker else "test_metis"
 
 
-def _drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-def close_all_connections() -> None:
-    for alias in connections:
-        connections[alias].close()
-        connections[alias].close_pool()
-
-
 @pytest.fixture(scope="session")
 def django_db_setup(django_test_environment, django_db_blocker):
-    admin_url = settings.DATABASE_ADMIN_URL
-    if not admin_url:
+    if not settings.DATABASE_ADMIN_URL:
         pytest.exit("DATABASE_ADMIN_URL is needed to create the test database (see README)")
     name = _test_database_name()
     with django_db_blocker.unblock():
-        close_all_connections()
-        _drop_database(admin_url, name)
-        roles.database_roles_ensure(
-            admin_url=admin_url,
-            app_url=settings.DATABASE_URL,
-            owner_url=settings.DATABASE_OWNER_URL,
-            database=name,
-            report=lambda line: None,
-        )
-        for alias in ("default", "owner"):
-            settings.DATABASES[alias]["NAME"] = name
-        call_command("migrate", database="owner", verbosity=0)
+        scratch.scratch_database_create(name)
     yield
     with django_db_blocker.unblock():
-        close_all_connections()
-        _drop_database(admin_url, name)
+        scratch.scratch_database_drop(name)
 
 
 # Rows migrate creates and every test relies on: kept when committed data is wiped.
@@ -75,7 +46,7 @@ def committed_db(django_db_setup, django_db_blocker):
     """
     with django_db_blocker.unblock():
         yield
-        close_all_connections()
+        scratch.close_all_connections()
         owner = connections["owner"]
         tables = set(owner.introspection.django_table_names(only_existing=True)) - _KEEP_TABLES
         with owner.cursor() as cursor:
