@@ -42,28 +42,31 @@ def parse_tenant_id(tenant_id: uuid.UUID | str) -> uuid.UUID:
         raise TenantContextError(f"not a tenant id: {tenant_id!r}") from exc
 
 
-def _set_local(cursor, name: str, value: str) -> str:
-    """Set a transaction-local setting and return its previous value ('' when unset)."""
+def _set_local(cursor, values: dict[str, str]) -> dict[str, str]:
+    """Set transaction-local settings in one round trip; return their previous values."""
+    names = list(values)
+    reads = ", ".join("coalesce(current_setting(%s, true), '')" for _ in names)
+    writes = ", ".join("set_config(%s, %s, true)" for _ in names)
     cursor.execute(
-        "SELECT coalesce(current_setting(%s, true), ''), set_config(%s, %s, true)",
-        [name, name, value],
+        f"SELECT {reads}, {writes}",
+        [*names, *(part for name in names for part in (name, values[name]))],
     )
-    return cursor.fetchone()[0]
+    return dict(zip(names, cursor.fetchone()[: len(names)], strict=True))
 
 
 @contextmanager
-def _local_setting(name: str, value: str, using: str) -> Iterator[None]:
+def _local_settings(values: dict[str, str], using: str) -> Iterator[None]:
     connection = connections[using]
     nested = connection.in_atomic_block
     with transaction.atomic(using=using):
         with connection.cursor() as cursor:
-            previous = _set_local(cursor, name, value)
+            previous = _set_local(cursor, values)
         yield
         # A released savepoint keeps SET LOCAL until the outer transaction ends: put the outer
-        # context's value back. (On an exception the savepoint rollback restores it for us.)
+        # context's values back. (On an exception the savepoint rollback restores them for us.)
         if nested:
             with connection.cursor() as cursor:
-                _set_local(cursor, name, previous)
+                _set_local(cursor, previous)
 
 
 @contextmanager
@@ -74,7 +77,8 @@ def tenant_context(tenant_id: uuid.UUID | str, *, using: str = "default") -> Ite
     tenant_uuid = parse_tenant_id(tenant_id)
     token = _current_tenant.set(tenant_uuid)
     try:
-        with _local_setting(TENANT_SETTING, str(tenant_uuid), using):
+        # Also switch the all-tenants mode off: a tenant context inside it sees one tenant.
+        with _local_settings({TENANT_SETTING: str(tenant_uuid), ALL_TENANTS_SETTING: ""}, using):
             yield tenant_uuid
     finally:
         _current_tenant.reset(token)
@@ -89,7 +93,7 @@ def all_tenants_context(*, using: str = "default") -> Iterator[None]:
     """
     token = _current_tenant.set(None)
     try:
-        with _local_setting(ALL_TENANTS_SETTING, "on", using):
+        with _local_settings({ALL_TENANTS_SETTING: "on", TENANT_SETTING: ""}, using):
             yield
     finally:
         _current_tenant.reset(token)

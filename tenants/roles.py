@@ -53,6 +53,9 @@ def database_roles_ensure(
     if app == owner:
         raise ValueError("the application and owner roles must differ")
     with psycopg.connect(admin_url, autocommit=True) as conn, conn.cursor() as cursor:
+        # Roles are cluster-wide: parallel callers (test workers) altering the same role would
+        # fail with "tuple concurrently updated". Take turns.
+        cursor.execute("SELECT pg_advisory_lock(hashtext('metis.database_roles_ensure'))")
         report(
             _ensure_role(
                 cursor, owner, owner_password, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE"

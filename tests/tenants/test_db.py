@@ -171,3 +171,10 @@ def test_same_email_in_two_tenants_is_two_accounts(tenant, other_tenant):
     second = TenantUserFactory(tenant=other_tenant, email="sam@shared.example")
     assert first.pk != second.pk
     assert first.email == second.email == "sam@shared.example"
+
+
+def test_tenant_context_inside_all_tenants_mode_sees_one_tenant(tenant_user, other_tenant_user):
+    with tenant_db.all_tenants_context():
+        with tenant_db.tenant_context(tenant_user.tenant_id):
+            assert visible_emails() == {"alice@acme.example"}
+        assert visible_emails() == {"alice@acme.example", "gina@globex.example"}
