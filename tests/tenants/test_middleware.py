@@ -2,6 +2,8 @@
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tenants import services
 
@@ -51,3 +53,20 @@ def test_admin_lives_on_the_bare_host_only(tenant):
 
 def test_subdomain_match_is_case_insensitive(tenant):
     assert get("ACME.localhost").status_code == 200
+
+
+# Pieces of hosts, including a full-width "a" (a homograph of acme's first letter).
+HOST_CHARS = st.sampled_from([*"acmeglobx.-_:@/%0123456789ACME \t", "localhost", "\uff41"])
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(host=st.lists(HOST_CHARS, max_size=12).map("".join))
+def test_no_host_header_reaches_the_wrong_tenant_or_an_error(tenant, other_tenant, host):
+    response = Client(raise_request_exception=False, HTTP_HOST=host).get("/login/")
+    assert response.status_code in {200, 302, 400, 404}
+    if response.status_code == 200 and b"Sign in to" in response.content:
+        label = host.rsplit(":", 1)[0].lower().rstrip(".").split(".")[0]
+        expected = {"acme": b"Acme Lending", "globex": b"Globex Finance"}[label]
+        assert b"Sign in to " + expected in response.content
