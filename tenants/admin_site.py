@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 
-from tenants import staff
+from tenants import db, staff, views
 from tenants.models import Tenant
 
 
@@ -38,13 +35,13 @@ class MetisAdminSite(admin.AdminSite):
                 staff.staff_scope_choose(request=request, tenant=None)
                 messages.warning(request, "Viewing all tenants, read-only. This was recorded.")
             else:
-                tenant = Tenant.objects.filter(pk=choice).first() if _is_uuid(choice) else None
+                tenant = _tenant_or_none(choice)
                 if tenant is None:
                     messages.error(request, "No such tenant.")
                     return redirect("admin:tenant_context")
                 staff.staff_scope_choose(request=request, tenant=tenant)
                 messages.success(request, f"Now viewing {tenant}. This was recorded.")
-            return redirect(_safe_next(request))
+            return redirect(views.safe_next_url(request, fallback=reverse("admin:index")))
         context = {
             **self.each_context(request),
             "title": "Choose a tenant context",
@@ -60,15 +57,8 @@ class MetisAdminSite(admin.AdminSite):
         return context
 
 
-def _safe_next(request: HttpRequest) -> str:
-    next_url = request.POST.get("next", "")
-    allowed = url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()})
-    return next_url if next_url and allowed else reverse("admin:index")
-
-
-def _is_uuid(value: str) -> bool:
+def _tenant_or_none(choice: str) -> Tenant | None:
     try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+        return Tenant.objects.filter(pk=db.parse_tenant_id(choice)).first()
+    except db.TenantContextError:
+        return None

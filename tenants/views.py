@@ -21,6 +21,13 @@ class LoginForm(forms.Form):
     password = forms.CharField(widget=forms.PasswordInput)
 
 
+def safe_next_url(request: HttpRequest, *, fallback: str) -> str:
+    """Return the POSTed `next` URL if it stays on this host, else `fallback`."""
+    next_url = request.POST.get("next", "")
+    allowed = url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()})
+    return next_url if next_url and allowed else fallback
+
+
 def tenant_login_required(view):
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -41,9 +48,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         )
         if user is not None:
             auth.tenant_login(request, user)
-            next_url = request.POST.get("next", "")
-            safe = url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()})
-            return redirect(next_url if safe and next_url else "tenant-home")
+            return redirect(safe_next_url(request, fallback=reverse("tenant-home")))
         form.add_error(None, "Email or password is not right for this organisation.")
     status = 400 if request.method == "POST" else 200
     context = {"form": form, "next": request.GET.get("next", "")}
