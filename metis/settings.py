@@ -182,6 +182,59 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
+# --- Object storage (S3) ---------------------------------------------------------------------
+# With AWS_STORAGE_BUCKET_NAME set, documents go to that S3 bucket (AWS, SeaweedFS, MinIO...);
+# without it, the embedded default is local files under var/objects with the same key layout.
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default="")  # empty = AWS itself
+AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default="us-east-1")
+AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID", default="")
+AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="")
+AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", default="path")  # or "virtual"
+# Server-side encryption: AES256 (SSE-S3) or aws:kms with AWS_S3_SSE_KMS_KEY_ID.
+AWS_S3_SSE = env("AWS_S3_SSE", default="AES256")
+AWS_S3_SSE_KMS_KEY_ID = env("AWS_S3_SSE_KMS_KEY_ID", default="")
+# The principal the bucket policy grants (the spec's MetisAppRole).
+AWS_S3_APP_PRINCIPAL_ARN = env(
+    "AWS_S3_APP_PRINCIPAL_ARN", default="arn:aws:iam::account:role/MetisAppRole"
+)
+OBJECT_STORAGE_LOCAL_ROOT = Path(env("OBJECT_STORAGE_LOCAL_ROOT", default=str(VAR_DIR / "objects")))
+PRESIGNED_URL_EXPIRES = env.int("PRESIGNED_URL_EXPIRES", default=5 * 60)
+
+
+def _sse_parameters() -> dict:
+    if AWS_S3_SSE == "aws:kms":
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": AWS_S3_SSE_KMS_KEY_ID}
+    return {"ServerSideEncryption": AWS_S3_SSE} if AWS_S3_SSE else {}
+
+
+if AWS_STORAGE_BUCKET_NAME:
+    _object_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+            "region_name": AWS_S3_REGION_NAME,
+            "access_key": AWS_ACCESS_KEY_ID or None,
+            "secret_key": AWS_SECRET_ACCESS_KEY or None,
+            "addressing_style": AWS_S3_ADDRESSING_STYLE,
+            "signature_version": "s3v4",
+            "object_parameters": _sse_parameters(),
+            "default_acl": None,
+            "file_overwrite": False,
+            "querystring_expire": PRESIGNED_URL_EXPIRES,
+        },
+    }
+else:
+    _object_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": OBJECT_STORAGE_LOCAL_ROOT, "allow_overwrite": False},
+    }
+STORAGES = {
+    "default": _object_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 # --- The rest ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

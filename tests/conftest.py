@@ -7,19 +7,22 @@ owner, and every test then talks to it as the runtime role that RLS binds, as pr
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 from django.conf import settings
 from django.db import connections
 from django.test import Client
 
+from documents.s3server import SeaweedS3
 from tenants import scratch
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
 
 def _test_database_name() -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return f"test_metis_{worker}" if worker else "test_metis"
+    prefix = os.environ.get("METIS_TEST_DB_PREFIX", "test_metis")
+    return f"{prefix}_{worker}" if worker else prefix
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +112,56 @@ def staff_client(staff_user):
     client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A private SeaweedFS S3 server (auth on), one per test session (per xdist worker)."""
+    server = SeaweedS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, settings):
+    """A fresh bucket on the real S3 server, configured as the object storage for this test."""
+    bucket = f"metis-test-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    settings.AWS_STORAGE_BUCKET_NAME = bucket
+    settings.AWS_S3_ENDPOINT_URL = s3_server.endpoint_url
+    settings.AWS_ACCESS_KEY_ID = s3_server.access_key
+    settings.AWS_SECRET_ACCESS_KEY = s3_server.secret_key
+    options = {
+        "bucket_name": bucket,
+        "endpoint_url": s3_server.endpoint_url,
+        "region_name": "us-east-1",
+        "access_key": s3_server.access_key,
+        "secret_key": s3_server.secret_key,
+        "addressing_style": "path",
+        "signature_version": "s3v4",
+        "object_parameters": {"ServerSideEncryption": "AES256"},
+        "default_acl": None,
+        "file_overwrite": False,
+        "querystring_expire": settings.PRESIGNED_URL_EXPIRES,
+    }
+    # Assigning STORAGES fires setting_changed, which resets Django's storage handler.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+    return bucket
+
+
+@pytest.fixture
+def local_object_storage(tmp_path, settings):
+    """The embedded default: local files under a private directory, same key layout."""
+    settings.AWS_STORAGE_BUCKET_NAME = ""
+    settings.OBJECT_STORAGE_LOCAL_ROOT = tmp_path / "objects"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "objects", "allow_overwrite": False},
+        },
+    }
+    return tmp_path / "objects"

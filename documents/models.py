@@ -1,0 +1,170 @@
+"""KYC documents held in object storage, their versions, and the log of every access."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.functions import RandomUUID
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models.functions import Now
+
+from tenants.models import Tenant, TenantOwnedModel, TenantOwnedQuerySet, TenantUser
+
+
+class DocumentType(models.TextChoices):
+    PAN = "pan", "PAN card"
+    AADHAR = "aadhar", "Aadhaar"
+    BANK_STATEMENT = "bank-statement", "Bank statement"
+    IMAGE = "image", "Image"
+    REPORT = "report", "Report"
+
+
+class StorageClass(models.TextChoices):
+    STANDARD = "STANDARD", "Standard"
+    STANDARD_IA = "STANDARD_IA", "Infrequent access"
+    GLACIER = "GLACIER", "Glacier"
+
+
+class RestoreStatus(models.TextChoices):
+    NONE = "", "Not requested"
+    REQUESTED = "requested", "Restore requested"
+    READY = "ready", "Restored (temporary copy available)"
+    FAILED = "failed", "Restore failed"
+
+
+class DocumentQuerySet(TenantOwnedQuerySet):
+    def live(self) -> DocumentQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+    def in_tier(self, storage_class: str) -> DocumentQuerySet:
+        return self.filter(storage_class=storage_class)
+
+
+class Document(TenantOwnedModel):
+    """One KYC document; its fields describe the current version (see DocumentVersion)."""
+
+    id = models.UUIDField(primary_key=True, db_default=RandomUUID(), editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    document_type = models.CharField(max_length=20, choices=DocumentType.choices)
+    original_filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)  # sniffed from the bytes, never the client's
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=500, unique=True)
+    version_id = models.CharField(max_length=200, blank=True)  # S3 version id; empty on local
+    storage_class = models.CharField(
+        max_length=20, choices=StorageClass.choices, default=StorageClass.STANDARD
+    )
+    storage_class_changed_at = models.DateTimeField(db_default=Now())
+    restore_status = models.CharField(
+        max_length=20, choices=RestoreStatus.choices, default="", blank=True
+    )
+    restore_requested_at = models.DateTimeField(null=True, blank=True)
+    restore_expires_at = models.DateTimeField(null=True, blank=True)
+    last_accessed_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, db_default={}, blank=True)
+    uploaded_by = models.ForeignKey(
+        TenantUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_by_staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)  # soft delete; objects kept
+
+    objects = DocumentQuerySet.as_manager()
+
+    class Meta:
+        db_table = "documents"
+        ordering = ["-created_at"]
+        constraints = [*TenantOwnedModel.Meta.constraints]
+        indexes = [
+            # Every list is one tenant's, newest first; tiering scans one class by age.
+            models.Index(fields=["tenant", "-created_at"], name="documents_tenant_created"),
+            models.Index(fields=["tenant", "document_type"], name="documents_tenant_type"),
+            models.Index(fields=["tenant", "sha256"], name="documents_tenant_sha256"),
+            models.Index(fields=["storage_class", "created_at"], name="documents_class_created"),
+            GinIndex(fields=["metadata"], name="documents_metadata_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_document_type_display()}: {self.original_filename}"
+
+    def is_archived(self) -> bool:
+        return self.storage_class == StorageClass.GLACIER
+
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class DocumentVersion(TenantOwnedModel):
+    """Every stored version of a document, the current one included; replacing adds a row."""
+
+    id = models.BigAutoField(primary_key=True)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    original_filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=500)
+    version_id = models.CharField(max_length=200, blank=True)
+    uploaded_by = models.ForeignKey(
+        TenantUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_by_staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "document_versions"
+        ordering = ["document", "-number"]
+        constraints = [
+            *TenantOwnedModel.Meta.constraints,
+            models.UniqueConstraint(
+                fields=["document", "number"], name="document_versions_document_number_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "document"], name="document_versions_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.document_id} v{self.number}"
+
+
+class AccessAction(models.TextChoices):
+    DOWNLOAD = "download", "Download"
+    UPLOAD = "upload", "Upload"
+    REPLACE = "replace", "Replace"
+    DELETE = "delete", "Delete"
+    RESTORE_REQUEST = "restore-request", "Restore request"
+    TIER_CHANGE = "tier-change", "Tier change"
+
+
+class DocumentAccess(TenantOwnedModel):
+    """Audit trail: who did what to which document, and when. Rows are only ever added."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="accesses")
+    action = models.CharField(max_length=20, choices=AccessAction.choices)
+    user = models.ForeignKey(
+        TenantUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        db_table = "document_access_log"
+        ordering = ["-at"]
+        verbose_name_plural = "document access log"
+        constraints = [*TenantOwnedModel.Meta.constraints]
+        indexes = [models.Index(fields=["tenant", "-at"], name="document_access_tenant_at")]
+
+    def __str__(self) -> str:
+        who = self.user or self.staff or "system"
+        return f"{who} {self.action} {self.document_id} at {self.at:%Y-%m-%d %H:%M}"
