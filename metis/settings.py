@@ -235,6 +235,21 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# --- Documents: uploads --------------------------------------------------------------------------
+# Largest file a document may be (bytes); larger uploads stop being read as soon as they pass it.
+DOCUMENT_MAX_UPLOAD_BYTES = env.int("DOCUMENT_MAX_UPLOAD_BYTES", default=256 * 1024 * 1024)
+# Files over 2.5 MB are spooled to a temporary file, never held in memory.
+FILE_UPLOAD_HANDLERS = [
+    "documents.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# Outside the tenant transaction: deletes objects whose rows did not commit (documents.consistency).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("tenants.middleware.TenantMiddleware"),
+    "documents.consistency.PurgeUncommittedObjectsMiddleware",
+)
+
 # --- The rest ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

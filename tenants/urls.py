@@ -1,6 +1,6 @@
 """URLs served on a tenant's host (<subdomain>.<base domain>)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from tenants import views
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("login/", views.login_view, name="tenant-login"),
     path("logout/", views.logout_view, name="tenant-logout"),
     path("team/<uuid:user_id>/", views.team_member_view, name="tenant-team-member"),
+    path("documents/", include("documents.urls")),
 ]

@@ -1,0 +1,258 @@
+"""Staff admin for documents: list, upload and replace through the services, presigned
+download, soft delete, storage used per tenant and tier, and the read-only access log."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Sum
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from documents import objects, services
+from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
+from documents.validation import DocumentRejected
+from tenants.admin import TenantOwnedAdmin
+
+
+def _actor(request: HttpRequest) -> dict:
+    return {"staff": request.user, "ip_address": request.META.get("REMOTE_ADDR")}
+
+
+class DocumentAdminForm(forms.ModelForm):
+    """Add: type + file → services.document_upload. Change: optional file → document_replace.
+
+    The service runs in clean(), not save(), so that a refusal (wrong type, duplicate, S3 down)
+    shows as a form error instead of a server error; save() then returns the stored document.
+    """
+
+    document_type = forms.ChoiceField(choices=DocumentType.choices, required=False)
+    file = forms.FileField(required=False, allow_empty_file=True, label="File")
+
+    class Meta:
+        model = Document
+        fields: list[str] = []
+
+    request: HttpRequest  # set by DocumentAdmin.get_form
+
+    def clean(self):
+        cleaned = super().clean()
+        file = cleaned.get("file")
+        adding = self.instance._state.adding
+        if adding and not file:
+            self.add_error("file", "Choose a file to upload.")
+        if adding and not cleaned.get("document_type"):
+            self.add_error("document_type", "Choose the document type.")
+        if self.errors or not file:
+            return cleaned
+        try:
+            if adding:
+                self.instance = services.document_upload(
+                    tenant=self.request.staff_tenant,
+                    document_type=cleaned["document_type"],
+                    file=file,
+                    filename=file.name,
+                    **_actor(self.request),
+                )
+            else:
+                self.instance = services.document_replace(
+                    document=self.instance, file=file, filename=file.name, **_actor(self.request)
+                )
+        except DocumentRejected as exc:
+            self.add_error("file", exc.messages[0])
+        except objects.StorageUnavailable:
+            self.add_error(None, "The document store is not reachable; nothing was saved.")
+        return cleaned
+
+
+class DocumentVersionInline(admin.TabularInline):
+    model = DocumentVersion
+    extra = 0
+    can_delete = False
+    fields = ["number", "original_filename", "content_type", "size_bytes", "sha256", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Document)
+class DocumentAdmin(TenantOwnedAdmin):
+    form = DocumentAdminForm
+    list_display = [
+        "original_filename",
+        "tenant",
+        "document_type",
+        "storage_class",
+        "size",
+        "version_count",
+        "created_at",
+        "deleted_at",
+        "download_link",
+    ]
+    list_filter = [
+        "storage_class",
+        "document_type",
+        "tenant",
+        ("deleted_at", admin.EmptyFieldListFilter),
+    ]
+    list_select_related = ["tenant"]
+    search_fields = ["original_filename", "sha256"]
+    inlines = [DocumentVersionInline]
+    readonly_fields = [
+        "id",
+        "tenant",
+        "document_type_shown",
+        "original_filename",
+        "content_type",
+        "size",
+        "sha256",
+        "storage_key",
+        "version_id",
+        "storage_class",
+        "storage_class_changed_at",
+        "restore_status",
+        "restore_requested_at",
+        "restore_expires_at",
+        "last_accessed_at",
+        "metadata",
+        "uploaded_by",
+        "uploaded_by_staff",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    ]
+    # Tiering and restore actions (documents.tasks / tiering) are added to this list.
+    actions = ["open_presigned_download", "soft_delete"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(version_count=Count("versions"))
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request
+        return form
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return ["document_type", "file"]
+        return [*self.readonly_fields, "file"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj, form, change) -> None:
+        """The form's clean() already stored the document through the services."""
+
+    def save_related(self, request: HttpRequest, form, formsets, change) -> None:
+        """Versions are written by the services only."""
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # soft delete only (the action below); objects are kept for retention
+
+    @admin.display(description="Type")
+    def document_type_shown(self, document: Document) -> str:
+        return document.get_document_type_display()
+
+    @admin.display(description="Size", ordering="size_bytes")
+    def size(self, document: Document) -> str:
+        return filesizeformat(document.size_bytes)
+
+    @admin.display(description="Versions", ordering="version_count")
+    def version_count(self, document: Document) -> int:
+        return document.version_count
+
+    @admin.display(description="Download")
+    def download_link(self, document: Document) -> str:
+        if not services.document_is_downloadable(document):
+            return "—"
+        url = reverse("admin:documents_document_download", args=[document.pk])
+        return format_html('<a href="{}">Download</a>', url)
+
+    def get_urls(self):
+        download = self.admin_site.admin_view(self.download_view)
+        return [
+            path("<uuid:document_id>/download/", download, name="documents_document_download"),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, document_id) -> HttpResponseRedirect:
+        """Redirect to a presigned URL or signed local link, after scope and permission checks."""
+        document = get_object_or_404(self.get_queryset(request), pk=document_id)
+        if not self.has_view_permission(request, document):
+            return redirect("admin:index")
+        try:
+            return HttpResponseRedirect(
+                services.document_download_url(document=document, **_actor(request))
+            )
+        except services.DocumentNotDownloadable as exc:
+            messages.error(request, str(exc))
+            return redirect("admin:documents_document_change", document.pk)
+
+    @admin.action(description="Open a presigned download (one document)")
+    def open_presigned_download(self, request: HttpRequest, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one document to download.")
+            return None
+        return self.download_view(request, queryset.get().pk)
+
+    @admin.action(description="Delete selected documents (soft: objects are kept)")
+    def soft_delete(self, request: HttpRequest, queryset):
+        if request.staff_tenant is None:
+            messages.error(request, "Choose one tenant context to delete its documents.")
+            return
+        count = 0
+        for document in queryset.filter(deleted_at__isnull=True):
+            services.document_delete(document=document, **_actor(request))
+            count += 1
+        messages.success(request, f"{count} document(s) deleted; their objects are kept.")
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "storage_summary": storage_summary(self.get_queryset(request)),
+        }
+        return super().changelist_view(request, extra_context)
+
+
+def storage_summary(documents) -> dict:
+    """Storage used in the staff member's scope: per tenant and tier, and every version kept."""
+    by_tier = (
+        documents.order_by()
+        .values("tenant__name", "storage_class")
+        .annotate(documents=Count("id", distinct=True), current_bytes=Sum("size_bytes"))
+        .order_by("tenant__name", "storage_class")
+    )
+    tenant_ids = documents.order_by().values("tenant_id").distinct()
+    all_versions = (
+        DocumentVersion.objects.filter(tenant_id__in=tenant_ids)
+        .order_by()
+        .values("tenant__name")
+        .annotate(versions=Count("id"), stored_bytes=Sum("size_bytes"))
+        .order_by("tenant__name")
+    )
+    return {"by_tier": list(by_tier), "all_versions": list(all_versions)}
+
+
+@admin.register(DocumentAccess)
+class DocumentAccessAdmin(TenantOwnedAdmin):
+    list_display = ["at", "action", "document", "user", "staff", "ip_address", "tenant"]
+    list_filter = ["action", "tenant"]
+    list_select_related = ["document", "user", "staff", "tenant"]
+    date_hierarchy = "at"
+
+    # An audit trail: rows are only ever added, by the services.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

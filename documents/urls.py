@@ -1,0 +1,25 @@
+"""Document URLs on a tenant's host, under /documents/ (tenants.urls includes this)."""
+
+from django.urls import include, path
+
+from documents import views
+
+pages = [
+    path("", views.document_list_view, name="list"),
+    path("upload/", views.document_upload_view, name="upload"),
+    path("<uuid:document_id>/", views.document_detail_view, name="detail"),
+    path("<uuid:document_id>/download/", views.document_download_view, name="download"),
+    path("<uuid:document_id>/replace/", views.document_replace_view, name="replace"),
+    path("<uuid:document_id>/delete/", views.document_delete_view, name="delete"),
+    path("multipart/start/", views.multipart_start_view, name="multipart-start"),
+    path("multipart/parts/", views.multipart_parts_view, name="multipart-parts"),
+    path("multipart/complete/", views.multipart_complete_view, name="multipart-complete"),
+    path("multipart/abort/", views.multipart_abort_view, name="multipart-abort"),
+]
+
+# Served on the staff host too (metis.urls), for downloads started in the admin.
+file_patterns = [
+    path("file/<str:token>/", views.local_file_view, name="document-local-file"),
+]
+
+urlpatterns = [path("", include((pages, "documents"))), *file_patterns]

@@ -1,0 +1,272 @@
+"""Tenant pages for documents: list, upload (drag and drop), detail, download, replace, delete;
+the JSON endpoints of the presigned multipart upload; and the local-file download view."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from django.contrib import messages
+from django.core import signing
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from documents import downloads, multipart, objects, services, storage, uploads
+from documents.forms import DocumentReplaceForm, DocumentUploadForm
+from documents.models import Document
+from documents.validation import DocumentRejected
+from tenants.views import tenant_login_required
+
+PAGE_SIZE = 50
+STORE_DOWN = "The document store is not reachable right now; nothing was saved. Try again."
+
+
+def _documents(request: HttpRequest):
+    return Document.objects.for_tenant(request.tenant).live()
+
+
+def _document_or_404(request: HttpRequest, document_id) -> Document:
+    return get_object_or_404(_documents(request).select_related("tenant"), pk=document_id)
+
+
+def _actor(request: HttpRequest) -> dict:
+    return {"user": request.tenant_user, "ip_address": request.META.get("REMOTE_ADDR")}
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _store_file(request: HttpRequest, form, store) -> tuple[Document | None, int]:
+    """Run `store(file)` for a valid form; put any refusal on the form. Return (doc, status)."""
+    if uploads.upload_too_large(request):
+        form.errors.clear()
+        form.add_error("file", DocumentRejected("The file is larger than the upload limit."))
+        return None, 413
+    if not form.is_valid():
+        return None, 400
+    file = form.cleaned_data["file"]
+    try:
+        return store(file), 201
+    except DocumentRejected as exc:
+        form.add_error("file", exc.messages[0])
+        return None, 413 if exc.code == "too_large" else 400
+    except objects.StorageUnavailable:
+        form.add_error(None, STORE_DOWN)
+        return None, 503
+
+
+def _upload_response(request, form, document, status, template, context) -> HttpResponse:
+    if _wants_json(request):
+        if document is None:
+            return JsonResponse({"errors": form.errors.get_json_data()}, status=status)
+        url = reverse("documents:detail", args=[document.pk])
+        return JsonResponse({"id": str(document.pk), "url": url}, status=201)
+    if document is None:
+        return render(request, template, {**context, "form": form}, status=status)
+    return redirect("documents:detail", document.pk)
+
+
+@tenant_login_required
+def document_list_view(request: HttpRequest) -> HttpResponse:
+    documents = _documents(request).annotate(version_count=Count("versions"))
+    page = Paginator(documents, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "documents/list.html", {"documents": page})
+
+
+@tenant_login_required
+def document_upload_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return render(request, "documents/upload.html", {"form": DocumentUploadForm()})
+    form = DocumentUploadForm(request.POST, request.FILES)
+    document, status = _store_file(
+        request,
+        form,
+        lambda file: services.document_upload(
+            tenant=request.tenant,
+            document_type=form.cleaned_data["document_type"],
+            file=file,
+            filename=file.name,
+            **_actor(request),
+        ),
+    )
+    return _upload_response(request, form, document, status, "documents/upload.html", {})
+
+
+@tenant_login_required
+def document_detail_view(request: HttpRequest, document_id) -> HttpResponse:
+    document = _document_or_404(request, document_id)
+    context = {
+        "document": document,
+        "versions": document.versions.for_tenant(request.tenant).order_by("-number"),
+        "form": DocumentReplaceForm(),
+        "refusal": services.download_refusal(document),
+    }
+    return render(request, "documents/detail.html", context)
+
+
+@tenant_login_required
+@require_POST
+def document_replace_view(request: HttpRequest, document_id) -> HttpResponse:
+    document = _document_or_404(request, document_id)
+    form = DocumentReplaceForm(request.POST, request.FILES)
+    replaced, status = _store_file(
+        request,
+        form,
+        lambda file: services.document_replace(
+            document=document, file=file, filename=file.name, **_actor(request)
+        ),
+    )
+    context = {
+        "document": document,
+        "versions": document.versions.for_tenant(request.tenant).order_by("-number"),
+        "refusal": services.download_refusal(document),
+    }
+    return _upload_response(request, form, replaced, status, "documents/detail.html", context)
+
+
+@tenant_login_required
+@require_POST
+def document_delete_view(request: HttpRequest, document_id) -> HttpResponse:
+    document = _document_or_404(request, document_id)
+    services.document_delete(document=document, **_actor(request))
+    messages.success(request, f"“{document.original_filename}” was deleted.")
+    return redirect("documents:list")
+
+
+@tenant_login_required
+@require_GET
+def document_download_view(request: HttpRequest, document_id) -> HttpResponse:
+    document = _document_or_404(request, document_id)
+    try:
+        url = services.document_download_url(document=document, **_actor(request))
+    except services.DocumentNotDownloadable as exc:
+        return render(
+            request,
+            "documents/not_downloadable.html",
+            {"document": document, "reason": exc},
+            status=409,
+        )
+    return redirect(url)
+
+
+# --- Presigned multipart upload (JSON) -----------------------------------------------------------
+
+
+def json_endpoint(view):
+    """Parse the JSON body; turn refusals into JSON errors (404 for another tenant's upload)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if request.tenant_user is None:
+            return JsonResponse({"error": "Sign in first."}, status=401)
+        try:
+            body = json.loads(request.body or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            return JsonResponse({"error": "Send a JSON object."}, status=400)
+        try:
+            return view(request, body)
+        except multipart.UploadRefused as exc:
+            return JsonResponse({"error": str(exc)}, status=404)
+        except DocumentRejected as exc:
+            return JsonResponse({"error": exc.messages[0], "code": exc.code}, status=400)
+        except objects.StorageUnavailable:
+            return JsonResponse({"error": STORE_DOWN}, status=503)
+        except (KeyError, TypeError, ValueError) as exc:
+            return JsonResponse({"error": f"Missing or malformed field: {exc}"}, status=400)
+
+    return require_POST(wrapper)
+
+
+def _ticket(request: HttpRequest, body: dict) -> multipart.MultipartUpload:
+    return multipart.multipart_ticket_open(ticket=str(body["ticket"]), tenant=request.tenant)
+
+
+def _parts(urls: dict[int, str]) -> list[dict]:
+    return [{"number": number, "url": url} for number, url in sorted(urls.items())]
+
+
+@json_endpoint
+def multipart_start_view(request: HttpRequest, body: dict) -> HttpResponse:
+    replacing = None
+    if body.get("document_id"):
+        replacing = _document_or_404(request, body["document_id"])
+    upload = multipart.multipart_upload_start(
+        tenant=request.tenant,
+        document_type=str(body.get("document_type", "")),
+        filename=str(body["filename"]),
+        size_bytes=int(body["size"]),
+        sha256=str(body["sha256"]),
+        content_type=str(body["content_type"]),
+        replacing=replacing,
+    )
+    return JsonResponse(
+        {
+            "ticket": upload.ticket,
+            "key": upload.key,
+            "part_size": upload.part_size,
+            "part_count": upload.part_count,
+            "parts": _parts(upload.part_urls),
+        },
+        status=201,
+    )
+
+
+@json_endpoint
+def multipart_parts_view(request: HttpRequest, body: dict) -> HttpResponse:
+    upload = _ticket(request, body)
+    numbers = [int(number) for number in body["part_numbers"]]
+    urls = multipart.multipart_upload_part_urls(
+        tenant=request.tenant, upload=upload, part_numbers=numbers
+    )
+    return JsonResponse({"parts": _parts(urls)})
+
+
+@json_endpoint
+def multipart_complete_view(request: HttpRequest, body: dict) -> HttpResponse:
+    upload = _ticket(request, body)
+    parts = [{"PartNumber": int(p["number"]), "ETag": str(p["etag"])} for p in body["parts"]]
+    document = multipart.multipart_upload_complete(
+        tenant=request.tenant, upload=upload, parts=parts, **_actor(request)
+    )
+    url = reverse("documents:detail", args=[document.pk])
+    return JsonResponse({"id": str(document.pk), "url": url}, status=201)
+
+
+@json_endpoint
+def multipart_abort_view(request: HttpRequest, body: dict) -> HttpResponse:
+    multipart.multipart_upload_abort(tenant=request.tenant, upload=_ticket(request, body))
+    return JsonResponse({"aborted": True})
+
+
+# --- Local-file mode downloads -------------------------------------------------------------------
+
+
+@require_GET
+def local_file_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Serve a local file to the holder of a valid, unexpired download token (no S3 to presign).
+
+    On a tenant's host the token must be that tenant's; on the staff host, any tenant's.
+    """
+    if storage.is_s3():
+        raise Http404("Downloads are presigned S3 URLs here.")
+    try:
+        grant = downloads.local_download_open(token)
+    except signing.BadSignature as exc:  # includes SignatureExpired
+        raise Http404("This download link is not valid or has expired.") from exc
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None and str(tenant.pk) != grant.tenant_id:
+        raise Http404("This download link is not valid here.")
+    try:
+        file = storage.document_storage().open(grant.key, "rb")
+    except FileNotFoundError as exc:
+        raise Http404("The file is missing from storage.") from exc
+    return FileResponse(
+        file, as_attachment=True, filename=grant.filename, content_type=grant.content_type
+    )
