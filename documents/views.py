@@ -174,6 +174,8 @@ def json_endpoint(view):
             return view(request, body)
         except multipart.UploadRefused as exc:
             return JsonResponse({"error": str(exc)}, status=404)
+        except Http404:
+            return JsonResponse({"error": "No such document."}, status=404)
         except DocumentRejected as exc:
             return JsonResponse({"error": exc.messages[0], "code": exc.code}, status=400)
         except objects.StorageUnavailable:

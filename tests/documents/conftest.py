@@ -1,0 +1,92 @@
+"""Fixtures and file makers for the documents tests."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from documents import services
+from tests.conftest import host_of
+from tests.factories import TEST_PASSWORD
+
+
+def pdf_bytes(marker: bytes | str = b"", size: int = 0) -> bytes:
+    """A small PDF-looking file, unique per call (so duplicate detection stays out of the way)."""
+    if isinstance(marker, str):
+        marker = marker.encode()
+    body = b"%PDF-1.7\n% " + uuid.uuid4().hex.encode() + b"\n" + marker + b"\n"
+    if size > len(body):
+        body += b"0" * (size - len(body) - 6) + b"\n%%EOF"
+    return body
+
+
+def png_bytes() -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes + b"IEND"
+
+
+def jpeg_bytes() -> bytes:
+    return b"\xff\xd8\xff\xe0" + uuid.uuid4().bytes + b"\xff\xd9"
+
+
+def uploaded(content: bytes, name: str = "statement.pdf") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/octet-stream")
+
+
+def upload(
+    tenant, content: bytes | None = None, *, document_type="bank-statement", name=None, **kw
+):
+    """Upload through the service, as the pages and the admin do."""
+    content = pdf_bytes() if content is None else content
+    return services.document_upload(
+        tenant=tenant,
+        document_type=document_type,
+        file=io.BytesIO(content),
+        filename=name or "statement.pdf",
+        **kw,
+    )
+
+
+@pytest.fixture
+def other_client(other_tenant, other_tenant_user):
+    """A client signed in as the other tenant's user on the other tenant's host."""
+    client = Client(HTTP_HOST=host_of(other_tenant))
+    response = client.post("/login/", {"email": other_tenant_user.email, "password": TEST_PASSWORD})
+    assert response.status_code == 302
+    return client
+
+
+def bucket_keys(s3_server, bucket: str) -> list[str]:
+    listing = s3_server.client().list_object_versions(Bucket=bucket)
+    return sorted(v["Key"] for v in listing.get("Versions", []))
+
+
+def local_files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def point_storage_at(settings, server, bucket: str, **options) -> None:
+    """Configure the object storage for a private SeaweedS3 (as the root s3_bucket fixture does)."""
+    settings.AWS_STORAGE_BUCKET_NAME = bucket
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": server.endpoint_url,
+                "region_name": "us-east-1",
+                "access_key": server.access_key,
+                "secret_key": server.secret_key,
+                "addressing_style": "path",
+                "signature_version": "s3v4",
+                "object_parameters": {"ServerSideEncryption": "AES256"},
+                "default_acl": None,
+                "file_overwrite": False,
+                **options,
+            },
+        },
+    }

@@ -1,0 +1,151 @@
+"""Nothing is orphaned: a failed commit leaves no object, a dead S3 leaves no row."""
+
+import io
+
+import pytest
+from botocore.config import Config
+from django.db import DatabaseError, connections
+from django.test import Client
+
+from documents import objects, services
+from documents.models import Document
+from documents.s3server import SeaweedS3
+from tenants import db
+from tests.conftest import host_of
+from tests.documents.conftest import bucket_keys, pdf_bytes, point_storage_at, uploaded
+from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
+
+
+def _owner_sql(statement: str) -> None:
+    with connections["owner"].cursor() as cursor:
+        cursor.execute(statement)
+
+
+@pytest.fixture
+def failing_commit():
+    """A deferred constraint trigger: every insert into document_versions fails at COMMIT."""
+    _owner_sql(
+        "CREATE FUNCTION test_refuse_commit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused at commit by the test'; END $$"
+    )
+    _owner_sql(
+        "CREATE CONSTRAINT TRIGGER test_refuse_commit AFTER INSERT ON document_versions "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_commit()"
+    )
+    try:
+        yield
+    finally:
+        _owner_sql("DROP TRIGGER test_refuse_commit ON document_versions")
+        _owner_sql("DROP FUNCTION test_refuse_commit()")
+        connections["owner"].close()
+
+
+@pytest.fixture
+def failing_insert():
+    """An immediate trigger: the insert itself fails (inside the service's savepoint)."""
+    _owner_sql(
+        "CREATE FUNCTION test_refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+    )
+    _owner_sql(
+        "CREATE TRIGGER test_refuse_insert BEFORE INSERT ON document_versions "
+        "FOR EACH ROW EXECUTE FUNCTION test_refuse_insert()"
+    )
+    try:
+        yield
+    finally:
+        _owner_sql("DROP TRIGGER test_refuse_insert ON document_versions")
+        _owner_sql("DROP FUNCTION test_refuse_insert()")
+        connections["owner"].close()
+
+
+def _document_count(tenant) -> int:
+    with db.tenant_context(tenant.pk):
+        return Document.objects.for_tenant(tenant).count()
+
+
+def test_service_upload_whose_commit_fails_leaves_no_object(
+    committed_db, failing_commit, s3_bucket, s3_server
+):
+    tenant = TenantFactory(subdomain="acme")
+    with pytest.raises(DatabaseError, match="refused at commit"):
+        services.document_upload(
+            tenant=tenant,
+            document_type="bank-statement",
+            file=io.BytesIO(pdf_bytes()),
+            filename="s.pdf",
+        )
+    assert _document_count(tenant) == 0
+    assert bucket_keys(s3_server, s3_bucket) == []
+
+
+def test_page_upload_whose_commit_fails_leaves_no_object(
+    committed_db, failing_commit, s3_bucket, s3_server
+):
+    # The request's tenant transaction commits after the view returned: the middleware sweeps.
+    tenant = TenantFactory(subdomain="acme")
+    TenantUserFactory(tenant=tenant, email="alice@acme.example")
+    client = Client(HTTP_HOST=host_of(tenant), raise_request_exception=False)
+    assert client.post("/login/", {"email": "alice@acme.example", "password": TEST_PASSWORD})
+    response = client.post(
+        "/documents/upload/",
+        {"document_type": "bank-statement", "file": uploaded(pdf_bytes())},
+    )
+    assert response.status_code == 500
+    assert _document_count(tenant) == 0
+    assert bucket_keys(s3_server, s3_bucket) == []
+
+
+def test_upload_whose_insert_fails_leaves_no_object(
+    committed_db, failing_insert, s3_bucket, s3_server
+):
+    tenant = TenantFactory(subdomain="acme")
+    with pytest.raises(DatabaseError, match="refused by the test"):
+        services.document_upload(
+            tenant=tenant,
+            document_type="bank-statement",
+            file=io.BytesIO(pdf_bytes()),
+            filename="s.pdf",
+        )
+    assert _document_count(tenant) == 0
+    assert bucket_keys(s3_server, s3_bucket) == []
+
+
+class _StopsServerMidway(io.BytesIO):
+    """A file that stops the S3 server once the upload has read `after` bytes of it."""
+
+    def __init__(self, content: bytes, server: SeaweedS3, after: int) -> None:
+        super().__init__(content)
+        self.server, self.after, self.read_total = server, after, 0
+
+    def read(self, size=-1):
+        chunk = super().read(size)
+        self.read_total += len(chunk)
+        if self.read_total > self.after and self.server.process is not None:
+            self.server.stop()
+        return chunk
+
+
+def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
+    server = SeaweedS3(data_dir=tmp_path / "seaweed").start()
+    try:
+        server.client().create_bucket(Bucket="midway")
+        point_storage_at(
+            settings,
+            server,
+            "midway",
+            client_config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+        )
+        content = pdf_bytes(size=20 * 1024 * 1024)  # multipart: 8 MiB parts
+        # The service reads the file once to hash it, then again to upload: stop during the upload.
+        file = _StopsServerMidway(content, server, after=len(content) + 9 * 1024 * 1024)
+        with pytest.raises(objects.StorageUnavailable):
+            services.document_upload(
+                tenant=tenant, document_type="bank-statement", file=file, filename="big.pdf"
+            )
+        assert server.process is None  # it really was stopped mid-way
+        assert _document_count(tenant) == 0
+        server.start()  # same data directory: what did the dead server keep?
+        assert server.client().list_objects_v2(Bucket="midway").get("KeyCount", 0) == 0
+    finally:
+        server.stop()

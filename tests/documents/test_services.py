@@ -1,0 +1,104 @@
+"""Document services against real storage: key layout, versions, soft delete, download URLs."""
+
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from documents import services
+from documents.models import AccessAction, Document, DocumentAccess, RestoreStatus, StorageClass
+from tenants import db
+from tests.documents.conftest import bucket_keys, local_files, pdf_bytes, png_bytes, upload
+
+
+def test_upload_stores_encrypted_object_under_the_spec_key_layout(s3_bucket, s3_server, tenant):
+    content = pdf_bytes("kyc")
+    document = upload(tenant, content, name="../../etc/Bank Statement.pdf")
+    prefix = f"tenants/{tenant.pk}/documents/bank-statements/{document.pk}/"
+    assert document.storage_key.startswith(prefix) and document.storage_key.endswith(".pdf")
+    assert "Bank" not in document.storage_key and ".." not in document.storage_key
+    assert document.original_filename == "Bank Statement.pdf"
+    head = s3_server.client().head_object(Bucket=s3_bucket, Key=document.storage_key)
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["ContentLength"] == len(content) == document.size_bytes
+    assert document.content_type == "application/pdf"
+    with db.tenant_context(tenant.pk):
+        version = document.versions.get()
+        assert (version.number, version.storage_key) == (1, document.storage_key)
+        assert DocumentAccess.objects.get(document=document).action == AccessAction.UPLOAD
+
+
+def test_images_and_reports_get_their_own_folders(local_object_storage, tenant):
+    image = upload(tenant, png_bytes(), document_type="image", name="selfie.png")
+    report = upload(tenant, document_type="report", name="r.pdf")
+    aadhar = upload(tenant, png_bytes(), document_type="aadhar", name="a.png")
+    assert image.storage_key.startswith(f"tenants/{tenant.pk}/images/{image.pk}/")
+    assert image.storage_key.endswith(".png")
+    assert report.storage_key.startswith(f"tenants/{tenant.pk}/reports/")
+    assert aadhar.storage_key.startswith(f"tenants/{tenant.pk}/documents/aadhar/")
+    assert len(local_files(local_object_storage)) == 3
+
+
+def test_replace_adds_a_version_and_keeps_the_earlier_object(s3_bucket, s3_server, tenant):
+    first = upload(tenant, name="v1.pdf")
+    old_key = first.storage_key
+    second = services.document_replace(
+        document=first, file=__import__("io").BytesIO(pdf_bytes()), filename="v2.pdf"
+    )
+    assert second.pk == first.pk and second.storage_key != old_key
+    assert second.original_filename == "v2.pdf"
+    with db.tenant_context(tenant.pk):
+        assert list(second.versions.values_list("number", flat=True)) == [2, 1]
+    assert set(bucket_keys(s3_server, s3_bucket)) == {old_key, second.storage_key}
+
+
+def test_delete_is_soft_and_keeps_objects(local_object_storage, tenant):
+    document = upload(tenant)
+    services.document_delete(document=document)
+    with db.tenant_context(tenant.pk):
+        document.refresh_from_db()
+        assert document.deleted_at is not None
+        assert not Document.objects.for_tenant(tenant).live().exists()
+        assert DocumentAccess.objects.filter(action=AccessAction.DELETE).count() == 1
+    assert local_files(local_object_storage) == [document.storage_key]
+    with pytest.raises(services.DocumentNotDownloadable):
+        services.document_download_url(document=document)
+
+
+def test_presigned_download_carries_the_original_filename_and_expires(
+    s3_bucket, settings, tenant, tenant_user
+):
+    settings.PRESIGNED_URL_EXPIRES = 300
+    content = pdf_bytes()
+    document = upload(tenant, content, name='Relevé "août" ₹.pdf')
+    url = services.document_download_url(document=document, user=tenant_user)
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["X-Amz-Expires"] == ["300"]
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == content
+        disposition = response.headers["Content-Disposition"]
+        assert response.headers["Content-Type"] == "application/pdf"
+    assert "filename*=UTF-8''Relev%C3%A9%20%22ao%C3%BBt%22%20%E2%82%B9.pdf" in disposition
+    assert 'filename="Relev_ _ao_t_ _.pdf"' in disposition
+    with db.tenant_context(tenant.pk):
+        access = DocumentAccess.objects.get(action=AccessAction.DOWNLOAD)
+        assert (access.user, access.document_id) == (tenant_user, document.pk)
+        assert Document.objects.get(pk=document.pk).last_accessed_at is not None
+
+
+def test_glacier_document_is_refused_until_restored(s3_bucket, tenant):
+    document = upload(tenant)
+    with db.tenant_context(tenant.pk):
+        Document.objects.filter(pk=document.pk).update(storage_class=StorageClass.GLACIER)
+        document.refresh_from_db()
+    assert not services.document_is_downloadable(document)
+    with pytest.raises(services.DocumentNotDownloadable, match="archived in Glacier"):
+        services.document_download_url(document=document)
+    document.restore_status = RestoreStatus.REQUESTED
+    with pytest.raises(services.DocumentNotDownloadable, match="not ready yet"):
+        services.document_download_url(document=document)
+    document.restore_status = RestoreStatus.READY
+    assert services.document_is_downloadable(document)
+    assert services.document_download_url(document=document).startswith("http")
+    with db.tenant_context(tenant.pk):
+        assert DocumentAccess.objects.filter(action=AccessAction.DOWNLOAD).count() == 1
