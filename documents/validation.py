@@ -77,13 +77,17 @@ def check_document_type(document_type: str) -> str:
     return document_type
 
 
+def _size(size_bytes: int) -> str:
+    return filesizeformat(size_bytes).replace("\xa0", " ")
+
+
 def check_size(size_bytes: int) -> None:
     if size_bytes == 0:
         raise DocumentRejected("The file is empty.", code="empty")
     limit = max_upload_bytes()
     if size_bytes > limit:
         raise DocumentRejected(
-            f"The file is {filesizeformat(size_bytes)}; the limit is {filesizeformat(limit)}.",
+            f"The file is {_size(size_bytes)}; the limit is {_size(limit)}.",
             code="too_large",
         )
 

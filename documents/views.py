@@ -73,7 +73,9 @@ def _upload_response(request, form, document, status, template, context) -> Http
 
 @tenant_login_required
 def document_list_view(request: HttpRequest) -> HttpResponse:
-    documents = _documents(request).annotate(version_count=Count("versions"))
+    documents = (
+        _documents(request).annotate(version_count=Count("versions")).order_by("-created_at", "pk")
+    )
     page = Paginator(documents, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "documents/list.html", {"documents": page})
 
