@@ -1,13 +1,14 @@
 """Nothing is orphaned: a failed commit leaves no object, a dead S3 leaves no row."""
 
 import io
+from datetime import timedelta
 
 import pytest
 from botocore.config import Config
 from django.db import DatabaseError, connections
 from django.test import Client
 
-from documents import objects, services
+from documents import objects, reconcile, services
 from documents.models import Document
 from documents.s3server import SeaweedS3
 from tenants import db
@@ -147,5 +148,12 @@ def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
         assert _document_count(tenant) == 0
         server.start()  # same data directory: what did the dead server keep?
         assert server.client().list_objects_v2(Bucket="midway").get("KeyCount", 0) == 0
+        # Parts the dead server kept of the unfinished multipart upload: reconcile aborts them.
+        point_storage_at(settings, server, "midway")
+        quiet = {"progress": lambda line: None}
+        reconcile.storage_drift_repair(
+            drift=reconcile.storage_drift_find(min_age=timedelta(0), **quiet), **quiet
+        )
+        assert server.client().list_multipart_uploads(Bucket="midway").get("Uploads", []) == []
     finally:
         server.stop()
