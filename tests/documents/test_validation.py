@@ -49,15 +49,16 @@ def test_a_text_file_named_pdf_is_refused(local_object_storage, tenant):
 @pytest.mark.parametrize(
     ("document_type", "content", "message"),
     [
-        ("bank-statement", png_bytes(), "A Bank statement must be a PDF; this file is a PNG."),
-        ("report", jpeg_bytes(), "A Report must be a PDF; this file is a JPEG."),
-        ("image", pdf_bytes(), "A Image must be a JPEG or PNG; this file is a PDF."),
+        ("bank-statement", png_bytes, "A Bank statement must be a PDF; this file is a PNG."),
+        ("report", jpeg_bytes, "A Report must be a PDF; this file is a JPEG."),
+        ("image", pdf_bytes, "A Image must be a JPEG or PNG; this file is a PDF."),
     ],
+    ids=["png-statement", "jpeg-report", "pdf-image"],
 )
 def test_types_not_allowed_for_the_document_type_are_refused(
     local_object_storage, tenant, document_type, content, message
 ):
-    error = refused(tenant, content, document_type=document_type)
+    error = refused(tenant, content(), document_type=document_type)
     assert (error.code, error.message) == ("content_not_allowed", message)
 
 
