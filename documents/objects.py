@@ -42,14 +42,19 @@ def sse_parameters() -> dict:
     return dict(options.get("object_parameters") or {})
 
 
-def object_put(*, key: str, file: BinaryIO) -> str:
+def object_put(*, key: str, file: BinaryIO, content_type: str) -> str:
     """Store `file` at `key` (streamed; multipart on S3 past the transfer threshold).
 
     Return the S3 version id ("" when the bucket is unversioned or the store is local).
     """
     file.seek(0)
     try:
-        name = storage.document_storage().save(key, File(file, name=key))
+        spooled = getattr(file, "temporary_file_path", None)
+        if storage.is_s3() and spooled is not None:
+            _s3_upload_from_disk(key=key, path=spooled(), content_type=content_type)
+            name = key
+        else:
+            name = storage.document_storage().save(key, File(file, name=key))
     except STORE_ERRORS as exc:
         object_purge_quietly(key)
         raise StorageUnavailable(f"The document store failed while saving: {exc}") from exc
@@ -65,6 +70,17 @@ def object_put(*, key: str, file: BinaryIO) -> str:
         raise StorageUnavailable(f"The document store failed after saving: {exc}") from exc
     version_id = head.get("VersionId") or ""
     return "" if version_id == "null" else version_id
+
+
+def _s3_upload_from_disk(*, key: str, path: str, content_type: str) -> None:
+    """Upload a file already on disk (a spooled upload) with the storage's own parameters.
+
+    boto3 reads each part from disk as it sends it; `upload_fileobj` (django-storages' save)
+    would buffer up to max_concurrency parts of 8 MiB in memory at once.
+    """
+    s3 = storage.document_storage()
+    parameters = {**s3.get_object_parameters(key), "ContentType": content_type}
+    s3.bucket.Object(key).upload_file(path, ExtraArgs=parameters, Config=s3.transfer_config)
 
 
 def object_purge(key: str) -> None:

@@ -187,7 +187,7 @@ def _store_and_record(
         document_id=document_id,
         extension=facts.extension,
     )
-    version_id = objects.object_put(key=key, file=file)
+    version_id = objects.object_put(key=key, file=file, content_type=facts.content_type)
     return record_stored_object(
         tenant=tenant,
         document_id=document_id,

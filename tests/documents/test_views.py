@@ -186,3 +186,22 @@ def test_forged_token_for_a_key_outside_the_tenant_prefix_is_refused(theirs, ten
 def test_documents_pages_need_sign_in(tenant):
     response = Client(HTTP_HOST=host_of(tenant)).get("/documents/")
     assert response.status_code == 302 and response.url.startswith("/login/")
+
+
+def test_large_page_upload_is_spooled_to_disk_and_sent_from_there(
+    s3_bucket, s3_server, tenant_client, tenant
+):
+    from unittest import mock
+
+    from documents import objects
+
+    content = pdf_bytes(size=12 * 1024 * 1024)  # over FILE_UPLOAD_MAX_MEMORY_SIZE: a temp file
+    with mock.patch.object(
+        objects, "_s3_upload_from_disk", wraps=objects._s3_upload_from_disk
+    ) as from_disk:
+        assert post_upload(tenant_client, content).status_code == 302
+    assert from_disk.call_count == 1
+    document = only_document(tenant)
+    head = s3_server.client().head_object(Bucket=s3_bucket, Key=document.storage_key)
+    assert (head["ContentLength"], head["ContentType"]) == (len(content), "application/pdf")
+    assert head["ServerSideEncryption"] == "AES256"

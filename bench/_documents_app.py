@@ -1,0 +1,244 @@
+"""Shared by the documents benchmarks: a private SeaweedFS, a scratch database, and the Metis
+app served over real HTTP from a subprocess (so its memory can be measured on its own).
+
+Not a benchmark itself (the leading underscore keeps `make bench`-style globbing off it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from contextlib import contextmanager
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET = "bench-documents"
+PASSWORD = "bench password, not a secret"
+MiB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def app_environment(server, database: str) -> dict[str, str]:
+    """The environment the app subprocess runs with: scratch database, private S3 with SSE."""
+    from django.conf import settings
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "metis.settings",
+        "DATABASE_URL": database_url(settings.DATABASE_URL, database),
+        "DATABASE_OWNER_URL": database_url(settings.DATABASE_OWNER_URL, database),
+        "AWS_STORAGE_BUCKET_NAME": BUCKET,
+        "AWS_S3_ENDPOINT_URL": server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_S3_SSE": "AES256",
+        "DOCUMENT_MAX_UPLOAD_BYTES": str(1024 * MiB),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+SERVE_CODE = """
+import sys, django
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+django.setup()
+from django.core.wsgi import get_wsgi_application
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+server = make_server("127.0.0.1", int(sys.argv[1]), get_wsgi_application(), handler_class=Quiet)
+server.serve_forever()
+"""
+
+
+@contextmanager
+def app_server(environment: dict[str, str]):
+    """Run the Metis WSGI app (wsgiref, one request at a time) in a subprocess; yield it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE_CODE, str(port)], env=environment, cwd=ROOT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        process.port = port
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+class TenantSession:
+    """A signed-in tenant user talking HTTP to the app server, as a browser would."""
+
+    def __init__(self, port: int, host: str, email: str) -> None:
+        self.port, self.host, self.cookies = port, host, SimpleCookie()
+        page = self.request("GET", "/login/")
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page[2]).group(1)
+        form = urllib.parse.urlencode(
+            {"email": email, "password": PASSWORD, "csrfmiddlewaretoken": token.decode()}
+        )
+        status, _, _ = self.request(
+            "POST",
+            "/login/",
+            form.encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert status == 302, status
+
+    def _headers(self, extra: dict) -> dict:
+        cookie = "; ".join(f"{k}={v.value}" for k, v in self.cookies.items())
+        headers = {"Host": self.host, "Cookie": cookie, **extra}
+        if "csrftoken" in self.cookies:
+            headers["X-CSRFToken"] = self.cookies["csrftoken"].value
+        return headers
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        connection.request(method, path, body=body, headers=self._headers(headers or {}))
+        response = connection.getresponse()
+        data = response.read()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            self.cookies.load(header)
+        connection.close()
+        return response.status, response.headers, data
+
+    def upload_page(self, path: Path, document_type: str = "bank-statement"):
+        """POST the file as multipart/form-data, streamed from disk (never read whole)."""
+        boundary = uuid.uuid4().hex
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="document_type"\r\n\r\n'
+            f"{document_type}\r\n--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+
+        def body():
+            yield head
+            with open(path, "rb") as file:
+                while chunk := file.read(MiB):
+                    yield chunk
+            yield tail
+
+        length = len(head) + path.stat().st_size + len(tail)
+        status, _, data = self.request(
+            "POST",
+            "/documents/upload/",
+            body(),
+            {
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(length),
+                "Accept": "application/json",
+            },
+        )
+        assert status == 201, (status, data[:500])
+        return json.loads(data)
+
+    def post_json(self, path: str, payload: dict):
+        status, _, data = self.request(
+            "POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+        )
+        assert status in (200, 201), (status, data[:500])
+        return json.loads(data)
+
+    def upload_presigned(self, path: Path):
+        """The presigned multipart flow: start, PUT each part straight to S3, complete."""
+        size = path.stat().st_size
+        started = self.post_json(
+            "/documents/multipart/start/",
+            {
+                "document_type": "bank-statement",
+                "filename": path.name,
+                "size": size,
+                "sha256": sha256_of(path),
+                "content_type": "application/pdf",
+            },
+        )
+        parts = []
+        with open(path, "rb") as file:
+            for part in started["parts"]:
+                file.seek((part["number"] - 1) * started["part_size"])
+                parts.append(
+                    {
+                        "number": part["number"],
+                        "etag": put(part["url"], file.read(started["part_size"])),
+                    }
+                )
+        return self.post_json(
+            "/documents/multipart/complete/", {"ticket": started["ticket"], "parts": parts}
+        )
+
+
+def put(url: str, data: bytes) -> str:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+    connection.request("PUT", f"{parts.path}?{parts.query}", body=data)
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 200, response.status
+    connection.close()
+    return response.headers["ETag"]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make_pdf(path: Path, size: int) -> None:
+    """A random (incompressible) file that sniffs as a PDF."""
+    with open(path, "wb") as file:
+        file.write(b"%PDF-1.7\n")
+        written = 9
+        while written < size:
+            chunk = os.urandom(min(4 * MiB, size - written))
+            file.write(chunk)
+            written += len(chunk)
+
+
+def make_unique(path: Path) -> None:
+    """Change a few bytes near the start, so the next upload is not a duplicate."""
+    with open(path, "r+b") as file:
+        file.seek(9)
+        file.write(uuid.uuid4().bytes)
+
+
+def seed_tenant():
+    """A tenant and a user in the scratch database; return (tenant, email)."""
+    from tenants import services
+
+    tenant = services.tenant_create(name="Bench Lender", subdomain="bench")
+    email = "bench@bench.example"
+    services.tenant_user_create(tenant=tenant, email=email, name="Bench", password=PASSWORD)
+    return tenant, email
