@@ -28,6 +28,7 @@
       xhr.upload.onprogress = function (event) {
         if (event.lengthComputable) {
           bar.value = Math.round((event.loaded / event.total) * 100);
+          zone.dataset.progress = bar.value;  // observable by tests and assistive scripts
           show(bar.value + "% of " + file.name);
         }
       };
