@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import io
+import threading
 import uuid
+from contextlib import contextmanager
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.wsgi import get_wsgi_application
 from django.test import Client
 
 from documents import services
@@ -90,3 +96,35 @@ def point_storage_at(settings, server, bucket: str, **options) -> None:
             },
         },
     }
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+@contextmanager
+def serve_app(*, threaded: bool):
+    """Serve the app (static files included) over real HTTP from a thread; yield the port.
+
+    Single-threaded, requests are handled one after another: a second request's answer means
+    the first one is finished. Needs committed_db: the server thread has its own connection.
+    """
+    server = make_server(
+        "127.0.0.1",
+        0,
+        StaticFilesHandler(get_wsgi_application()),
+        server_class=_ThreadingServer if threaded else WSGIServer,
+        handler_class=_Quiet,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,7 +13,13 @@ from documents.models import Document
 from documents.s3server import SeaweedS3
 from tenants import db
 from tests.conftest import host_of
-from tests.documents.conftest import bucket_keys, pdf_bytes, point_storage_at, uploaded
+from tests.documents.conftest import (
+    bucket_keys,
+    pdf_bytes,
+    point_storage_at,
+    serve_app,
+    uploaded,
+)
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
 
@@ -157,3 +163,63 @@ def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
         assert server.client().list_multipart_uploads(Bucket="midway").get("Uploads", []) == []
     finally:
         server.stop()
+
+
+def _raw_upload(port: int, tenant, session: str, content: bytes, *, abort_after: int | None):
+    """POST an upload over a bare socket; with `abort_after`, hang up after that many bytes."""
+    import socket
+
+    csrf = "a" * 32
+    boundary = "rawboundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="document_type"\r\n\r\n'
+            f"bank-statement\r\n--{boundary}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="s.pdf"\r\n'
+            "Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = (
+        "POST /documents/upload/ HTTP/1.1\r\n"
+        f"Host: {host_of(tenant)}\r\n"
+        f"Cookie: sessionid={session}; csrftoken={csrf}\r\n"
+        f"X-CSRFToken: {csrf}\r\nAccept: application/json\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(headers + (body if abort_after is None else body[:abort_after]))
+        if abort_after is None:
+            return sock.makefile("rb").readline()  # the status line
+    return None
+
+
+def test_client_that_aborts_mid_upload_leaves_neither_object_nor_row(
+    committed_db, s3_bucket, s3_server
+):
+    import urllib.request
+
+    tenant = TenantFactory(subdomain="acme")
+    TenantUserFactory(tenant=tenant, email="alice@acme.example")
+    signed_in = Client(HTTP_HOST=host_of(tenant))
+    signed_in.post("/login/", {"email": "alice@acme.example", "password": TEST_PASSWORD})
+    session = signed_in.cookies["sessionid"].value
+    with serve_app(threaded=False) as port:
+        # The same request, sent whole, is accepted: the abort below is what stops it.
+        status = _raw_upload(
+            port, tenant, session, pdf_bytes(size=4 * 1024 * 1024), abort_after=None
+        )
+        assert b" 201 " in status
+        _raw_upload(
+            port, tenant, session, pdf_bytes(size=4 * 1024 * 1024), abort_after=2 * 1024 * 1024
+        )
+        # A single-threaded server: this answer comes only after the aborted request ended.
+        probe = urllib.request.Request(
+            f"http://127.0.0.1:{port}/login/", headers={"Host": host_of(tenant)}
+        )
+        with urllib.request.urlopen(probe) as response:
+            assert response.status == 200
+    assert _document_count(tenant) == 1
+    assert len(bucket_keys(s3_server, s3_bucket)) == 1

@@ -4,16 +4,12 @@ progress bar, land on the stored document; a refused file shows its error in pla
 from __future__ import annotations
 
 import shutil
-import threading
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.core.wsgi import get_wsgi_application
 
 from documents.models import Document
 from tenants import db
+from tests.documents.conftest import serve_app
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -32,30 +28,10 @@ DROP_FILE = """
 """
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
 @pytest.fixture
 def live_app(committed_db, local_object_storage):
-    """The app (static files included) over real HTTP, on a thread of this process."""
-    server = make_server(
-        "127.0.0.1",
-        0,
-        StaticFilesHandler(get_wsgi_application()),
-        server_class=_ThreadingServer,
-        handler_class=_Quiet,
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port
-    server.shutdown()
-    server.server_close()
+    with serve_app(threaded=True) as port:
+        yield port
 
 
 def _in_browser(port: int, files: list[tuple[str, bytes, str]]) -> list[dict]:
