@@ -12,6 +12,7 @@ from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
+from django.db.models import Max
 from django.utils import timezone
 
 from documents import consistency, downloads, objects, storage
@@ -128,7 +129,8 @@ def record_stored_object(
                 number, action = 1, AccessAction.UPLOAD
             else:
                 document = replacing
-                number = (document.versions.order_by("-number").first().number) + 1
+                latest = DocumentVersion.objects.for_tenant(tenant).filter(document=document)
+                number = latest.aggregate(number=Max("number"))["number"] + 1
                 for name, value in {
                     **fields,
                     **_actor_fields(user, staff),

@@ -1,19 +1,32 @@
 """Receiving upload request bodies: to a temporary file, and never past the size limit.
 
 Django already spools files over FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) to a temporary file; the
-handler below also stops reading a file as soon as it passes DOCUMENT_MAX_UPLOAD_BYTES, so an
-oversized upload costs neither memory nor disk, and flags the request so the view can say why.
+handler below refuses a body whose Content-Length already says it is too large without reading
+it, and stops storing a file as soon as it passes DOCUMENT_MAX_UPLOAD_BYTES. Either way an
+oversized upload costs neither memory nor disk, and the request is flagged so the view can say
+why.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
+from django.utils.datastructures import MultiValueDict
+
+# Room for the form's other fields and the multipart boundaries around the file.
+_FORM_OVERHEAD = 64 * 1024
 
 
 class SizeLimitUploadHandler(FileUploadHandler):
-    """First in FILE_UPLOAD_HANDLERS: count each file's bytes, stop past the limit."""
+    """First in FILE_UPLOAD_HANDLERS: refuse a body too large to hold an acceptable file
+    without reading it; otherwise count each file's bytes and stop past the limit."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        if content_length > settings.DOCUMENT_MAX_UPLOAD_BYTES + _FORM_OVERHEAD:
+            self.request.upload_too_large = True
+            return QueryDict(), MultiValueDict()  # parse nothing; the view answers 413
+        return None
 
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
@@ -23,7 +36,8 @@ class SizeLimitUploadHandler(FileUploadHandler):
         self.received += len(raw_data)
         if self.received > settings.DOCUMENT_MAX_UPLOAD_BYTES:
             self.request.upload_too_large = True
-            raise StopUpload(connection_reset=True)
+            # Read (and drop) the rest, so the client gets the answer instead of a reset.
+            raise StopUpload(connection_reset=False)
         return raw_data  # pass the chunk on to the next handler
 
     def file_complete(self, file_size: int) -> None:

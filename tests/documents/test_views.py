@@ -205,3 +205,18 @@ def test_large_page_upload_is_spooled_to_disk_and_sent_from_there(
     head = s3_server.client().head_object(Bucket=s3_bucket, Key=document.storage_key)
     assert (head["ContentLength"], head["ContentType"]) == (len(content), "application/pdf")
     assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_body_announced_over_the_limit_is_refused_without_being_read(
+    local_object_storage, settings, tenant_client
+):
+    settings.DOCUMENT_MAX_UPLOAD_BYTES = 100 * 1024  # the form overhead allowance is 64 KiB
+    response = post_upload(
+        tenant_client, pdf_bytes(size=200 * 1024), HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 413
+    assert response.wsgi_request.upload_too_large
+    assert response.json()["errors"]["file"][0]["message"] == (
+        "The file is larger than the upload limit."
+    )
+    assert local_files(local_object_storage) == []
