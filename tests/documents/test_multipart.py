@@ -273,3 +273,11 @@ def test_multipart_needs_a_signed_in_user(s3_bucket, tenant):
         .status_code
     )
     assert status == 401
+
+
+def test_presigned_upload_is_refused_clearly_in_local_file_mode(
+    local_object_storage, tenant_client
+):
+    status, error = start(tenant_client, pdf_bytes())
+    assert (status, error["code"]) == (400, "no_s3")
+    assert "upload through the page" in error["error"]
