@@ -85,6 +85,17 @@ def test_admin_list_shows_tier_size_versions_and_storage_summary(
     assert "photo.png" not in by_tier
 
 
+def test_admin_list_query_count_is_bounded(
+    local_object_storage, staff_client, tenant, django_assert_max_num_queries
+):
+    for _ in range(20):
+        upload(tenant)
+    choose(staff_client, tenant)
+    with django_assert_max_num_queries(16):
+        response = staff_client.get(DOCUMENTS)
+    assert response.content.count(b"/download/") == 20
+
+
 def test_admin_presigned_download_action_and_link(s3_bucket, staff_client, staff_user, tenant):
     content = pdf_bytes()
     document = upload(tenant, content, name="for-staff.pdf")

@@ -281,3 +281,27 @@ def test_presigned_upload_is_refused_clearly_in_local_file_mode(
     status, error = start(tenant_client, pdf_bytes())
     assert (status, error["code"]) == (400, "no_s3")
     assert "upload through the page" in error["error"]
+
+
+def test_part_numbers_outside_the_upload_are_refused(s3_bucket, tenant_client):
+    _, started = start(tenant_client, pdf_bytes())
+    status, error = post_json(
+        tenant_client,
+        "/documents/multipart/parts/",
+        {"ticket": started["ticket"], "part_numbers": [2]},
+    )
+    assert (status, error["code"]) == (400, "bad_part")
+
+
+def test_wrong_etags_are_refused_and_leave_nothing(s3_bucket, s3_server, tenant_client):
+    content = pdf_bytes()
+    _, started = start(tenant_client, content)
+    send_parts(started, content)
+    status, error = post_json(
+        tenant_client,
+        "/documents/multipart/complete/",
+        {"ticket": started["ticket"], "parts": [{"number": 1, "etag": '"not-the-etag"'}]},
+    )
+    assert (status, error["code"]) == (400, "incomplete")
+    assert bucket_keys(s3_server, s3_bucket) == []
+    assert s3_server.client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []

@@ -102,3 +102,16 @@ def test_glacier_document_is_refused_until_restored(s3_bucket, tenant):
     assert services.document_download_url(document=document).startswith("http")
     with db.tenant_context(tenant.pk):
         assert DocumentAccess.objects.filter(action=AccessAction.DOWNLOAD).count() == 1
+
+
+def test_a_presigned_url_cannot_be_turned_to_another_tenants_key(s3_bucket, tenant, other_tenant):
+    import urllib.error
+
+    mine = upload(tenant)
+    theirs = upload(other_tenant)
+    url = services.document_download_url(document=mine)
+    forged = url.replace(mine.storage_key, theirs.storage_key)
+    assert forged != url
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(forged)
+    assert error.value.code == 403
