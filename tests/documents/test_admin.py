@@ -155,3 +155,16 @@ def test_admin_under_tenant_a_cannot_see_or_download_bs_documents(theirs, staff_
 def test_admin_without_a_tenant_context_lists_no_documents(theirs, staff_client):
     assert "globex-only.pdf" not in staff_client.get(DOCUMENTS).content.decode()
     assert staff_client.get(f"{DOCUMENTS}add/").status_code == 403
+
+
+def test_admin_download_in_local_file_mode_uses_a_signed_link(
+    local_object_storage, staff_client, tenant
+):
+    content = pdf_bytes()
+    document = upload(tenant, content, name="local.pdf")
+    choose(staff_client, tenant)
+    link = staff_client.get(f"{DOCUMENTS}{document.pk}/download/")
+    assert link.url.startswith("/documents/file/")
+    served = staff_client.get(link.url)
+    assert served.status_code == 200 and b"".join(served.streaming_content) == content
+    assert 'filename="local.pdf"' in served["Content-Disposition"]

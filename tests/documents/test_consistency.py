@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from botocore.config import Config
+from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import DatabaseError, connections
 from django.test import Client
 
@@ -161,6 +162,15 @@ def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
             drift=reconcile.storage_drift_find(min_age=timedelta(0), **quiet), **quiet
         )
         assert server.client().list_multipart_uploads(Bucket="midway").get("Uploads", []) == []
+        # A spooled page upload (sent from its temporary file) with S3 down: refused, no row.
+        server.stop()
+        spooled = TemporaryUploadedFile("big.pdf", "application/pdf", len(content), None)
+        spooled.write(pdf_bytes(size=3 * 1024 * 1024))
+        with pytest.raises(objects.StorageUnavailable):
+            services.document_upload(
+                tenant=tenant, document_type="bank-statement", file=spooled, filename="big.pdf"
+            )
+        assert _document_count(tenant) == 0
     finally:
         server.stop()
 
