@@ -102,6 +102,12 @@ def age(document: Document, *, days: int) -> None:
         )
 
 
+def set_restore(document: Document, **fields) -> None:
+    """Put the document's restore fields in a given state (as a server's answer would)."""
+    with db.tenant_context(document.tenant_id):
+        Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(**fields)
+
+
 def reload(document: Document) -> Document:
     with db.tenant_context(document.tenant_id):
         return Document.objects.for_tenant(document.tenant_id).get(pk=document.pk)
