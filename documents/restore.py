@@ -58,6 +58,20 @@ def parse_restore_header(value: str | None) -> tuple[bool, datetime | None] | No
     return ongoing.group(1).lower() == "true", expires_at
 
 
+def document_downloadable(document: Document, *, now: datetime | None = None) -> bool:
+    """True unless the document is in Glacier without a live restored copy.
+
+    The download path checks this first: a Glacier document waits for its restore (on a server
+    without Glacier semantics the restore request marks it ready after a readable GET).
+    """
+    if document.storage_class != StorageClass.GLACIER:
+        return True
+    if document.restore_status != RestoreStatus.READY:
+        return False
+    expires_at = document.restore_expires_at
+    return expires_at is None or expires_at > (now or timezone.now())
+
+
 def _require_own_context(document: Document) -> None:
     if db.current_tenant_id() != document.tenant_id:
         raise db.TenantContextError("work on a document only inside its own tenant context")

@@ -45,6 +45,18 @@ def test_restore_request_calls_the_server_and_handles_its_refusal(
     assert (log.action, log.user_id) == (AccessAction.RESTORE_REQUEST, tenant_user.pk)
 
 
+def test_a_glacier_document_is_downloadable_only_once_restored(s3, s3_bucket, tenant):
+    document = put_document(s3, s3_bucket, tenant, storage_class=GLACIER)
+    assert not restore.document_downloadable(document)
+    with db.tenant_context(tenant.pk):
+        restore.document_restore_request(document=document)
+    assert restore.document_downloadable(reload(document))
+    expired = reload(document)
+    expired.restore_expires_at = timezone.now() - timedelta(seconds=1)
+    assert not restore.document_downloadable(expired)
+    assert restore.document_downloadable(put_document(s3, s3_bucket, tenant))
+
+
 def test_restore_request_twice_asks_once(s3, s3_bucket, tenant):
     document = put_document(s3, s3_bucket, tenant, storage_class=GLACIER)
     with db.tenant_context(tenant.pk):
