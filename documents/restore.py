@@ -22,6 +22,7 @@ from datetime import datetime
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from documents import bucket as s3_bucket
@@ -230,15 +231,17 @@ def document_restore_check(*, document: Document) -> str:
 
 
 def documents_restore_check_pending(*, tenant_id) -> dict[str, int]:
-    """Check every document of the tenant with a restore requested or ready; count new states.
+    """Check the tenant's documents with a restore requested, or ready until a date; count states.
 
     Runs in (and requires) the tenant's context. A document the server cannot answer for is
     logged and left as it was for the next check.
     """
     if db.current_tenant_id() != db.parse_tenant_id(tenant_id):
         raise db.TenantContextError("check restores inside the tenant's context")
+    # A ready copy without an expiry (a server without Glacier semantics) can never change.
     pending = Document.objects.for_tenant(tenant_id).filter(
-        restore_status__in=[RestoreStatus.REQUESTED, RestoreStatus.READY]
+        Q(restore_status=RestoreStatus.REQUESTED)
+        | Q(restore_status=RestoreStatus.READY, restore_expires_at__isnull=False)
     )
     states: dict[str, int] = {}
     for document in pending.order_by("pk"):

@@ -146,3 +146,12 @@ def test_restore_on_local_files_is_ready_at_once(local_object_storage, tenant):
         result = restore.document_restore_request(document=document)
     assert result.status == RestoreStatus.READY
     assert "Local file storage" in result.message
+
+
+def test_restore_check_skips_a_ready_copy_that_never_expires(s3, s3_bucket, tenant, monkeypatch):
+    document = put_document(s3, s3_bucket, tenant, storage_class=GLACIER)
+    set_restore(document, restore_status=RestoreStatus.READY, restore_expires_at=None)
+    monkeypatch.setattr(restore, "document_restore_check", pytest.fail)  # must not be called
+
+    assert check_restores_for_tenant.apply(kwargs={"tenant_id": str(tenant.pk)}).get() == {}
+    assert reload(document).restore_status == RestoreStatus.READY
