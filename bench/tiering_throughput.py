@@ -9,7 +9,9 @@ too), each round on fresh objects:
 - raw copy: a loop of `copy_object` (same class, MetadataDirective=REPLACE, SSE, content type,
   metadata), the baseline the issue asks for;
 - raw head+copy: the same loop with the HEAD the app does first (to read the metadata it must
-  re-send and to skip objects already moved), separating the S3 cost from the database cost.
+  re-send and to skip objects already moved);
+- app, database only: `documents_tier_due` with local-file storage (no S3 request at all),
+  which isolates the database share of the app's cost (row lock, updates, access-log row).
 
 It starts its own SeaweedFS (`weed mini`, auth on, versioning on) and a scratch database
 (`bench_tiering`), and removes both at the end, also on error. Run it with:
@@ -48,7 +50,7 @@ BUCKET = "metis-bench-tiering"
 OBJECTS = 200  # per side per round
 OBJECT_BYTES = 128 * 1024  # a scanned KYC page
 ROUNDS = 4
-SIDES = ("app", "raw copy", "raw head+copy")
+SIDES = ("app", "raw copy", "raw head+copy", "app, database only")
 
 
 def configure_storage(server: SeaweedS3) -> None:
@@ -137,11 +139,11 @@ def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str]]) -> None:
         DocumentVersion.objects.filter(document_id__in=ids).update(created_at=stored_at)
 
 
-def run_app(tenant, stored) -> float:
+def run_app(tenant, stored, outcome: str = tiering.MOVED) -> float:
     start = time.perf_counter()
     report = tiering.documents_tier_due(tenant_id=tenant.pk)
     elapsed = time.perf_counter() - start
-    assert report.outcomes == {tiering.MOVED: len(stored)}, report.outcomes
+    assert report.outcomes == {outcome: len(stored)}, report.outcomes
     return elapsed
 
 
@@ -184,12 +186,26 @@ def main() -> None:
         rates: dict[str, list[float]] = {side: [] for side in SIDES}
         for round_number in range(ROUNDS):
             # Each side gets its own tenant and fresh objects; the order rotates every round.
-            order = SIDES[round_number % 3 :] + SIDES[: round_number % 3]
+            order = SIDES[round_number % len(SIDES) :] + SIDES[: round_number % len(SIDES)]
             print(f"round {round_number + 1}/{ROUNDS}: {', '.join(order)}", flush=True)
             for side in order:
                 tenant = services.tenant_create(
                     name=f"Bench {round_number} {side}", subdomain=f"bench{uuid.uuid4().hex[:8]}"
                 )
+                if side == "app, database only":
+                    stored = [
+                        (uuid.uuid4(), f"{storage.tenant_prefix(tenant.pk)}x/{n}.pdf", "")
+                        for n in range(OBJECTS)
+                    ]
+                    create_rows(tenant, stored)
+                    settings.AWS_STORAGE_BUCKET_NAME = ""  # is_s3() is False: records only
+                    try:
+                        elapsed = run_app(tenant, stored, outcome=tiering.RECORDED)
+                    finally:
+                        settings.AWS_STORAGE_BUCKET_NAME = BUCKET
+                    rates[side].append(OBJECTS / elapsed)
+                    print(f"  {side:20} {OBJECTS / elapsed:8.1f} objects/s", flush=True)
+                    continue
                 stored = put_objects(client, tenant, OBJECTS, side)
                 if side == "app":
                     create_rows(tenant, stored)
@@ -198,7 +214,7 @@ def main() -> None:
                     elapsed = run_raw(client, stored, head=side == "raw head+copy")
                 check_moved(client, stored)
                 rates[side].append(OBJECTS / elapsed)
-                print(f"  {side:14} {OBJECTS / elapsed:8.1f} objects/s", flush=True)
+                print(f"  {side:20} {OBJECTS / elapsed:8.1f} objects/s", flush=True)
         report(rates)
     finally:
         scratch.scratch_database_drop(DATABASE)
@@ -212,10 +228,10 @@ def report(rates: dict[str, list[float]]) -> None:
         f"\nTiering STANDARD → STANDARD_IA, {OBJECTS} objects of {OBJECT_BYTES // 1024} KiB per "
         f"side per round, {ROUNDS} rounds (median of rounds)"
     )
-    print(f"  {'':16}{'objects/s':>12}{'vs raw copy':>14}")
+    print(f"  {'':22}{'objects/s':>12}{'ms/object':>12}{'vs raw copy':>14}")
     for side in SIDES:
         median = statistics.median(rates[side])
-        print(f"  {side:16}{median:12.1f}{median / baseline:13.2f}x")
+        print(f"  {side:22}{median:12.1f}{1000 / median:12.1f}{median / baseline:13.2f}x")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -29,6 +30,7 @@ from documents import bucket as s3_bucket
 from documents.models import AccessAction, Document, DocumentAccess, RestoreStatus, StorageClass
 from documents.storage import is_s3, key_belongs_to_tenant, s3_client
 from tenants import db
+from tenants.models import TenantUser
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +98,10 @@ def _save_restore(document: Document, **changes) -> None:
 
 
 def document_restore_request(
-    *, document: Document, requested_by=None, requested_by_staff=None
+    *,
+    document: Document,
+    requested_by: TenantUser | None = None,
+    requested_by_staff: AbstractBaseUser | None = None,
 ) -> RestoreResult:
     """Ask the storage server to restore a Glacier document; record and return the outcome.
 

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.db.models import Case, Count, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Greatest
@@ -43,6 +44,7 @@ from documents.models import (
 )
 from documents.storage import is_s3, key_belongs_to_tenant, s3_client
 from tenants import db
+from tenants.models import TenantUser
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +158,8 @@ def _record_class(
     storage_class: str,
     version_id: str,
     now: datetime,
-    by_user=None,
-    by_staff=None,
+    by_user: TenantUser | None = None,
+    by_staff: AbstractBaseUser | None = None,
 ) -> None:
     """Write the document's new class (and object version) and add it to the access log."""
     changes = {"storage_class": storage_class, "storage_class_changed_at": now, "updated_at": now}
@@ -192,8 +194,8 @@ def _move(
     bucket: str,
     now: datetime,
     backwards: bool = False,
-    by_user=None,
-    by_staff=None,
+    by_user: TenantUser | None = None,
+    by_staff: AbstractBaseUser | None = None,
 ) -> str:
     if not key_belongs_to_tenant(document.storage_key, document.tenant_id):
         logger.error(
@@ -297,7 +299,11 @@ def documents_tier_due(
 
 
 def document_tier_change(
-    *, document: Document, storage_class: str, by_user=None, by_staff=None
+    *,
+    document: Document,
+    storage_class: str,
+    by_user: TenantUser | None = None,
+    by_staff: AbstractBaseUser | None = None,
 ) -> str:
     """Move one document to `storage_class`, either way (the admin's "change tier").
 

@@ -33,13 +33,14 @@ def put_document(
     document_type: str = "pan",
     key: str | None = None,
     deleted: bool = False,
+    body: bytes | None = None,
 ) -> Document:
     """Store an encrypted PDF with metadata under the tenant's prefix and create its rows.
 
     With `key`, store nothing: the rows point at that existing object (a forged row, say).
     """
     document_id = uuid.uuid4()
-    body = PDF + document_id.bytes
+    body = body or PDF + document_id.bytes
     sha256 = hashlib.sha256(body).hexdigest()
     if key:
         put = client.head_object(Bucket=bucket, Key=key)

@@ -4,6 +4,8 @@ crash-safe and confined to one tenant's prefix. Against the real SeaweedFS S3 se
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -95,6 +97,23 @@ def test_tiering_keeps_encryption_metadata_and_records_the_new_version(s3, s3_bu
         log = DocumentAccess.objects.get(document=document)
     assert log.action == AccessAction.TIER_CHANGE
     assert log.user is None and log.staff is None  # the system did it
+
+
+def test_tiered_copy_is_still_encrypted_on_the_servers_disk(s3, s3_server, s3_bucket, tenant):
+    secret = os.urandom(48)  # random: no compression can hide it from the scan
+    document = put_document(s3, s3_bucket, tenant, days_old=100, body=b"%PDF-1.4\n" + secret)
+    unencrypted = os.urandom(48)  # the control: proves the scan would find plaintext
+    s3.put_object(Bucket=s3_bucket, Key=f"tenants/{tenant.pk}/reports/plain.bin", Body=unencrypted)
+
+    tiering.documents_tier_due(tenant_id=tenant.pk)
+
+    assert storage_class_of(s3, s3_bucket, document.storage_key) == GLACIER
+    assert s3.get_object(Bucket=s3_bucket, Key=document.storage_key)["Body"].read().endswith(secret)
+    on_disk = b"".join(
+        path.read_bytes() for path in Path(s3_server.data_dir).rglob("*") if path.is_file()
+    )
+    assert unencrypted in on_disk
+    assert secret not in on_disk
 
 
 def test_tiering_twice_moves_nothing_the_second_time(s3, s3_bucket, tenant):
