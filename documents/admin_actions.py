@@ -2,6 +2,7 @@
 
 Plain functions taking (modeladmin, request, queryset), for `DocumentAdmin.actions`. They run in
 the staff member's chosen tenant context and call the services; each document gets a message.
+They need the change permission, which TenantOwnedAdmin denies in the read-only all-tenants mode.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _LEVELS = {
 }
 
 
-@admin.action(description="Request restore from Glacier")
+@admin.action(description="Request restore from Glacier", permissions=["change"])
 def request_restore(modeladmin, request: HttpRequest, queryset) -> None:
     for document in queryset:
         try:
@@ -37,7 +38,7 @@ def request_restore(modeladmin, request: HttpRequest, queryset) -> None:
 def _change_tier(storage_class: str):
     label = StorageClass(storage_class).label
 
-    @admin.action(description=f"Change tier to {label}")
+    @admin.action(description=f"Change tier to {label}", permissions=["change"])
     def action(modeladmin, request: HttpRequest, queryset) -> None:
         changed = 0
         for document in queryset:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.messages import get_messages
+from django.template.loader import render_to_string
 from django.test import Client
+from django.urls import set_urlconf
 
 from documents.models import RestoreStatus, StorageClass
 from tests.conftest import host_of
@@ -61,3 +63,23 @@ def test_restore_needs_a_signed_in_user_and_a_post(s3, s3_bucket, tenant, tenant
     response = anonymous.post(restore_url(document))
     assert response.status_code == 302 and response["Location"].startswith("/login/")
     assert reload(document).restore_status == RestoreStatus.NONE
+
+
+def test_restore_button_posts_to_the_restore_view_for_glacier_documents_only(
+    s3, s3_bucket, tenant, rf
+):
+    archived = put_document(s3, s3_bucket, tenant, storage_class=StorageClass.GLACIER)
+    current = put_document(s3, s3_bucket, tenant)
+    request = rf.get("/documents/?page=3")
+    set_urlconf("tests.documents.restore_test_urls")
+    try:
+        html = render_to_string(
+            "documents/_restore_button.html", {"document": archived}, request=request
+        )
+        assert f'action="{restore_url(archived)}"' in html
+        assert 'value="/documents/?page=3"' in html
+        assert "csrfmiddlewaretoken" in html
+        button = render_to_string("documents/_restore_button.html", {"document": current})
+        assert "form" not in button
+    finally:
+        set_urlconf(None)

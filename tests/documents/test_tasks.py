@@ -74,3 +74,18 @@ def test_restore_check_runs_for_every_active_tenant(
         assert tasks.check_restores() == 2
 
     assert [reload(d).restore_status for d in documents] == [RestoreStatus.READY] * 2
+
+
+def test_tier_task_for_one_tenant_leaves_the_other_tenants_documents(
+    s3_server, s3_bucket, tenant, other_tenant
+):
+    client = s3_server.client()
+    ours = put_document(client, s3_bucket, tenant, days_old=100)
+    theirs = put_document(client, s3_bucket, other_tenant, days_old=100)
+
+    outcomes = tasks.tier_tenant.apply(kwargs={"tenant_id": str(tenant.pk)}).get()
+
+    assert outcomes == {"moved": 1}
+    assert reload(ours).storage_class == StorageClass.GLACIER
+    assert reload(theirs).storage_class == StorageClass.STANDARD
+    assert storage_class_of(client, s3_bucket, theirs.storage_key) == "STANDARD"
