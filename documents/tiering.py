@@ -82,6 +82,9 @@ def documents_due(tenant_id: uuid.UUID, now: datetime) -> DocumentQuerySet:
     return (
         Document.objects.for_tenant(tenant_id)
         .live()
+        # The age counts from a version no older than the document: rows created since the IA
+        # cut-off cannot be due, and this bound lets the index skip them.
+        .filter(created_at__lte=ia_before)
         .alias(stored_at=_stored_at())
         .annotate(
             target=Case(

@@ -342,3 +342,21 @@ def test_tier_documents_applies_the_plan_for_one_tenant_with_a_progress_bar(
     out = io.StringIO()
     call_command("tier_documents", "--tenant", "acme", stdout=out, stderr=io.StringIO())
     assert "0 document(s) due" in out.getvalue()
+
+
+def test_a_replaced_document_counts_its_age_from_the_newest_version(s3, s3_bucket, tenant):
+    document = put_document(s3, s3_bucket, tenant, days_old=200)
+    with db.tenant_context(tenant.pk):
+        DocumentVersion.objects.create(
+            tenant=tenant,
+            document=document,
+            number=2,
+            original_filename="pan-new.pdf",
+            content_type="application/pdf",
+            size_bytes=1,
+            sha256="1" * 64,
+            storage_key=document.storage_key,
+        )  # stored now: the document is fresh again
+
+    assert tiering.documents_tier_due(tenant_id=tenant.pk).outcomes == {}
+    assert storage_class_of(s3, s3_bucket, document.storage_key) == STANDARD
