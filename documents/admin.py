@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from documents import objects, services
+from documents import admin_actions, objects, services
 from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
 from documents.validation import DocumentRejected
 from tenants.admin import TenantOwnedAdmin
@@ -115,8 +115,14 @@ class DocumentAdmin(TenantOwnedAdmin):
         "deleted_at",
         "versions_table",
     ]
-    # Tiering and restore actions (documents.tasks / tiering) are added to this list.
-    actions = ["open_presigned_download", "soft_delete"]
+    actions = [
+        "open_presigned_download",
+        "soft_delete",
+        admin_actions.request_restore,
+        admin_actions.change_tier_to_standard,
+        admin_actions.change_tier_to_ia,
+        admin_actions.change_tier_to_glacier,
+    ]
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).annotate(version_count=Count("versions"))

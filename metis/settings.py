@@ -250,6 +250,20 @@ MIDDLEWARE.insert(
     "documents.consistency.PurgeUncommittedObjectsMiddleware",
 )
 
+# --- Document tiering and Glacier restore (issue 3, storage_setup/tiering) -------------------
+# Age (days since the current version was stored) at which tiering moves a document to
+# STANDARD_IA, then to GLACIER; the bucket's lifecycle rules use the same figures.
+DOCUMENT_TIER_IA_AFTER_DAYS = env.int("DOCUMENT_TIER_IA_AFTER_DAYS", default=30)
+DOCUMENT_TIER_GLACIER_AFTER_DAYS = env.int("DOCUMENT_TIER_GLACIER_AFTER_DAYS", default=90)
+# Documents per batch (one transaction, one Celery task) of a tiering run.
+DOCUMENT_TIER_BATCH_SIZE = env.int("DOCUMENT_TIER_BATCH_SIZE", default=200)
+# Days a restored Glacier copy stays readable, and the retrieval tier (Expedited|Standard|Bulk).
+DOCUMENT_RESTORE_DAYS = env.int("DOCUMENT_RESTORE_DAYS", default=7)
+DOCUMENT_RESTORE_TIER = env("DOCUMENT_RESTORE_TIER", default="Standard")
+# Lifecycle retention: days a noncurrent object version (replaced by a tiering copy, or hidden
+# by a delete) is kept before the bucket expires it. Five years, the RBI's KYC record period.
+DOCUMENT_NONCURRENT_VERSION_DAYS = env.int("DOCUMENT_NONCURRENT_VERSION_DAYS", default=1825)
+
 # --- The rest ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -10,4 +10,5 @@ urlpatterns = [
     path("logout/", views.logout_view, name="tenant-logout"),
     path("team/<uuid:user_id>/", views.team_member_view, name="tenant-team-member"),
     path("documents/", include("documents.urls")),
+    path("", include("documents.restore_urls")),
 ]

@@ -1,0 +1,238 @@
+"""Measure tiering throughput: objects/s through `documents_tier_due` against raw boto3 loops.
+
+All sides move the same number of same-sized objects STANDARD → STANDARD_IA on the same
+SeaweedFS server in the same run, alternated round by round (which side goes first alternates
+too), each round on fresh objects:
+
+- app: `tiering.documents_tier_due` for one tenant (row query and lock, HEAD, copy_object,
+  row update, version row update, access-log row; batches of DOCUMENT_TIER_BATCH_SIZE);
+- raw copy: a loop of `copy_object` (same class, MetadataDirective=REPLACE, SSE, content type,
+  metadata), the baseline the issue asks for;
+- raw head+copy: the same loop with the HEAD the app does first (to read the metadata it must
+  re-send and to skip objects already moved);
+- app, database only: `documents_tier_due` with local-file storage (no S3 request at all),
+  which isolates the database share of the app's cost (row lock, updates, access-log row).
+
+It starts its own SeaweedFS (`weed mini`, auth on, versioning on) and a scratch database
+(`bench_tiering`), and removes both at the end, also on error. Run it with:
+
+    METIS_ENV_FILE=var/test.env .venv/bin/python bench/tiering_throughput.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import django
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.files.storage import storages  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from documents import storage, tiering  # noqa: E402
+from documents.models import Document, DocumentVersion  # noqa: E402
+from documents.s3server import SeaweedS3  # noqa: E402
+from tenants import db, scratch, services  # noqa: E402
+
+DATABASE = "bench_tiering"
+BUCKET = "metis-bench-tiering"
+OBJECTS = 200  # per side per round
+OBJECT_BYTES = 128 * 1024  # a scanned KYC page
+ROUNDS = 4
+SIDES = ("app", "raw copy", "raw head+copy", "app, database only")
+
+
+def configure_storage(server: SeaweedS3) -> None:
+    """Point the app's storage at the benchmark's own server and bucket (as s3_bucket does)."""
+    settings.AWS_STORAGE_BUCKET_NAME = BUCKET
+    settings.AWS_S3_ENDPOINT_URL = server.endpoint_url
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": BUCKET,
+                "endpoint_url": server.endpoint_url,
+                "region_name": "us-east-1",
+                "access_key": server.access_key,
+                "secret_key": server.secret_key,
+                "addressing_style": "path",
+                "signature_version": "s3v4",
+                "object_parameters": {"ServerSideEncryption": "AES256"},
+                "default_acl": None,
+            },
+        },
+    }
+    # Changed outside a test, so no setting_changed signal: drop the cached backends by hand.
+    storages._storages, storages._backends = {}, None
+    storages.__dict__.pop("backends", None)
+
+
+def put_objects(client, tenant, count: int, label: str) -> list[tuple[uuid.UUID, str, str]]:
+    """Store `count` encrypted objects under the tenant's prefix; return (id, key, version)."""
+    stored = []
+    for number in range(count):
+        document_id = uuid.uuid4()
+        key = storage.document_key(
+            tenant_id=tenant.pk, document_type="pan", document_id=document_id, extension="pdf"
+        )
+        body = document_id.bytes * (OBJECT_BYTES // 16)
+        put = client.put_object(
+            Bucket=BUCKET,
+            Key=key,
+            Body=body,
+            ContentType="application/pdf",
+            ServerSideEncryption="AES256",
+            Metadata={"sha256": hashlib.sha256(body).hexdigest()},
+        )
+        stored.append((document_id, key, put["VersionId"]))
+        print(f"\r  storing {label}: {number + 1}/{count}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return stored
+
+
+def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str]]) -> None:
+    """Rows for the stored objects, 40 days old: all due for STANDARD_IA."""
+    stored_at = timezone.now() - timedelta(days=40)
+    with db.tenant_context(tenant.pk):
+        Document.objects.bulk_create(
+            Document(
+                id=document_id,
+                tenant=tenant,
+                document_type="pan",
+                original_filename="pan.pdf",
+                content_type="application/pdf",
+                size_bytes=OBJECT_BYTES,
+                sha256="0" * 64,
+                storage_key=key,
+                version_id=version_id,
+            )
+            for document_id, key, version_id in stored
+        )
+        DocumentVersion.objects.bulk_create(
+            DocumentVersion(
+                tenant=tenant,
+                document_id=document_id,
+                number=1,
+                original_filename="pan.pdf",
+                content_type="application/pdf",
+                size_bytes=OBJECT_BYTES,
+                sha256="0" * 64,
+                storage_key=key,
+                version_id=version_id,
+            )
+            for document_id, key, version_id in stored
+        )
+        ids = [document_id for document_id, _, _ in stored]
+        Document.objects.filter(pk__in=ids).update(created_at=stored_at)
+        DocumentVersion.objects.filter(document_id__in=ids).update(created_at=stored_at)
+
+
+def run_app(tenant, stored, outcome: str = tiering.MOVED) -> float:
+    start = time.perf_counter()
+    report = tiering.documents_tier_due(tenant_id=tenant.pk)
+    elapsed = time.perf_counter() - start
+    assert report.outcomes == {outcome: len(stored)}, report.outcomes
+    return elapsed
+
+
+def run_raw(client, stored, *, head: bool) -> float:
+    start = time.perf_counter()
+    for _, key, _ in stored:
+        if head:
+            metadata = client.head_object(Bucket=BUCKET, Key=key)["Metadata"]
+        else:
+            metadata = {"sha256": "known in advance"}
+        client.copy_object(
+            Bucket=BUCKET,
+            Key=key,
+            CopySource={"Bucket": BUCKET, "Key": key},
+            StorageClass="STANDARD_IA",
+            MetadataDirective="REPLACE",
+            ContentType="application/pdf",
+            Metadata=metadata,
+            ServerSideEncryption="AES256",
+        )
+    return time.perf_counter() - start
+
+
+def check_moved(client, stored) -> None:
+    for _, key, _ in stored:
+        head = client.head_object(Bucket=BUCKET, Key=key)
+        assert head["StorageClass"] == "STANDARD_IA" and head["ServerSideEncryption"] == "AES256"
+
+
+def main() -> None:
+    print(f"scratch database {DATABASE} and a private SeaweedFS: starting")
+    server = SeaweedS3()
+    try:
+        server.start()
+        client = server.client()
+        client.create_bucket(Bucket=BUCKET)
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        configure_storage(server)
+        scratch.scratch_database_create(DATABASE)
+        rates: dict[str, list[float]] = {side: [] for side in SIDES}
+        for round_number in range(ROUNDS):
+            # Each side gets its own tenant and fresh objects; the order rotates every round.
+            order = SIDES[round_number % len(SIDES) :] + SIDES[: round_number % len(SIDES)]
+            print(f"round {round_number + 1}/{ROUNDS}: {', '.join(order)}", flush=True)
+            for side in order:
+                tenant = services.tenant_create(
+                    name=f"Bench {round_number} {side}", subdomain=f"bench{uuid.uuid4().hex[:8]}"
+                )
+                if side == "app, database only":
+                    stored = [
+                        (uuid.uuid4(), f"{storage.tenant_prefix(tenant.pk)}x/{n}.pdf", "")
+                        for n in range(OBJECTS)
+                    ]
+                    create_rows(tenant, stored)
+                    settings.AWS_STORAGE_BUCKET_NAME = ""  # is_s3() is False: records only
+                    try:
+                        elapsed = run_app(tenant, stored, outcome=tiering.RECORDED)
+                    finally:
+                        settings.AWS_STORAGE_BUCKET_NAME = BUCKET
+                    rates[side].append(OBJECTS / elapsed)
+                    print(f"  {side:20} {OBJECTS / elapsed:8.1f} objects/s", flush=True)
+                    continue
+                stored = put_objects(client, tenant, OBJECTS, side)
+                if side == "app":
+                    create_rows(tenant, stored)
+                    elapsed = run_app(tenant, stored)
+                else:
+                    elapsed = run_raw(client, stored, head=side == "raw head+copy")
+                check_moved(client, stored)
+                rates[side].append(OBJECTS / elapsed)
+                print(f"  {side:20} {OBJECTS / elapsed:8.1f} objects/s", flush=True)
+        report(rates)
+    finally:
+        scratch.scratch_database_drop(DATABASE)
+        server.stop()
+        print(f"\nscratch database {DATABASE} dropped, SeaweedFS stopped")
+
+
+def report(rates: dict[str, list[float]]) -> None:
+    baseline = statistics.median(rates["raw copy"])
+    print(
+        f"\nTiering STANDARD → STANDARD_IA, {OBJECTS} objects of {OBJECT_BYTES // 1024} KiB per "
+        f"side per round, {ROUNDS} rounds (median of rounds)"
+    )
+    print(f"  {'':22}{'objects/s':>12}{'ms/object':>12}{'vs raw copy':>14}")
+    for side in SIDES:
+        median = statistics.median(rates[side])
+        print(f"  {side:22}{median:12.1f}{1000 / median:12.1f}{median / baseline:13.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Set up the documents bucket: existence, versioning, default encryption, policy, lifecycle.
+
+`bucket_setup` compares each setting with what the server reports and writes only what
+differs, so a second run changes nothing. Every step ends as one of:
+
+- applied: written now;
+- already: the server already had it;
+- refused: the server does not implement it (SeaweedFS answers 501 NotImplemented to lifecycle
+  Transitions); the rest is still applied;
+- failed: any other error (access denied, a bad key id...); the run goes on and reports it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+from django.conf import settings
+
+APPLIED, ALREADY, REFUSED, FAILED = "applied", "already", "refused", "failed"
+
+# Error codes by which a server says "I do not implement this" rather than "you may not".
+_UNSUPPORTED = {"NotImplemented", "MethodNotAllowed", "UnsupportedOperation"}
+_UNSUPPORTED_STATUS = {405, 501}
+
+TIERING_RULE_ID = "metis-tenants-tiering"
+RETENTION_RULE_ID = "metis-tenants-retention"
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    name: str
+    outcome: str  # APPLIED, ALREADY, REFUSED or FAILED
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.outcome}" + (f" ({self.detail})" if self.detail else "")
+
+
+def error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def is_unsupported(error: ClientError) -> bool:
+    """True when the server refuses because it lacks the feature (not for lack of rights)."""
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_code(error) in _UNSUPPORTED or status in _UNSUPPORTED_STATUS
+
+
+def _describe(error: ClientError) -> str:
+    body = error.response.get("Error", {})
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return f"{status} {body.get('Code', '')}: {body.get('Message', '')}".strip()
+
+
+def sse_parameters() -> dict[str, str]:
+    """The server-side encryption arguments for put/copy requests, from the settings."""
+    if settings.AWS_S3_SSE == "aws:kms":
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.AWS_S3_SSE_KMS_KEY_ID}
+    return {"ServerSideEncryption": settings.AWS_S3_SSE} if settings.AWS_S3_SSE else {}
+
+
+def encryption_rule() -> dict:
+    default = {"SSEAlgorithm": settings.AWS_S3_SSE or "AES256"}
+    if default["SSEAlgorithm"] == "aws:kms" and settings.AWS_S3_SSE_KMS_KEY_ID:
+        default["KMSMasterKeyID"] = settings.AWS_S3_SSE_KMS_KEY_ID
+    return {"ApplyServerSideEncryptionByDefault": default}
+
+
+def bucket_policy(bucket: str) -> dict:
+    """The spec's policy: the app's principal may get and put objects under `tenants/`."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "MetisAppTenantObjects",
+                "Effect": "Allow",
+                "Principal": {"AWS": settings.AWS_S3_APP_PRINCIPAL_ARN},
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{bucket}/tenants/*",
+            }
+        ],
+    }
+
+
+def tiering_rule() -> dict:
+    """Standard → IA → Glacier by age, as the tiering job does; old copies go to Glacier."""
+    return {
+        "ID": TIERING_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": "tenants/"},
+        "Transitions": [
+            {"Days": settings.DOCUMENT_TIER_IA_AFTER_DAYS, "StorageClass": "STANDARD_IA"},
+            {"Days": settings.DOCUMENT_TIER_GLACIER_AFTER_DAYS, "StorageClass": "GLACIER"},
+        ],
+        # A tiering copy leaves the previous (Standard) version behind as noncurrent.
+        "NoncurrentVersionTransitions": [{"NoncurrentDays": 30, "StorageClass": "GLACIER"}],
+    }
+
+
+def retention_rule() -> dict:
+    """Expire noncurrent versions after the retention period; drop abandoned multipart parts."""
+    return {
+        "ID": RETENTION_RULE_ID,
+        "Status": "Enabled",
+        "Filter": {"Prefix": "tenants/"},
+        "NoncurrentVersionExpiration": {
+            "NoncurrentDays": settings.DOCUMENT_NONCURRENT_VERSION_DAYS
+        },
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
+    }
+
+
+def _rules_match(current: list[dict], wanted: list[dict]) -> bool:
+    # Servers add defaults to what they echo back; compare only the keys we send.
+    by_id = {rule.get("ID"): rule for rule in current}
+    if set(by_id) != {rule["ID"] for rule in wanted}:
+        return False
+    return all(
+        all(by_id[rule["ID"]].get(key) == value for key, value in rule.items()) for rule in wanted
+    )
+
+
+class _Steps:
+    """Collects step outcomes and echoes each to `report` as it happens."""
+
+    def __init__(self, report: Callable[[SetupStep], None]) -> None:
+        self.done: list[SetupStep] = []
+        self._report = report
+
+    def add(self, name: str, outcome: str, detail: str = "") -> SetupStep:
+        step = SetupStep(name, outcome, detail)
+        self.done.append(step)
+        self._report(step)
+        return step
+
+    def error(self, name: str, error: ClientError) -> SetupStep:
+        return self.add(name, REFUSED if is_unsupported(error) else FAILED, _describe(error))
+
+
+def _ensure_bucket(client, bucket: str, steps: _Steps) -> bool:
+    try:
+        client.head_bucket(Bucket=bucket)
+        steps.add("bucket", ALREADY, bucket)
+        return True
+    except ClientError as error:
+        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+            steps.error("bucket", error)
+            return False
+    arguments = {"Bucket": bucket}
+    region = settings.AWS_S3_REGION_NAME
+    if region and region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
+        arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        client.create_bucket(**arguments)
+    except ClientError as error:
+        if error_code(error) != "BucketAlreadyOwnedByYou":  # a concurrent run made it
+            steps.error("bucket", error)
+            return False
+    steps.add("bucket", APPLIED, f"created {bucket}")
+    return True
+
+
+def _ensure_versioning(client, bucket: str, steps: _Steps) -> None:
+    try:
+        if client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled":
+            steps.add("versioning", ALREADY, "Enabled")
+            return
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        steps.add("versioning", APPLIED, "Enabled")
+    except ClientError as error:
+        steps.error("versioning", error)
+
+
+def _ensure_encryption(client, bucket: str, steps: _Steps) -> None:
+    wanted = encryption_rule()
+    algorithm = wanted["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+    try:
+        current = client.get_bucket_encryption(Bucket=bucket)
+        rules = current["ServerSideEncryptionConfiguration"]["Rules"]
+        defaults = [rule.get("ApplyServerSideEncryptionByDefault") for rule in rules]
+        if defaults == [wanted["ApplyServerSideEncryptionByDefault"]]:
+            steps.add("default encryption", ALREADY, algorithm)
+            return
+    except ClientError as error:
+        if error_code(error) != "ServerSideEncryptionConfigurationNotFoundError":
+            steps.error("default encryption", error)
+            return
+    try:
+        client.put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [wanted]}
+        )
+        steps.add("default encryption", APPLIED, algorithm)
+    except ClientError as error:
+        steps.error("default encryption", error)
+
+
+def _ensure_policy(client, bucket: str, steps: _Steps) -> None:
+    wanted = bucket_policy(bucket)
+    detail = f"Get/PutObject on tenants/* for {settings.AWS_S3_APP_PRINCIPAL_ARN}"
+    try:
+        if json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"]) == wanted:
+            steps.add("bucket policy", ALREADY, detail)
+            return
+    except ClientError as error:
+        if error_code(error) != "NoSuchBucketPolicy":
+            steps.error("bucket policy", error)
+            return
+    try:
+        client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(wanted))
+        steps.add("bucket policy", APPLIED, detail)
+    except ClientError as error:
+        steps.error("bucket policy", error)
+
+
+def _ensure_lifecycle(client, bucket: str, steps: _Steps) -> None:
+    tiering, retention = tiering_rule(), retention_rule()
+    tiering_detail = (
+        f"STANDARD_IA after {settings.DOCUMENT_TIER_IA_AFTER_DAYS} days, "
+        f"GLACIER after {settings.DOCUMENT_TIER_GLACIER_AFTER_DAYS}"
+    )
+    retention_detail = (
+        f"noncurrent versions expire after {settings.DOCUMENT_NONCURRENT_VERSION_DAYS} days"
+    )
+    try:
+        current = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    except ClientError as error:
+        if error_code(error) != "NoSuchLifecycleConfiguration":
+            steps.error("lifecycle", error)
+            return
+        current = []
+    if _rules_match(current, [tiering, retention]):
+        steps.add("lifecycle: tier transitions", ALREADY, tiering_detail)
+        steps.add("lifecycle: retention", ALREADY, retention_detail)
+        return
+    try:
+        client.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [tiering, retention]}
+        )
+        steps.add("lifecycle: tier transitions", APPLIED, tiering_detail)
+        steps.add("lifecycle: retention", APPLIED, retention_detail)
+        return
+    except ClientError as error:
+        if not is_unsupported(error):
+            steps.error("lifecycle", error)
+            return
+        steps.add(
+            "lifecycle: tier transitions",
+            REFUSED,
+            f"{_describe(error)}; the tier_documents job moves documents instead",
+        )
+    # Without transitions, the retention rule alone (SeaweedFS accepts it).
+    if _rules_match(current, [retention]):
+        steps.add("lifecycle: retention", ALREADY, retention_detail)
+        return
+    try:
+        client.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [retention]}
+        )
+        steps.add("lifecycle: retention", APPLIED, retention_detail)
+    except ClientError as error:
+        steps.error("lifecycle: retention", error)
+
+
+def bucket_setup(
+    *, client, bucket: str, report: Callable[[SetupStep], None] = lambda step: None
+) -> list[SetupStep]:
+    """Bring `bucket` to the configured state; return (and report) every step's outcome."""
+    steps = _Steps(report)
+    if not _ensure_bucket(client, bucket, steps):
+        return steps.done
+    _ensure_versioning(client, bucket, steps)
+    _ensure_encryption(client, bucket, steps)
+    _ensure_policy(client, bucket, steps)
+    _ensure_lifecycle(client, bucket, steps)
+    return steps.done

@@ -1,0 +1,81 @@
+"""Show the tiering plan (documents due per tenant and class) and apply it, with progress."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from documents import tiering
+from tenants.models import Tenant
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: `[#####.....]  50% 100/200`."""
+
+    def __init__(self, total: int, stream=sys.stderr, width: int = 30) -> None:
+        self.total, self.done, self.stream, self.width = total, 0, stream, width
+
+    def advance(self, step: int = 1) -> None:
+        self.done += step
+        filled = self.width * self.done // self.total if self.total else self.width
+        percent = 100 * self.done // self.total if self.total else 100
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {percent:3d}% {self.done}/{self.total}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class Command(BaseCommand):
+    help = (
+        "Move documents that are due to STANDARD_IA / GLACIER (by age), tenant by tenant. "
+        "Prints the plan first; with --dry-run, only the plan."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="print the plan, move nothing")
+        parser.add_argument("--tenant", metavar="SUBDOMAIN", help="only this tenant")
+        parser.add_argument("--batch-size", type=int, help="documents per transaction")
+
+    def handle(self, *args, dry_run: bool, tenant: str | None, batch_size, **options) -> None:
+        tenants = Tenant.objects.filter(is_active=True).order_by("subdomain")
+        if tenant:
+            tenants = Tenant.objects.filter(subdomain=tenant)
+            if not tenants.exists():
+                raise CommandError(f"no tenant with subdomain {tenant!r}")
+        now = timezone.now()
+        plan = {t: tiering.tier_plan(tenant_id=t.pk, now=now) for t in tenants}
+        total = sum(sum(counts.values()) for counts in plan.values())
+        self.stdout.write(f"{'tenant':24}{'to STANDARD_IA':>16}{'to GLACIER':>12}")
+        for t, counts in plan.items():
+            self.stdout.write(
+                f"{t.subdomain:24}{counts.get('STANDARD_IA', 0):>16}{counts.get('GLACIER', 0):>12}"
+            )
+        self.stdout.write(f"{total} document(s) due")
+        if dry_run or not total:
+            if dry_run:
+                self.stdout.write("dry run: nothing moved")
+            return
+        bar = ProgressBar(total, stream=self.stderr._out)
+        reports = []
+        for t, counts in plan.items():
+            if counts:
+                reports.append(
+                    tiering.documents_tier_due(
+                        tenant_id=t.pk,
+                        now=now,
+                        batch_size=batch_size,
+                        on_progress=lambda document, outcome: bar.advance(),
+                    )
+                )
+        bar.finish()
+        failed = 0
+        for report in reports:
+            self.stdout.write(str(report))
+            failed += report.outcomes[tiering.FAILED] + report.outcomes[tiering.REFUSED]
+        if failed:
+            raise CommandError(f"{failed} document(s) not moved; see the log, then run again")

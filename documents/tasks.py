@@ -1,0 +1,58 @@
+"""Celery tasks for documents: the daily tiering run and the periodic restore check.
+
+Beat starts the fan-out tasks (schedules in migration 0010, editable in the admin); each sends
+one TenantTask per active tenant, which runs inside that tenant's context.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from documents import restore, tiering
+from tenants import db
+from tenants.models import Tenant
+from tenants.tasks import TenantTask, enqueue_for_tenant
+
+
+def _active_tenant_ids() -> list:
+    return list(Tenant.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+
+
+@shared_task(name="documents.tier_all_tenants")
+def tier_all_tenants() -> int:
+    """Send one tiering task per active tenant; return how many. Idempotent."""
+    tenant_ids = _active_tenant_ids()
+    for tenant_id in tenant_ids:
+        enqueue_for_tenant(tier_tenant, tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(base=TenantTask, name="documents.tier_tenant")
+def tier_tenant(after: str | None = None) -> dict[str, int]:
+    """Tier one batch of the tenant's due documents; send the next batch if more are due.
+
+    Idempotent: a document already in its class is skipped, and an object copied by a run that
+    died before its database update is only recorded.
+    """
+    report = tiering.documents_tier_due(
+        tenant_id=db.current_tenant_id(), limit=settings.DOCUMENT_TIER_BATCH_SIZE, after=after
+    )
+    if report.more:
+        enqueue_for_tenant(tier_tenant, report.tenant_id, after=str(report.last_id))
+    return dict(report.outcomes)
+
+
+@shared_task(name="documents.check_restores")
+def check_restores() -> int:
+    """Send one restore check per active tenant; return how many. Idempotent."""
+    tenant_ids = _active_tenant_ids()
+    for tenant_id in tenant_ids:
+        enqueue_for_tenant(check_restores_for_tenant, tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(base=TenantTask, name="documents.check_restores_for_tenant")
+def check_restores_for_tenant() -> dict[str, int]:
+    """Update the restore state of the tenant's documents being restored. Idempotent."""
+    return restore.documents_restore_check_pending(tenant_id=db.current_tenant_id())

@@ -1,0 +1,167 @@
+"""storage_setup brings a real (SeaweedFS) bucket to the configured state and is safe to rerun."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+from django.core.management import CommandError, call_command
+
+from documents import bucket
+
+
+@pytest.fixture
+def missing_bucket(s3_bucket, settings):
+    """Storage configured for a bucket that does not exist yet."""
+    name = f"metis-setup-{uuid.uuid4().hex[:12]}"
+    settings.AWS_STORAGE_BUCKET_NAME = name
+    default = settings.STORAGES["default"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**default, "OPTIONS": {**default["OPTIONS"], "bucket_name": name}},
+    }
+    return name
+
+
+def storage_setup() -> list[str]:
+    out = io.StringIO()
+    call_command("storage_setup", stdout=out, no_color=True)
+    return [line.strip() for line in out.getvalue().splitlines()]
+
+
+_STEP = re.compile(r"^(?P<name>.+?): (?P<outcome>applied|already|refused|failed)\b")
+
+
+def outcomes(lines: list[str]) -> dict[str, str]:
+    """Map each step to its outcome, from lines like `versioning: applied (Enabled)`."""
+    matches = (_STEP.match(line) for line in lines)
+    return {match["name"]: match["outcome"] for match in matches if match}
+
+
+def test_storage_setup_applies_everything_and_reports_the_lifecycle_refusal(
+    s3_server, missing_bucket, settings
+):
+    settings.AWS_S3_APP_PRINCIPAL_ARN = "arn:aws:iam::123456789012:role/MetisAppRole"
+    lines = storage_setup()
+
+    assert outcomes(lines) == {
+        "bucket": "applied",
+        "versioning": "applied",
+        "default encryption": "applied",
+        "bucket policy": "applied",
+        "lifecycle: tier transitions": "refused",
+        "lifecycle: retention": "applied",
+    }
+    refusal = next(line for line in lines if line.startswith("lifecycle: tier transitions"))
+    assert "501 NotImplemented" in refusal
+    assert any(line.startswith("the server refused: lifecycle: tier transitions") for line in lines)
+
+    client = s3_server.client()
+    assert client.get_bucket_versioning(Bucket=missing_bucket)["Status"] == "Enabled"
+    rules = client.get_bucket_encryption(Bucket=missing_bucket)[
+        "ServerSideEncryptionConfiguration"
+    ]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    policy = json.loads(client.get_bucket_policy(Bucket=missing_bucket)["Policy"])
+    assert policy["Statement"] == [
+        {
+            "Sid": "MetisAppTenantObjects",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:role/MetisAppRole"},
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": f"arn:aws:s3:::{missing_bucket}/tenants/*",
+        }
+    ]
+    lifecycle = client.get_bucket_lifecycle_configuration(Bucket=missing_bucket)["Rules"]
+    assert [rule["ID"] for rule in lifecycle] == [bucket.RETENTION_RULE_ID]
+    assert lifecycle[0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1825}
+
+
+def test_bucket_default_encryption_encrypts_an_object_put_without_asking(s3_server, missing_bucket):
+    storage_setup()
+    client = s3_server.client()
+    client.put_object(Bucket=missing_bucket, Key="tenants/x/plain.txt", Body=b"no SSE header")
+    head = client.head_object(Bucket=missing_bucket, Key="tenants/x/plain.txt")
+    assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_storage_setup_twice_reports_everything_already_applied(s3_server, missing_bucket):
+    storage_setup()
+    second = storage_setup()
+
+    assert outcomes(second) == {
+        "bucket": "already",
+        "versioning": "already",
+        "default encryption": "already",
+        "bucket policy": "already",
+        "lifecycle: tier transitions": "refused",  # asked again, refused again, nothing lost
+        "lifecycle: retention": "already",
+    }
+
+
+def test_storage_setup_rewrites_only_what_the_settings_changed(s3_server, missing_bucket, settings):
+    storage_setup()
+    settings.DOCUMENT_NONCURRENT_VERSION_DAYS = 3650
+    settings.AWS_S3_APP_PRINCIPAL_ARN = "arn:aws:iam::123456789012:role/OtherRole"
+
+    steps = outcomes(storage_setup())
+
+    assert steps["lifecycle: retention"] == "applied"
+    assert steps["bucket policy"] == "applied"
+    assert steps["versioning"] == steps["default encryption"] == "already"
+    client = s3_server.client()
+    rule = client.get_bucket_lifecycle_configuration(Bucket=missing_bucket)["Rules"][0]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 3650}
+
+
+def test_storage_setup_fails_loudly_when_the_server_denies_access(
+    s3_server, missing_bucket, settings
+):
+    default = settings.STORAGES["default"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**default, "OPTIONS": {**default["OPTIONS"], "secret_key": "wrong"}},
+    }
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="failed at: bucket"):
+        call_command("storage_setup", stdout=out, no_color=True)
+    assert "bucket: failed (403" in out.getvalue()
+    with pytest.raises(ClientError):
+        s3_server.client().head_bucket(Bucket=missing_bucket)  # nothing was created
+
+
+def test_storage_setup_on_local_files_only_creates_the_directory(local_object_storage):
+    assert not local_object_storage.exists()
+    lines = storage_setup()
+    assert local_object_storage.is_dir()
+    assert "created" in lines[0] and "no bucket" in lines[0]
+    assert "already there" in storage_setup()[0]
+
+
+def test_lifecycle_rules_use_the_tiering_settings(settings):
+    settings.DOCUMENT_TIER_IA_AFTER_DAYS = 45
+    settings.DOCUMENT_TIER_GLACIER_AFTER_DAYS = 180
+    assert bucket.tiering_rule()["Transitions"] == [
+        {"Days": 45, "StorageClass": "STANDARD_IA"},
+        {"Days": 180, "StorageClass": "GLACIER"},
+    ]
+
+
+def test_kms_encryption_names_the_key(settings):
+    # SeaweedFS has no KMS, so this configuration is checked as data only.
+    settings.AWS_S3_SSE = "aws:kms"
+    settings.AWS_S3_SSE_KMS_KEY_ID = "arn:aws:kms:ap-south-1:123456789012:key/abc"
+    assert bucket.encryption_rule() == {
+        "ApplyServerSideEncryptionByDefault": {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": "arn:aws:kms:ap-south-1:123456789012:key/abc",
+        }
+    }
+    assert bucket.sse_parameters() == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "arn:aws:kms:ap-south-1:123456789012:key/abc",
+    }
