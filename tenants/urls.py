@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from analytics import views as analytics_views
 from tenants import views
 
 urlpatterns = [
@@ -9,4 +10,5 @@ urlpatterns = [
     path("login/", views.login_view, name="tenant-login"),
     path("logout/", views.logout_view, name="tenant-logout"),
     path("team/<uuid:user_id>/", views.team_member_view, name="tenant-team-member"),
+    path("usage/", analytics_views.usage_view, name="tenant-usage"),  # analytics
 ]

@@ -1,0 +1,269 @@
+"""Deliver the outbox to ClickHouse: each event once, none lost.
+
+Per tenant, in batches, each in three steps:
+
+1. **Claim** (one committed PostgreSQL transaction): pick up to N pending rows and stamp them with
+   a new `batch_token`. A batch that was claimed before and not delivered (ClickHouse was down, or
+   the process died) is re-sent first, with the same rows and the same token.
+2. **Insert** into ClickHouse with `insert_deduplication_token = batch_token`. ClickHouse keeps
+   the recent tokens (`non_replicated_deduplication_window`, or the replicated log on a cluster)
+   and ignores a block whose token it has already seen, so a batch delivered but not yet marked
+   (a crash between steps 2 and 3) is not counted twice when it is re-sent.
+3. **Mark** the rows sent (another transaction), and bump the tenant's dashboard generation so
+   its cached charts are recomputed.
+
+ClickHouse unreachable: the rows stay pending (the claim is released, the token kept) with the
+error and attempt count, and the next run tries again. ClickHouse rejecting the data (a
+constraint, a type): the batch is retried row by row, each row with its own token; rows that
+still fail are set aside as `rejected` with ClickHouse's error (staff can requeue them in the
+admin), the others are delivered.
+
+The drain crosses tenants, but RLS lets no query read every tenant's outbox rows outside the
+read-only staff mode. So the system job lists tenants (a table without RLS) and drains each
+inside its own `tenant_context`: the database still checks every read and write, and no new
+bypassing policy is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from analytics import clickhouse, dashboards
+from analytics.models import EventOutbox, OutboxStatus
+from tenants import db
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+EVENT_COLUMNS = ["event_id", "tenant_id", "event_type", "event_data", "user_id", "timestamp"]
+# A claim older than this is presumed abandoned (its process died) and is re-sent.
+CLAIM_TIMEOUT = timedelta(minutes=2)
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    rejected: int = 0
+    unavailable: str = ""  # the error, when ClickHouse could not be reached
+    tenants: list[uuid.UUID] = field(default_factory=list)  # tenants that got new events
+
+    def add(self, other: DrainResult) -> None:
+        self.sent += other.sent
+        self.rejected += other.rejected
+        self.unavailable = self.unavailable or other.unavailable
+        self.tenants += other.tenants
+
+
+def event_row(event: EventOutbox) -> list:
+    """Return the ClickHouse `events` row for an outbox row."""
+    data = dict(event.data) if isinstance(event.data, dict) else {"value": event.data}
+    if event.staff_id is not None:
+        data.setdefault("staff_id", event.staff_id)
+    return [
+        event.id,
+        event.tenant_id,
+        event.event_type,
+        json.dumps(data, sort_keys=True, separators=(",", ":"), default=str),
+        event.user_id,
+        event.occurred_at,
+    ]
+
+
+def _claim_batch(tenant_id: uuid.UUID, size: int) -> tuple[uuid.UUID | None, list[EventOutbox]]:
+    """Return (token, rows) of the next batch to send, claimed and committed; (None, []) if none."""
+    now = timezone.now()
+    with db.tenant_context(tenant_id):
+        pending = EventOutbox.objects.for_tenant(tenant_id).pending()
+        retry = (
+            pending.filter(batch_token__isnull=False)
+            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_TIMEOUT))
+            .order_by("occurred_at")
+            .values_list("batch_token", flat=True)
+            .first()
+        )
+        if retry is not None:
+            token = retry
+            rows = list(
+                pending.filter(batch_token=token).order_by("id").select_for_update(skip_locked=True)
+            )
+        else:
+            token = uuid.uuid4()
+            rows = list(
+                pending.filter(batch_token__isnull=True)
+                .order_by("occurred_at", "id")
+                .select_for_update(skip_locked=True)[:size]
+            )
+        if not rows:
+            return None, []
+        EventOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
+            batch_token=token, claimed_at=now
+        )
+    return token, rows
+
+
+def _mark(tenant_id: uuid.UUID, ids: list[uuid.UUID], **values) -> None:
+    with db.tenant_context(tenant_id):
+        EventOutbox.objects.for_tenant(tenant_id).filter(pk__in=ids).update(**values)
+
+
+def _release_after_failure(tenant_id: uuid.UUID, rows: list[EventOutbox], error: str) -> None:
+    """Keep the rows pending (and their token) for the next run, noting the error."""
+    with db.tenant_context(tenant_id):
+        EventOutbox.objects.for_tenant(tenant_id).pending().filter(
+            pk__in=[r.pk for r in rows]
+        ).update(claimed_at=None, attempts=F("attempts") + 1, last_error=error[:MAX_ERROR_CHARS])
+
+
+def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[EventOutbox]) -> DrainResult:
+    """Insert each row alone (its own token): deliver the good ones, set aside the rejected.
+
+    Each row first becomes a batch of its own in PostgreSQL (token derived from its id), so
+    if this pass stops half-way, a retry re-sends single rows under their own tokens, never
+    the shrunken remainder under the old batch token (which ClickHouse would wrongly drop).
+    """
+    result = DrainResult()
+    with db.tenant_context(tenant_id):
+        for row in rows:
+            row.batch_token = uuid.uuid5(uuid.NAMESPACE_URL, f"metis-event:{row.pk}")
+            EventOutbox.objects.filter(pk=row.pk).update(batch_token=row.batch_token)
+    for row in rows:
+        try:
+            client.insert(
+                "events",
+                [event_row(row)],
+                column_names=EVENT_COLUMNS,
+                settings={"insert_deduplication_token": str(row.batch_token)},
+            )
+        except Exception as exc:
+            if not clickhouse.is_rejection(exc):
+                raise
+            logger.warning("ClickHouse rejected event %s: %s", row.pk, exc)
+            _mark(
+                tenant_id,
+                [row.pk],
+                status=OutboxStatus.REJECTED,
+                claimed_at=None,
+                attempts=row.attempts + 1,
+                last_error=str(exc)[:MAX_ERROR_CHARS],
+            )
+            result.rejected += 1
+        else:
+            _mark(
+                tenant_id,
+                [row.pk],
+                status=OutboxStatus.SENT,
+                sent_at=timezone.now(),
+                attempts=row.attempts + 1,
+                last_error="",
+            )
+            result.sent += 1
+    return result
+
+
+def _deliver(tenant_id: uuid.UUID, token: uuid.UUID, rows: list[EventOutbox]) -> DrainResult:
+    try:
+        with clickhouse.session() as client:
+            try:
+                client.insert(
+                    "events",
+                    [event_row(r) for r in rows],
+                    column_names=EVENT_COLUMNS,
+                    settings={"insert_deduplication_token": str(token)},
+                )
+            except Exception as exc:
+                if not clickhouse.is_rejection(exc):
+                    raise
+                logger.info("ClickHouse refused batch %s (%s); retrying row by row", token, exc)
+                return _deliver_row_by_row(client, tenant_id, rows)
+    except Exception as exc:  # unreachable, or a server error that may pass: try again later
+        logger.warning("ClickHouse did not take batch %s of tenant %s: %s", token, tenant_id, exc)
+        _release_after_failure(tenant_id, rows, f"{type(exc).__name__}: {exc}")
+        return DrainResult(unavailable=str(exc) or type(exc).__name__)
+    _mark(
+        tenant_id,
+        [r.pk for r in rows],
+        status=OutboxStatus.SENT,
+        sent_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        last_error="",
+    )
+    return DrainResult(sent=len(rows))
+
+
+def outbox_drain_tenant(
+    *, tenant_id: uuid.UUID | str, batch_size: int | None = None, max_batches: int | None = None
+) -> DrainResult:
+    """Deliver `tenant_id`'s pending events to ClickHouse, batch by batch. Idempotent.
+
+    Stops at the first batch ClickHouse cannot take (its rows stay pending) or when no rows are
+    left. Must not run inside a transaction: each claim has to commit before its insert.
+    """
+    if transaction.get_connection().in_atomic_block:
+        raise RuntimeError("outbox_drain_tenant commits per batch: call it outside a transaction")
+    tenant_id = db.parse_tenant_id(tenant_id)
+    size = batch_size or settings.ANALYTICS_OUTBOX_BATCH_SIZE
+    total = DrainResult()
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        token, rows = _claim_batch(tenant_id, size)
+        if not rows:
+            break
+        batches += 1
+        result = _deliver(tenant_id, token, rows)
+        total.add(result)
+        if result.unavailable:
+            break
+    if total.sent:
+        total.tenants.append(tenant_id)
+        with db.tenant_context(tenant_id):
+            dashboards.invalidate(tenant_id)
+    return total
+
+
+def outbox_drain(*, batch_size: int | None = None) -> DrainResult:
+    """Deliver every tenant's pending events, tenant by tenant. Idempotent.
+
+    Inactive tenants too: their events happened. Stops early when ClickHouse is unavailable.
+    """
+    total = DrainResult()
+    for tenant_id in Tenant.objects.order_by("pk").values_list("pk", flat=True):
+        total.add(outbox_drain_tenant(tenant_id=tenant_id, batch_size=batch_size))
+        if total.unavailable:
+            break
+    return total
+
+
+def outbox_requeue_rejected(*, tenant_id: uuid.UUID | str, ids: list[uuid.UUID]) -> int:
+    """Put rejected rows back in the queue (after the cause was fixed); return how many."""
+    with db.tenant_context(tenant_id):
+        return (
+            EventOutbox.objects.for_tenant(tenant_id)
+            .rejected()
+            .filter(pk__in=ids)
+            .update(status=OutboxStatus.PENDING, batch_token=None, claimed_at=None)
+        )
+
+
+def outbox_purge_sent(*, older_than: timedelta | None = None) -> int:
+    """Delete delivered rows older than ANALYTICS_OUTBOX_KEEP_DAYS; return how many. Idempotent."""
+    age = older_than or timedelta(days=settings.ANALYTICS_OUTBOX_KEEP_DAYS)
+    cutoff = timezone.now() - age
+    deleted = 0
+    for tenant_id in Tenant.objects.values_list("pk", flat=True):
+        with db.tenant_context(tenant_id):
+            deleted += (
+                EventOutbox.objects.for_tenant(tenant_id)
+                .filter(status=OutboxStatus.SENT, sent_at__lt=cutoff)
+                .delete()[0]
+            )
+    return deleted
