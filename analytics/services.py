@@ -225,8 +225,7 @@ def outbox_drain_tenant(
             break
     if total.sent:
         total.tenants.append(tenant_id)
-        with db.tenant_context(tenant_id):
-            dashboards.invalidate(tenant_id)
+        dashboards.invalidate(tenant_id)
     return total
 
 
@@ -256,7 +255,7 @@ def outbox_requeue_rejected(*, tenant_id: uuid.UUID | str, ids: list[uuid.UUID])
 
 def outbox_purge_sent(*, older_than: timedelta | None = None) -> int:
     """Delete delivered rows older than ANALYTICS_OUTBOX_KEEP_DAYS; return how many. Idempotent."""
-    age = older_than or timedelta(days=settings.ANALYTICS_OUTBOX_KEEP_DAYS)
+    age = timedelta(days=settings.ANALYTICS_OUTBOX_KEEP_DAYS) if older_than is None else older_than
     cutoff = timezone.now() - age
     deleted = 0
     for tenant_id in Tenant.objects.values_list("pk", flat=True):
