@@ -164,7 +164,10 @@ def clickhouse_charts(scope: Scope) -> dict:
     """Return the ClickHouse-backed chart data for `scope`, cached per tenant and generation."""
     _check_context(scope)
     owner = scope.tenant_id or "all"
-    key = f"analytics:dashboard:{owner}:g{_generation()}:{scope.start}:{scope.end}"
+    key = (
+        f"analytics:dashboard:{clickhouse.database_name()}:{owner}:g{_generation()}:"
+        f"{scope.start}:{scope.end}"
+    )
     cached = cache.get(key)
     if cached is not None:
         return {**cached, "cached": True}

@@ -27,9 +27,7 @@ def record(tenant, n: int, *, event_type=events.SIGN_IN, days_ago: int = 0) -> N
                 )
 
 
-def test_events_recorded_in_a_rolled_back_transaction_never_reach_clickhouse(
-    clickhouse_db, acme
-):
+def test_events_recorded_in_a_rolled_back_transaction_never_reach_clickhouse(clickhouse_db, acme):
     try:
         with transaction.atomic():
             events.record_event(tenant=acme, event_type=events.SIGN_IN)
