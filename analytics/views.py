@@ -24,9 +24,10 @@ ALL_TENANTS = "all"
 
 
 class DashboardFilterForm(forms.Form):
+    """The date range every chart shares (a tenant's page has no tenant field: the host decides)."""
+
     start = forms.DateField(required=False)
     end = forms.DateField(required=False)
-    tenant = forms.CharField(required=False, max_length=64)
 
     def clean(self):
         cleaned = super().clean()
@@ -41,6 +42,10 @@ class DashboardFilterForm(forms.Form):
             )
         cleaned["start"], cleaned["end"] = start, end
         return cleaned
+
+
+class StaffDashboardFilterForm(DashboardFilterForm):
+    tenant = forms.CharField(required=False, max_length=64)  # a tenant id, or "all"
 
 
 def _render(request, template, context, *, scope, enter_context) -> HttpResponse:
@@ -58,7 +63,7 @@ def _render(request, template, context, *, scope, enter_context) -> HttpResponse
 
 def staff_dashboard_view(request: HttpRequest) -> HttpResponse:
     """Staff: one tenant's dashboard, or (superusers) all tenants'."""
-    form = DashboardFilterForm(request.GET)
+    form = StaffDashboardFilterForm(request.GET)
     context = {
         **admin.site.each_context(request),
         "title": "Analytics",

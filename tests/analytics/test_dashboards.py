@@ -113,7 +113,7 @@ def test_dashboard_queries_stop_at_the_time_limit(clickhouse_db, tenant, setting
             "slow", "SELECT sum(sleepEachRow(0.6)) FROM events WHERE {where}"
         ),
     )
-    with clickhouse.session() as client, pytest.raises(DatabaseError, match="(?i)timeout"):
+    with clickhouse.session() as client, pytest.raises(DatabaseError, match=r"(?i)timeout"):
         dashboards.run_query(client, "slow", last_week(tenant.pk))
 
 
