@@ -266,3 +266,31 @@ def outbox_purge_sent(*, older_than: timedelta | None = None) -> int:
                 .delete()[0]
             )
     return deleted
+
+
+def outbox_record_history(*, tenant_id: uuid.UUID, history: list[tuple]) -> int:
+    """Write past events to the outbox (demo seeding, imports); return how many.
+
+    `history` holds (occurred_at, event_type, data, user_id) tuples; the types are checked like
+    record_event's. The drain delivers them like any other event.
+    """
+    from analytics import events
+
+    unknown = {event_type for _, event_type, _, _ in history} - events.EVENT_TYPES
+    if unknown:
+        raise ValueError(f"unknown event types: {sorted(unknown)}")
+    with db.tenant_context(tenant_id):
+        created = EventOutbox.objects.bulk_create(
+            [
+                EventOutbox(
+                    tenant_id=tenant_id,
+                    occurred_at=occurred_at,
+                    event_type=event_type,
+                    data=data,
+                    user_id=user_id,
+                )
+                for occurred_at, event_type, data, user_id in history
+            ],
+            batch_size=1000,
+        )
+    return len(created)

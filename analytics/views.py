@@ -88,6 +88,7 @@ def staff_dashboard_view(request: HttpRequest) -> HttpResponse:
             return TemplateResponse(request, "analytics/staff_dashboard.html", context, status=403)
         scope = dashboards.Scope(tenant_id=None, start=cleaned["start"], end=cleaned["end"])
         context["selected"] = ALL_TENANTS
+        context["title"] = "Analytics: all tenants"
         return _render(
             request,
             "analytics/staff_dashboard.html",
@@ -106,6 +107,7 @@ def staff_dashboard_view(request: HttpRequest) -> HttpResponse:
     scope = dashboards.Scope(tenant_id=tenant.pk, start=cleaned["start"], end=cleaned["end"])
     context["selected"] = str(tenant.pk)
     context["tenant"] = tenant
+    context["title"] = f"Analytics: {tenant.name}"
     return _render(
         request,
         "analytics/staff_dashboard.html",
