@@ -58,11 +58,17 @@ class EventOutbox(TenantOwnedModel):
         verbose_name = "outbox event"
         constraints = [*TenantOwnedModel.Meta.constraints]
         indexes = [
-            # What the drain reads: a tenant's undelivered rows, oldest first.
+            # What the drain reads: a tenant's unclaimed rows, oldest first, and its batches
+            # claimed but not yet delivered (few, and found without scanning the backlog).
             models.Index(
                 fields=["tenant", "occurred_at"],
-                condition=models.Q(status="pending"),
-                name="outbox_pending",
+                condition=models.Q(status="pending", batch_token__isnull=True),
+                name="outbox_pending_unclaimed",
+            ),
+            models.Index(
+                fields=["tenant", "batch_token"],
+                condition=models.Q(status="pending", batch_token__isnull=False),
+                name="outbox_pending_claimed",
             ),
             models.Index(fields=["tenant", "status", "sent_at"], name="outbox_tenant_status"),
         ]

@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -48,6 +49,7 @@ EVENT_COLUMNS = ["event_id", "tenant_id", "event_type", "event_data", "user_id",
 # A claim older than this is presumed abandoned (its process died) and is re-sent.
 CLAIM_TIMEOUT = timedelta(minutes=2)
 MAX_ERROR_CHARS = 2000
+SESSION_BATCHES = 10  # batches sent per opening of ClickHouse
 
 
 @dataclass
@@ -64,13 +66,13 @@ class DrainResult:
         self.tenants += other.tenants
 
 
-def event_row(event: EventOutbox) -> list:
+def event_row(event: EventOutbox | ClaimedEvent) -> list:
     """Return the ClickHouse `events` row for an outbox row."""
     data = dict(event.data) if isinstance(event.data, dict) else {"value": event.data}
     if event.staff_id is not None:
         data.setdefault("staff_id", event.staff_id)
     return [
-        event.id,
+        event.pk,
         event.tenant_id,
         event.event_type,
         json.dumps(data, sort_keys=True, separators=(",", ":"), default=str),
@@ -79,36 +81,68 @@ def event_row(event: EventOutbox) -> list:
     ]
 
 
-def _claim_batch(tenant_id: uuid.UUID, size: int) -> tuple[uuid.UUID | None, list[EventOutbox]]:
-    """Return (token, rows) of the next batch to send, claimed and committed; (None, []) if none."""
+# Claim in one statement: lock (skipping rows another drain holds), stamp and return the batch.
+# Raw SQL because Django's UPDATE cannot RETURNING; RLS still applies (tenant_context).
+_CLAIM_SQL = """
+    UPDATE analytics_event_outbox SET batch_token = %(token)s, claimed_at = %(now)s
+    WHERE id IN (
+        SELECT id FROM analytics_event_outbox
+        WHERE tenant_id = %(tenant)s AND status = 'pending' AND {condition}
+        ORDER BY occurred_at, id LIMIT %(size)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, tenant_id, event_type, data, user_id, staff_id, occurred_at, attempts
+"""
+_NEW_ROWS = "batch_token IS NULL"
+_RETRY_ROWS = "batch_token = %(token)s"
+
+
+@dataclass(slots=True)
+class ClaimedEvent:
+    """An outbox row as the drain holds it (lighter than a model instance)."""
+
+    pk: uuid.UUID
+    tenant_id: uuid.UUID
+    event_type: str
+    data: dict
+    user_id: uuid.UUID | None
+    staff_id: int | None
+    occurred_at: datetime
+    attempts: int
+    batch_token: uuid.UUID | None = None
+
+
+def _claimed(cursor) -> list[ClaimedEvent]:
+    rows = [ClaimedEvent(*row) for row in cursor.fetchall()]
+    for row in rows:
+        if isinstance(row.data, str):  # Django hands jsonb over as text
+            row.data = json.loads(row.data)
+    rows.sort(key=lambda row: (row.occurred_at, str(row.pk)))
+    return rows
+
+
+def _claim_batch(tenant_id: uuid.UUID, size: int) -> tuple[uuid.UUID | None, list[ClaimedEvent]]:
+    """Return (token, rows) of the next batch to send, claimed and committed; (None, []) if none.
+
+    A batch claimed earlier and not delivered (its claim released after a failure, or older
+    than CLAIM_TIMEOUT: its drain died) goes first, with its original token and rows.
+    """
     now = timezone.now()
-    with db.tenant_context(tenant_id):
-        pending = EventOutbox.objects.for_tenant(tenant_id).pending()
+    with db.tenant_context(tenant_id), connection.cursor() as cursor:
         retry = (
-            pending.filter(batch_token__isnull=False)
+            EventOutbox.objects.for_tenant(tenant_id)
+            .pending()
+            .filter(batch_token__isnull=False)
             .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_TIMEOUT))
             .order_by("occurred_at")
             .values_list("batch_token", flat=True)
             .first()
         )
-        if retry is not None:
-            token = retry
-            rows = list(
-                pending.filter(batch_token=token).order_by("id").select_for_update(skip_locked=True)
-            )
-        else:
-            token = uuid.uuid4()
-            rows = list(
-                pending.filter(batch_token__isnull=True)
-                .order_by("occurred_at", "id")
-                .select_for_update(skip_locked=True)[:size]
-            )
-        if not rows:
-            return None, []
-        EventOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
-            batch_token=token, claimed_at=now
-        )
-    return token, rows
+        token, condition = (retry, _RETRY_ROWS) if retry else (uuid.uuid4(), _NEW_ROWS)
+        parameters = {"token": token, "now": now, "tenant": tenant_id, "size": size}
+        cursor.execute(_CLAIM_SQL.format(condition=condition), parameters)
+        rows = _claimed(cursor)
+    return (token, rows) if rows else (None, [])
 
 
 def _mark(tenant_id: uuid.UUID, ids: list[uuid.UUID], **values) -> None:
@@ -116,7 +150,7 @@ def _mark(tenant_id: uuid.UUID, ids: list[uuid.UUID], **values) -> None:
         EventOutbox.objects.for_tenant(tenant_id).filter(pk__in=ids).update(**values)
 
 
-def _release_after_failure(tenant_id: uuid.UUID, rows: list[EventOutbox], error: str) -> None:
+def _release_after_failure(tenant_id: uuid.UUID, rows: list[ClaimedEvent], error: str) -> None:
     """Keep the rows pending (and their token) for the next run, noting the error."""
     with db.tenant_context(tenant_id):
         EventOutbox.objects.for_tenant(tenant_id).pending().filter(
@@ -124,7 +158,7 @@ def _release_after_failure(tenant_id: uuid.UUID, rows: list[EventOutbox], error:
         ).update(claimed_at=None, attempts=F("attempts") + 1, last_error=error[:MAX_ERROR_CHARS])
 
 
-def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[EventOutbox]) -> DrainResult:
+def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[ClaimedEvent]) -> DrainResult:
     """Insert each row alone (its own token): deliver the good ones, set aside the rejected.
 
     Each row first becomes a batch of its own in PostgreSQL (token derived from its id), so
@@ -170,7 +204,7 @@ def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[EventOutbox]) -
     return result
 
 
-def _deliver(tenant_id: uuid.UUID, token: uuid.UUID, rows: list[EventOutbox]) -> DrainResult:
+def _deliver(tenant_id: uuid.UUID, token: uuid.UUID, rows: list[ClaimedEvent]) -> DrainResult:
     try:
         with clickhouse.session() as client:
             try:
@@ -189,14 +223,13 @@ def _deliver(tenant_id: uuid.UUID, token: uuid.UUID, rows: list[EventOutbox]) ->
         logger.warning("ClickHouse did not take batch %s of tenant %s: %s", token, tenant_id, exc)
         _release_after_failure(tenant_id, rows, f"{type(exc).__name__}: {exc}")
         return DrainResult(unavailable=str(exc) or type(exc).__name__)
-    _mark(
-        tenant_id,
-        [r.pk for r in rows],
-        status=OutboxStatus.SENT,
-        sent_at=timezone.now(),
-        attempts=F("attempts") + 1,
-        last_error="",
-    )
+    with db.tenant_context(tenant_id):
+        EventOutbox.objects.for_tenant(tenant_id).pending().filter(batch_token=token).update(
+            status=OutboxStatus.SENT,
+            sent_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            last_error="",
+        )
     return DrainResult(sent=len(rows))
 
 
@@ -214,15 +247,26 @@ def outbox_drain_tenant(
     size = batch_size or settings.ANALYTICS_OUTBOX_BATCH_SIZE
     total = DrainResult()
     batches = 0
-    while max_batches is None or batches < max_batches:
-        token, rows = _claim_batch(tenant_id, size)
-        if not rows:
-            break
-        batches += 1
-        result = _deliver(tenant_id, token, rows)
-        total.add(result)
-        if result.unavailable:
-            break
+    with ExitStack() as held:
+        while max_batches is None or batches < max_batches:
+            token, rows = _claim_batch(tenant_id, size)
+            if not rows:
+                break
+            if batches % SESSION_BATCHES == 0:
+                # Keep ClickHouse open across a few batches (opening the embedded engine costs
+                # ~0.1 s), then let go so the web and other processes get their turn.
+                held.close()
+                try:
+                    held.enter_context(clickhouse.session())
+                except Exception as exc:
+                    _release_after_failure(tenant_id, rows, f"{type(exc).__name__}: {exc}")
+                    total.unavailable = str(exc) or type(exc).__name__
+                    break
+            batches += 1
+            result = _deliver(tenant_id, token, rows)
+            total.add(result)
+            if result.unavailable:
+                break
     if total.sent:
         total.tenants.append(tenant_id)
         dashboards.invalidate(tenant_id)
