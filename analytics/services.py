@@ -170,7 +170,7 @@ def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[ClaimedEvent]) 
         for row in rows:
             row.batch_token = uuid.uuid5(uuid.NAMESPACE_URL, f"metis-event:{row.pk}")
             EventOutbox.objects.filter(pk=row.pk).update(batch_token=row.batch_token)
-    for row in rows:
+    for index, row in enumerate(rows):
         try:
             client.insert(
                 "events",
@@ -179,8 +179,10 @@ def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[ClaimedEvent]) 
                 settings={"insert_deduplication_token": str(row.batch_token)},
             )
         except Exception as exc:
-            if not clickhouse.is_rejection(exc):
-                raise
+            if not clickhouse.is_rejection(exc):  # the rest waits for the next run
+                _release_after_failure(tenant_id, rows[index:], f"{type(exc).__name__}: {exc}")
+                result.unavailable = str(exc) or type(exc).__name__
+                return result
             logger.warning("ClickHouse rejected event %s: %s", row.pk, exc)
             _mark(
                 tenant_id,

@@ -1,6 +1,7 @@
 """The outbox drain: every committed event reaches ClickHouse once; none is lost."""
 
 import socket
+import uuid
 from datetime import timedelta
 
 from django.db import transaction
@@ -152,3 +153,42 @@ def test_purge_deletes_only_old_delivered_rows(clickhouse_db, acme):
     assert services.outbox_purge_sent(older_than=timedelta(days=1)) == 0
     assert services.outbox_purge_sent(older_than=timedelta(seconds=0)) == 2
     assert [e.status for e in outbox(acme)] == [OutboxStatus.PENDING]
+
+
+def test_row_by_row_delivery_cut_short_is_finished_later_without_doubles(
+    clickhouse_db, acme, monkeypatch
+):
+    record(acme, 1)
+    with db.tenant_context(acme.pk):
+        bad = EventOutbox.objects.create(tenant=acme, event_type="Not A Type", data={})
+    record(acme, 2)
+    real_event_row = services.event_row
+    calls = {"n": 0}
+
+    def flaky_event_row(event):
+        # The whole batch goes first (rejected for the bad row); then row by row, and the
+        # connection drops before the third single row.
+        if not isinstance(event, EventOutbox) and event.pk != bad.pk:
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise ConnectionError("network went away")
+        return real_event_row(event)
+
+    monkeypatch.setattr(services, "event_row", flaky_event_row)
+    first = services.outbox_drain()
+    assert first.unavailable == "network went away"
+    assert (first.sent, first.rejected) == (1, 1)
+    statuses = [e.status for e in outbox(acme)]
+    assert statuses.count(OutboxStatus.PENDING) == 2  # the rows cut short wait...
+    with db.tenant_context(acme.pk):
+        waiting = EventOutbox.objects.filter(status=OutboxStatus.PENDING)
+        assert all(
+            e.batch_token == uuid.uuid5(uuid.NAMESPACE_URL, f"metis-event:{e.pk}") for e in waiting
+        )  # ...each as its own batch, never the old batch's token
+
+    monkeypatch.setattr(services, "event_row", real_event_row)
+    second = services.outbox_drain()
+
+    assert (second.sent, second.rejected) == (2, 0)
+    assert events_in_clickhouse(acme.pk) == 3
+    assert sorted(e.status for e in outbox(acme)) == ["rejected", "sent", "sent", "sent"]
