@@ -18,3 +18,17 @@ def test_drain_tasks_deliver_and_can_run_again(clickhouse_db, acme):
     assert tasks.drain_tenant_outbox(str(acme.pk))["sent"] == 1
     assert tasks.drain_outbox() == {"sent": 0, "rejected": 0, "unavailable": ""}
     assert events_in_clickhouse(acme.pk) == 1
+
+
+def test_drain_events_command_delivers_one_tenant_or_refuses_an_unknown_one(
+    clickhouse_db, acme, globex
+):
+    import pytest
+    from django.core.management import CommandError, call_command
+
+    events.record_event(tenant=acme, event_type=events.SIGN_IN)
+    events.record_event(tenant=globex, event_type=events.SIGN_IN)
+    call_command("drain_events", "--tenant", "acme")
+    assert (events_in_clickhouse(acme.pk), events_in_clickhouse(globex.pk)) == (1, 0)
+    with pytest.raises(CommandError, match="no tenant"):
+        call_command("drain_events", "--tenant", "nobody")

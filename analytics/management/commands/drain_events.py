@@ -1,8 +1,9 @@
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from analytics import services
+from tenants import db
 from tenants.models import Tenant
 
 
@@ -15,8 +16,12 @@ class Command(BaseCommand):
     def handle(self, *args, tenant=None, **options):
         tenants = Tenant.objects.order_by("name")
         if tenant:
-            field = "subdomain" if "-" not in tenant or len(tenant) < 32 else "pk"
-            tenants = tenants.filter(**{field: tenant})
+            try:
+                tenants = tenants.filter(pk=db.parse_tenant_id(tenant))
+            except db.TenantContextError:
+                tenants = tenants.filter(subdomain=tenant)
+            if not tenants:
+                raise CommandError(f"no tenant {tenant!r}")
         total = services.DrainResult()
         for index, each in enumerate(tenants, start=1):
             result = services.outbox_drain_tenant(tenant_id=each.pk)
