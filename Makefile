@@ -26,6 +26,9 @@ run: setup
 	$(PY) manage.py db_roles
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo --port $(PORT)
+	$(PY) manage.py storage_setup
+	$(PY) manage.py clickhouse_migrate
+	$(PY) manage.py seed_events
 	PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 ## test: set up and run the whole suite against real PostgreSQL (and Redis where there is one).
@@ -41,9 +44,10 @@ lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: setup
+## bench: every benchmark under bench/ (each prints ratios against a baseline of the same run).
+bench: setup-dev
 	$(PY) scripts/local_services.py test
-	METIS_ENV_FILE=var/test.env $(PY) bench/rls_overhead.py
+	for script in bench/[a-z]*.py; do echo "== $$script"; METIS_ENV_FILE=var/test.env $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) var

@@ -26,7 +26,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from analytics import events
 from documents import bucket as s3_bucket
+from documents.events import document_event_record
 from documents.models import AccessAction, Document, DocumentAccess, RestoreStatus, StorageClass
 from documents.storage import is_s3, key_belongs_to_tenant, s3_client
 from tenants import db
@@ -131,6 +133,14 @@ def document_restore_request(
             user=requested_by,
             staff=requested_by_staff,
         )
+        document_event_record(
+            document=locked,
+            event_type=events.DOCUMENT_RESTORE_REQUESTED,
+            user=requested_by,
+            staff=requested_by_staff,
+        )
+        if result.status == RestoreStatus.READY:
+            document_event_record(document=locked, event_type=events.DOCUMENT_RESTORED)
     return result
 
 
@@ -218,6 +228,8 @@ def document_restore_check(*, document: Document) -> str:
     if (new_status, expires_at) != (status, document.restore_expires_at):
         with transaction.atomic():
             _save_restore(document, restore_status=new_status, restore_expires_at=expires_at)
+            if new_status == RestoreStatus.READY and status != RestoreStatus.READY:
+                document_event_record(document=document, event_type=events.DOCUMENT_RESTORED)
     return new_status
 
 

@@ -15,7 +15,9 @@ from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
+from analytics import events
 from documents import consistency, downloads, objects, storage
+from documents.events import document_event_record
 from documents.models import (
     AccessAction,
     Document,
@@ -158,6 +160,14 @@ def record_stored_object(
                 staff=staff,
                 ip_address=ip_address,
             )
+            document_event_record(
+                document=document,
+                event_type=events.DOCUMENT_UPLOADED,
+                user=user,
+                staff=staff,
+                size_bytes=document.size_bytes,
+                version=number,
+            )
             consistency.purge_unless_committed(key)
     except BaseException:
         objects.object_purge_quietly(key)
@@ -287,6 +297,9 @@ def document_delete(
             staff=staff,
             ip_address=ip_address,
         )
+        document_event_record(
+            document=document, event_type=events.DOCUMENT_DELETED, user=user, staff=staff
+        )
     return document
 
 
@@ -340,6 +353,9 @@ def document_download_url(
             user=user,
             staff=staff,
             ip_address=ip_address,
+        )
+        document_event_record(
+            document=document, event_type=events.DOCUMENT_DOWNLOADED, user=user, staff=staff
         )
         Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(
             last_accessed_at=timezone.now()

@@ -33,7 +33,9 @@ from django.db.models import Case, Count, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from analytics import events
 from documents import bucket as s3_bucket
+from documents.events import document_event_record
 from documents.models import (
     AccessAction,
     Document,
@@ -181,6 +183,14 @@ def _record_class(
         action=AccessAction.TIER_CHANGE,
         user=by_user,
         staff=by_staff,
+    )
+    document_event_record(
+        document=document,
+        event_type=events.DOCUMENT_TIER_CHANGED,
+        user=by_user,
+        staff=by_staff,
+        from_class=document.storage_class,
+        to_class=storage_class,
     )
 
 

@@ -264,6 +264,22 @@ DOCUMENT_RESTORE_TIER = env("DOCUMENT_RESTORE_TIER", default="Standard")
 # by a delete) is kept before the bucket expires it. Five years, the RBI's KYC record period.
 DOCUMENT_NONCURRENT_VERSION_DAYS = env.int("DOCUMENT_NONCURRENT_VERSION_DAYS", default=1825)
 
+# --- Analytics: ClickHouse events, dashboards ------------------------------------------------
+# CLICKHOUSE_URL (http(s)://user:pass@host:8123/db) points at a real server; without it the
+# embedded engine (chdb) keeps its files in CLICKHOUSE_CHDB_PATH, opened by one process at a time
+# under a file lock (see analytics/clickhouse.py and docs/architecture.md, "Analytics").
+CLICKHOUSE_URL = env("CLICKHOUSE_URL", default="")
+CLICKHOUSE_CHDB_PATH = Path(env("CLICKHOUSE_CHDB_PATH", default=str(VAR_DIR / "clickhouse")))
+CLICKHOUSE_DATABASE = env("CLICKHOUSE_DATABASE", default="metis")  # the URL's path wins if set
+CLICKHOUSE_CLUSTER = env("CLICKHOUSE_CLUSTER", default="")  # set: ON CLUSTER DDL, Distributed
+CLICKHOUSE_LOCK_TIMEOUT = env.float("CLICKHOUSE_LOCK_TIMEOUT", default=30)
+ANALYTICS_OUTBOX_BATCH_SIZE = env.int("ANALYTICS_OUTBOX_BATCH_SIZE", default=1000)
+ANALYTICS_OUTBOX_KEEP_DAYS = env.int("ANALYTICS_OUTBOX_KEEP_DAYS", default=7)
+ANALYTICS_DASHBOARD_MAX_DAYS = env.int("ANALYTICS_DASHBOARD_MAX_DAYS", default=31)
+ANALYTICS_DASHBOARD_MAX_ROWS = env.int("ANALYTICS_DASHBOARD_MAX_ROWS", default=10_000)
+ANALYTICS_DASHBOARD_TIMEOUT = env.int("ANALYTICS_DASHBOARD_TIMEOUT", default=10)  # seconds
+ANALYTICS_DASHBOARD_CACHE_SECONDS = 15 * 60
+
 # --- The rest ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from django.db import transaction
 from django.http import HttpRequest
 
+from analytics import events
 from tenants import db
 from tenants.models import StaffTenantAccess, Tenant
 
@@ -35,6 +36,13 @@ def staff_scope_choose(*, request: HttpRequest, tenant: Tenant | None) -> StaffT
             path=request.get_full_path()[:500],
             ip_address=request.META.get("REMOTE_ADDR"),
         )
+        if tenant is not None:  # the all-tenants choice has no one tenant: the audit row says it
+            events.record_event(
+                tenant=tenant,
+                event_type=events.STAFF_TENANT_ACCESS,
+                staff=user,
+                data={"path": access.path},
+            )
     request.session[SESSION_KEY] = ALL_TENANTS if tenant is None else str(tenant.pk)
     return access
 

@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from analytics import views as analytics_views
 from tenants import views
 
 urlpatterns = [
@@ -11,4 +12,5 @@ urlpatterns = [
     path("team/<uuid:user_id>/", views.team_member_view, name="tenant-team-member"),
     path("documents/", include("documents.urls")),
     path("", include("documents.restore_urls")),
+    path("usage/", analytics_views.usage_view, name="tenant-usage"),  # analytics
 ]

@@ -49,6 +49,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         if user is not None:
             auth.tenant_login(request, user)
             return redirect(safe_next_url(request, fallback=reverse("tenant-home")))
+        auth.tenant_login_failed(request, email=form.cleaned_data["email"])
         form.add_error(None, "Email or password is not right for this organisation.")
     status = 400 if request.method == "POST" else 200
     context = {"form": form, "next": request.GET.get("next", "")}

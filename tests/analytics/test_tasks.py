@@ -1,0 +1,34 @@
+"""Beat delivers the outbox on an editable schedule; the tasks are thin and idempotent."""
+
+from django_celery_beat.models import PeriodicTask
+
+from analytics import events, tasks
+from tests.analytics.conftest import events_in_clickhouse
+
+
+def test_beat_drains_the_outbox_every_ten_seconds_and_purges_daily(db):
+    drain = PeriodicTask.objects.get(task="analytics.drain_outbox")
+    assert (drain.interval.every, drain.interval.period, drain.enabled) == (10, "seconds", True)
+    purge = PeriodicTask.objects.get(task="analytics.purge_sent_outbox")
+    assert purge.crontab is not None and purge.enabled
+
+
+def test_drain_tasks_deliver_and_can_run_again(clickhouse_db, acme):
+    events.record_event(tenant=acme, event_type=events.SIGN_IN)
+    assert tasks.drain_tenant_outbox(str(acme.pk))["sent"] == 1
+    assert tasks.drain_outbox() == {"sent": 0, "rejected": 0, "unavailable": ""}
+    assert events_in_clickhouse(acme.pk) == 1
+
+
+def test_drain_events_command_delivers_one_tenant_or_refuses_an_unknown_one(
+    clickhouse_db, acme, globex
+):
+    import pytest
+    from django.core.management import CommandError, call_command
+
+    events.record_event(tenant=acme, event_type=events.SIGN_IN)
+    events.record_event(tenant=globex, event_type=events.SIGN_IN)
+    call_command("drain_events", "--tenant", "acme")
+    assert (events_in_clickhouse(acme.pk), events_in_clickhouse(globex.pk)) == (1, 0)
+    with pytest.raises(CommandError, match="no tenant"):
+        call_command("drain_events", "--tenant", "nobody")
