@@ -235,6 +235,14 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# --- DuckDB: Parquet exports, SQL workbench, usage reports (analytics/duck.py) -----------------
+DUCKDB_THREADS = env.int("DUCKDB_THREADS", default=2)
+DUCKDB_MEMORY_LIMIT = env("DUCKDB_MEMORY_LIMIT", default="512MB")
+DUCKDB_WORKBENCH_TIMEOUT_SECONDS = env.float("DUCKDB_WORKBENCH_TIMEOUT_SECONDS", default=10)
+DUCKDB_WORKBENCH_MAX_ROWS = env.int("DUCKDB_WORKBENCH_MAX_ROWS", default=1000)
+# Celery autodiscovery only finds `<app>.tasks`; the DuckDB jobs live beside them.
+CELERY_IMPORTS = ["analytics.duck_tasks"]
+
 # --- The rest ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

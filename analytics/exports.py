@@ -1,0 +1,212 @@
+"""The system export: tenants, users and documents from PostgreSQL to Parquet in object storage.
+
+One run writes `system/exports/<run-id>/<table>.parquet` for each table, then the run's
+`manifest.json`, then `system/exports/latest.json` pointing at the run. Readers (the workbench,
+the usage reports) only follow `latest.json`, so a run that fails half-way is never read, and
+each object is itself written whole (see analytics.objects).
+
+It reads every tenant's rows through the all-tenants read-only mode (`all_tenants_context`),
+the supported way to cross tenants; row-level security stays on. Rows are read in keyset pages
+and written to Parquet a page at a time, so a large table never sits in memory. Password hashes
+are never exported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pathlib
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.db import models
+
+from analytics import objects
+from documents.models import Document
+from tenants import db
+from tenants.models import Tenant, TenantUser
+
+EXPORT_PREFIX = "system/exports/"
+LATEST_KEY = f"{EXPORT_PREFIX}latest.json"
+DEFAULT_CHUNK_SIZE = 5000
+PARQUET = "application/vnd.apache.parquet"
+
+_UUID = pa.string()
+_TIME = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class ExportTable:
+    """One exported table: the model and its columns (model field attname -> Arrow type)."""
+
+    name: str
+    model: type[models.Model]
+    columns: dict[str, pa.DataType]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([(name, kind) for name, kind in self.columns.items()])
+
+
+# The columns are listed, never "all fields": a new sensitive column is not exported by default.
+TABLES = (
+    ExportTable(
+        "tenants",
+        Tenant,
+        {
+            "id": _UUID,
+            "name": pa.string(),
+            "subdomain": pa.string(),
+            "is_active": pa.bool_(),
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        },
+    ),
+    ExportTable(
+        "users",
+        TenantUser,
+        {
+            "id": _UUID,
+            "tenant_id": _UUID,
+            "email": pa.string(),
+            "name": pa.string(),
+            "is_active": pa.bool_(),
+            "last_login": _TIME,
+            "created_at": _TIME,
+            "metadata": pa.string(),
+        },
+    ),
+    ExportTable(
+        "documents",
+        Document,
+        {
+            "id": _UUID,
+            "tenant_id": _UUID,
+            "document_type": pa.string(),
+            "original_filename": pa.string(),
+            "content_type": pa.string(),
+            "size_bytes": pa.int64(),
+            "sha256": pa.string(),
+            "storage_key": pa.string(),
+            "storage_class": pa.string(),
+            "storage_class_changed_at": _TIME,
+            "restore_status": pa.string(),
+            "last_accessed_at": _TIME,
+            "metadata": pa.string(),
+            "uploaded_by_id": _UUID,
+            "uploaded_by_staff_id": pa.int64(),
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "deleted_at": _TIME,
+        },
+    ),
+)
+TABLE_NAMES = tuple(table.name for table in TABLES)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ExportRun:
+    run_id: str
+    created_at: dt.datetime
+    tables: dict[str, dict] = field(default_factory=dict)  # name -> {"key": ..., "rows": ...}
+
+    def manifest(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "created_at": self.created_at.isoformat(),
+            "tables": self.tables,
+        }
+
+
+def export_key(run_id: str, table: str) -> str:
+    return f"{EXPORT_PREFIX}{run_id}/{table}.parquet"
+
+
+def _cell(value):
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _write_table(
+    table: ExportTable, path: pathlib.Path, *, chunk_size: int, progress: Progress | None
+) -> int:
+    """Write every row of `table` to the Parquet file `path`, one keyset page at a time."""
+    fields = list(table.columns)
+    rows = table.model._base_manager.order_by("pk")
+    total = rows.count()
+    written = 0
+    last_pk = None
+    if progress:
+        progress(table.name, 0, total)
+    with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
+        while True:
+            page = rows if last_pk is None else rows.filter(pk__gt=last_pk)
+            chunk = list(page.values_list("pk", *fields)[:chunk_size])
+            if not chunk:
+                break
+            last_pk = chunk[-1][0]
+            columns = {
+                name: [_cell(row[index + 1]) for row in chunk] for index, name in enumerate(fields)
+            }
+            writer.write_batch(pa.record_batch(columns, schema=table.schema))
+            written += len(chunk)
+            if progress:
+                progress(table.name, written, max(total, written))
+        if written == 0:
+            writer.write_table(table.schema.empty_table())
+    return written
+
+
+def export_run(
+    *, chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Progress | None = None
+) -> ExportRun:
+    """Export every table to a new run folder and point `latest.json` at it; return the run."""
+    created_at = dt.datetime.now(dt.UTC)
+    run = ExportRun(run_id=created_at.strftime("%Y%m%dT%H%M%S%fZ"), created_at=created_at)
+    with tempfile.TemporaryDirectory(prefix="metis-export-") as folder:
+        files = {}
+        # One transaction for all tables (read committed: each table is read as of its own
+        # start). The uploads happen after it, so no transaction waits on the network.
+        with db.all_tenants_context():
+            for table in TABLES:
+                files[table.name] = pathlib.Path(folder) / f"{table.name}.parquet"
+                rows = _write_table(
+                    table, files[table.name], chunk_size=chunk_size, progress=progress
+                )
+                run.tables[table.name] = {"key": export_key(run.run_id, table.name), "rows": rows}
+        for name, path in files.items():
+            objects.object_put_file(key=run.tables[name]["key"], path=path, content_type=PARQUET)
+    manifest = json.dumps(run.manifest(), indent=2).encode()
+    manifest_key = f"{EXPORT_PREFIX}{run.run_id}/manifest.json"
+    objects.object_put_bytes(key=manifest_key, data=manifest, content_type="application/json")
+    objects.object_put_bytes(key=LATEST_KEY, data=manifest, content_type="application/json")
+    return run
+
+
+def latest_export() -> dict | None:
+    """Return the manifest of the newest complete export, or None if there is none yet."""
+    data = objects.object_read_bytes(LATEST_KEY)
+    return json.loads(data) if data else None
+
+
+def export_manifest(run_id: str) -> dict | None:
+    """Return the manifest of the complete export `run_id`, or None if it never completed."""
+    data = objects.object_read_bytes(f"{EXPORT_PREFIX}{run_id}/manifest.json")
+    return json.loads(data) if data else None
+
+
+def latest_views() -> dict[str, str]:
+    """Return {table name: object key} of the newest complete export (empty if none)."""
+    manifest = latest_export()
+    if not manifest:
+        return {}
+    return {name: manifest["tables"][name]["key"] for name in TABLE_NAMES}
