@@ -14,6 +14,7 @@ class WorkbenchQueryAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("sql", "staff__username")
     readonly_fields = [field.name for field in WorkbenchQuery._meta.fields]
+    change_list_template = "analytics/workbench_audit_change_list.html"
 
     @admin.display(description="SQL")
     def short_sql(self, obj: WorkbenchQuery) -> str:

@@ -91,6 +91,9 @@ def connect(*, views: dict[str, str]) -> duckdb.DuckDBPyConnection:
             "allow_persistent_secrets": False,
             "threads": settings.DUCKDB_THREADS,
             "memory_limit": settings.DUCKDB_MEMORY_LIMIT,
+            # No spilling to disk: a query that needs more than the memory limit fails instead
+            # of writing temporary files on the server.
+            "temp_directory": "",
         }
     )
     try:
@@ -107,6 +110,7 @@ def connect(*, views: dict[str, str]) -> duckdb.DuckDBPyConnection:
         connection.execute(f"SET allowed_paths = [{allowed}]")
         connection.execute("SET enable_external_access = false")
         connection.execute("SET python_enable_replacements = false")
+        connection.execute("SET enable_progress_bar = false")
         connection.execute("SET lock_configuration = true")
     except BaseException:
         connection.close()

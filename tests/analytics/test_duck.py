@@ -71,6 +71,21 @@ def test_locked_connection_cannot_scan_python_objects_by_name(locked):
         locked.execute("SELECT * FROM secret_table")
 
 
+def test_query_over_the_memory_limit_fails_instead_of_spilling_to_disk(
+    dataset, local_object_storage, settings, tmp_path, monkeypatch
+):
+    settings.DUCKDB_MEMORY_LIMIT = "64MB"
+    monkeypatch.chdir(tmp_path)  # DuckDB's default spill folder is ./.tmp
+    run = exports.export_run()
+    connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})
+    with pytest.raises(duckdb.OutOfMemoryException):
+        connection.execute(
+            "SELECT count(*) FROM (SELECT * FROM range(30000000) ORDER BY random())"
+        ).fetchall()
+    connection.close()
+    assert not (tmp_path / ".tmp").exists()
+
+
 def test_s3_secret_is_scoped_to_the_bucket_and_redacted(dataset, s3_bucket, settings):
     run = exports.export_run()
     connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})

@@ -242,3 +242,19 @@ def test_workbench_is_superuser_only_not_every_staff_member(db, django_user_mode
 def test_workbench_is_not_served_on_tenant_hosts(tenant_client, local_export):
     assert tenant_client.post(URL, {"sql": "SELECT 1"}).status_code == 404
     assert not WorkbenchQuery.objects.exists()
+
+
+def test_workbench_audit_list_links_to_the_workbench_and_cannot_be_edited(
+    staff_client, staff_user, local_export
+):
+    _run(staff_user, "SELECT 42")
+    response = staff_client.get("/admin/analytics/workbenchquery/")
+    assert response.status_code == 200
+    assert URL in response.content.decode()
+    assert "SELECT 42" in response.content.decode()
+    audit = WorkbenchQuery.objects.get()
+    response = staff_client.post(
+        f"/admin/analytics/workbenchquery/{audit.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 403
+    assert WorkbenchQuery.objects.filter(pk=audit.pk).exists()
