@@ -95,6 +95,8 @@ def test_s3_secret_is_scoped_to_the_bucket_and_redacted(dataset, s3_bucket, sett
         ).fetchone()
         assert scope == [f"s3://{s3_bucket}/"]
         assert settings.AWS_SECRET_ACCESS_KEY not in text
+        with pytest.raises(duckdb.InvalidInputException, match="unredacted secrets is disabled"):
+            connection.execute("SELECT secret_string FROM duckdb_secrets(redact := false)")
         assert connection.execute("SELECT count(*) FROM documents").fetchone() == (6,)
     finally:
         connection.close()

@@ -170,6 +170,12 @@ def test_workbench_cannot_read_other_objects_in_the_s3_bucket(staff_user, s3_exp
         assert "Permission Error" in result.error
 
 
+def test_workbench_cannot_read_the_servers_environment(staff_user, local_export):
+    result = _run(staff_user, "SELECT getenv('DATABASE_URL')")
+    assert result.audit.status == WorkbenchQueryStatus.FAILED
+    assert "getenv does not exist" in result.error
+
+
 def test_workbench_stops_a_runaway_query_within_the_time_limit(staff_user, local_export):
     started = time.monotonic()
     result = _run(
