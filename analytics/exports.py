@@ -17,13 +17,12 @@ import datetime as dt
 import json
 import pathlib
 import tempfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from django.db import models
+from django.db import connection, models
 
 from analytics import objects
 from documents.models import Document
@@ -128,41 +127,64 @@ def export_key(run_id: str, table: str) -> str:
     return f"{EXPORT_PREFIX}{run_id}/{table}.parquet"
 
 
-def _cell(value):
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
-    return value
+def _select_expression(column: str, kind: pa.DataType) -> str:
+    # Convert in PostgreSQL, not per cell in Python: UUIDs and JSON arrive as text, timestamps
+    # as integer microseconds that Arrow casts in bulk. (bench/export_parquet.py: 2.5x faster
+    # than ORM rows converted value by value.)
+    quoted = connection.ops.quote_name(column)
+    if pa.types.is_timestamp(kind):
+        return f"(extract(epoch FROM {quoted}) * 1000000)::bigint"
+    if pa.types.is_string(kind):
+        return f"{quoted}::text"
+    return quoted
+
+
+def _page_sql(table: ExportTable, *, after: bool) -> str:
+    """Return the SELECT of one keyset page of `table` (names come from TABLES, not input)."""
+    expressions = ", ".join(_select_expression(n, k) for n, k in table.columns.items())
+    where = "WHERE id > %s::uuid " if after else ""
+    db_table = connection.ops.quote_name(table.model._meta.db_table)
+    return f"SELECT id::text, {expressions} FROM {db_table} {where}ORDER BY id LIMIT %s"
+
+
+def _arrow_column(values: tuple, kind: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(kind):
+        return pa.array(values, pa.int64()).cast(kind)
+    return pa.array(values, kind)
 
 
 def _write_table(
     table: ExportTable, path: pathlib.Path, *, chunk_size: int, progress: Progress | None
 ) -> int:
     """Write every row of `table` to the Parquet file `path`, one keyset page at a time."""
-    fields = list(table.columns)
-    rows = table.model._base_manager.order_by("pk")
-    total = rows.count()
+    kinds = list(table.columns.values())
     written = 0
-    last_pk = None
-    if progress:
-        progress(table.name, 0, total)
-    with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
-        while True:
-            page = rows if last_pk is None else rows.filter(pk__gt=last_pk)
-            chunk = list(page.values_list("pk", *fields)[:chunk_size])
-            if not chunk:
-                break
-            last_pk = chunk[-1][0]
-            columns = {
-                name: [_cell(row[index + 1]) for row in chunk] for index, name in enumerate(fields)
-            }
-            writer.write_batch(pa.record_batch(columns, schema=table.schema))
-            written += len(chunk)
-            if progress:
-                progress(table.name, written, max(total, written))
-        if written == 0:
-            writer.write_table(table.schema.empty_table())
+    last_id = None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {connection.ops.quote_name(table.model._meta.db_table)}"
+        )
+        total = cursor.fetchone()[0]
+        if progress:
+            progress(table.name, 0, total)
+        with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
+            while True:
+                if last_id is None:
+                    cursor.execute(_page_sql(table, after=False), [chunk_size])
+                else:
+                    cursor.execute(_page_sql(table, after=True), [last_id, chunk_size])
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                last_id = rows[-1][0]
+                columns = list(zip(*rows, strict=True))[1:]
+                arrays = [_arrow_column(v, k) for v, k in zip(columns, kinds, strict=True)]
+                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=table.schema))
+                written += len(rows)
+                if progress:
+                    progress(table.name, written, max(total, written))
+            if written == 0:
+                writer.write_table(table.schema.empty_table())
     return written
 
 

@@ -43,6 +43,11 @@ def _assert_export_matches(read, dataset, manifest):
     # Values survive the trip, not only ids.
     sizes = documents.column("size_bytes").to_pylist()
     assert sorted(sizes) == [100, 200, 300, 5000, 7000, 9000]
+    ids, times = tenants.column("id").to_pylist(), tenants.column("created_at").to_pylist()
+    created = dict(zip(ids, times, strict=True))
+    assert created == {str(t.pk): t.created_at for t in Tenant.objects.all()}
+    metadata = users.column("metadata").to_pylist()
+    assert all(json.loads(value) == {} for value in metadata)
 
 
 def test_export_writes_every_tenants_rows_to_local_parquet(dataset, local_object_storage):
