@@ -114,7 +114,8 @@ def workbench_query_run(
     """Audit, check and run one workbench query for `staff`; return its rows (capped)."""
     max_rows = max_rows or settings.DUCKDB_WORKBENCH_MAX_ROWS
     timeout = timeout or settings.DUCKDB_WORKBENCH_TIMEOUT_SECONDS
-    # Committed before the query runs: a run that crashes the worker is still on record.
+    # Written before the query runs, so a refused or crashed run is on record. (It commits at
+    # once unless the staff member's chosen tenant context wraps the request in a transaction.)
     with transaction.atomic():
         audit = WorkbenchQuery.objects.create(staff=staff, sql=sql, ip_address=ip_address)
     started = time.monotonic()
