@@ -264,3 +264,13 @@ def test_workbench_audit_list_links_to_the_workbench_and_cannot_be_edited(
     )
     assert response.status_code == 403
     assert WorkbenchQuery.objects.filter(pk=audit.pk).exists()
+
+
+def test_workbench_page_shows_the_export_and_its_tables(staff_client, local_export):
+    response = staff_client.get(URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"Export <strong>{local_export.run_id}</strong>" in html
+    assert "<code>documents</code> 6 rows" in html
+    assert "storage_class" in html  # the column list
+    assert not WorkbenchQuery.objects.exists()  # looking is not running
