@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from analytics import exports, reports
 from tenants import db
@@ -31,6 +32,8 @@ def export_parquet() -> str:
     """
     run = exports.export_run(progress=_log_progress)
     logger.info("export %s done: %s", run.run_id, run.tables)
+    pruned = exports.export_prune(keep=settings.DUCKDB_EXPORT_KEEP_RUNS)
+    logger.info("export runs deleted: %s", pruned or "none")
     return run.run_id
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pathlib
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,12 +26,14 @@ import pyarrow.parquet as pq
 from django.db import connection, models
 
 from analytics import objects
+from documents import storage
 from documents.models import Document
 from tenants import db
 from tenants.models import Tenant, TenantUser
 
 EXPORT_PREFIX = "system/exports/"
 LATEST_KEY = f"{EXPORT_PREFIX}latest.json"
+RUN_ID = re.compile(r"\d{8}T\d{12}Z")
 DEFAULT_CHUNK_SIZE = 5000
 PARQUET = "application/vnd.apache.parquet"
 
@@ -226,9 +229,27 @@ def export_manifest(run_id: str) -> dict | None:
     return json.loads(data) if data else None
 
 
-def latest_views() -> dict[str, str]:
-    """Return {table name: object key} of the newest complete export (empty if none)."""
-    manifest = latest_export()
-    if not manifest:
-        return {}
-    return {name: manifest["tables"][name]["key"] for name in TABLE_NAMES}
+def export_prune(*, keep: int) -> list[str]:
+    """Delete all but the newest `keep` export runs (never the one `latest.json` names).
+
+    Return the deleted run ids. The manifest goes first, so a run being pruned is never taken
+    for a complete one; folders that are not run ids are left alone.
+    """
+    if keep < 1:
+        raise ValueError("keep at least one export run")
+    store = storage.document_storage()
+    try:
+        folders, _ = store.listdir(EXPORT_PREFIX.rstrip("/"))
+    except FileNotFoundError:
+        return []
+    latest = (latest_export() or {}).get("run_id")
+    runs = sorted((name for name in folders if RUN_ID.fullmatch(name)), reverse=True)
+    doomed = [run_id for run_id in runs[keep:] if run_id != latest]
+    for run_id in doomed:
+        folder = f"{EXPORT_PREFIX}{run_id}"
+        _, files = store.listdir(folder)
+        for name in sorted(files, key=lambda name: name != "manifest.json"):
+            store.delete(f"{folder}/{name}")
+        if not storage.is_s3():
+            pathlib.Path(store.path(folder)).rmdir()
+    return doomed

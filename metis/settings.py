@@ -240,6 +240,7 @@ DUCKDB_THREADS = env.int("DUCKDB_THREADS", default=2)
 DUCKDB_MEMORY_LIMIT = env("DUCKDB_MEMORY_LIMIT", default="512MB")
 DUCKDB_WORKBENCH_TIMEOUT_SECONDS = env.float("DUCKDB_WORKBENCH_TIMEOUT_SECONDS", default=10)
 DUCKDB_WORKBENCH_MAX_ROWS = env.int("DUCKDB_WORKBENCH_MAX_ROWS", default=1000)
+DUCKDB_EXPORT_KEEP_RUNS = env.int("DUCKDB_EXPORT_KEEP_RUNS", default=7)
 # Celery autodiscovery only finds `<app>.tasks`; the DuckDB jobs live beside them.
 CELERY_IMPORTS = ["analytics.duck_tasks"]
 

@@ -134,3 +134,37 @@ def test_export_parquet_command_reports_progress_and_keys(dataset, local_object_
     manifest = exports.latest_export()
     assert f"documents: 6 rows -> {manifest['tables']['documents']['key']}" in out
     assert json.loads((local_object_storage / "system/exports/latest.json").read_text()) == manifest
+
+
+def test_prune_keeps_the_newest_runs_and_leaves_other_folders(dataset, local_object_storage):
+    runs = [exports.export_run().run_id for _ in range(4)]
+    stranger = local_object_storage / "system" / "exports" / "notes"
+    stranger.mkdir()
+    assert exports.export_prune(keep=2) == [runs[1], runs[0]]
+    folders = sorted(p.name for p in (local_object_storage / "system" / "exports").iterdir())
+    assert folders == sorted([runs[2], runs[3], "latest.json", "notes"])
+    assert exports.latest_export()["run_id"] == runs[3]
+
+
+def test_prune_never_deletes_the_run_latest_points_at(dataset, s3_bucket, s3_server):
+    first = exports.export_run().run_id
+    client = s3_server.client()
+    # A newer run that failed before its manifest: newest, but latest.json still names `first`.
+    client.put_object(
+        Bucket=s3_bucket, Key="system/exports/29991231T000000000000Z/users.parquet", Body=b"x"
+    )
+    assert exports.export_prune(keep=1) == []
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert f"system/exports/{first}/manifest.json" in keys
+    second = exports.export_run().run_id
+    assert exports.export_prune(keep=2) == [first]
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert not any(key.startswith(f"system/exports/{first}/") for key in keys)
+    assert f"system/exports/{second}/manifest.json" in keys
+
+
+def test_export_parquet_command_prunes_old_runs(dataset, local_object_storage, capsys):
+    old = exports.export_run().run_id
+    call_command("export_parquet", "--keep", "1", "--quiet")
+    assert f"deleted old export {old}" in capsys.readouterr().out
+    assert not (local_object_storage / "system" / "exports" / old).exists()
