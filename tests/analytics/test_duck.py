@@ -23,6 +23,12 @@ def test_httpfs_extension_ships_for_the_installed_duckdb():
     assert f"v{duckdb.__version__}" in str(path)
 
 
+def test_a_duckdb_without_its_httpfs_build_fails_with_a_clear_error(monkeypatch):
+    monkeypatch.setattr(duckdb, "__version__", "9.9.9")
+    with pytest.raises(duck.DuckSetupError, match=r"no httpfs extension for DuckDB 9\.9\.9"):
+        duck.httpfs_extension_path()
+
+
 def test_locked_connection_reads_its_views(locked):
     assert locked.execute("SELECT count(*) FROM users").fetchone() == (3,)
     assert locked.execute("SELECT count(*) FROM tenants").fetchone() == (2,)
