@@ -29,6 +29,7 @@ run: setup
 	$(PY) manage.py storage_setup
 	$(PY) manage.py clickhouse_migrate
 	$(PY) manage.py seed_events
+	$(PY) manage.py export_parquet --quiet
 	PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 ## test: set up and run the whole suite against real PostgreSQL (and Redis where there is one).

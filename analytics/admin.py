@@ -1,4 +1,5 @@
-"""Staff admin for the event outbox: see what waits or was set aside, requeue, deliver now."""
+"""Staff admin: the event outbox (see what waits or was set aside, requeue, deliver now) and the
+workbench audit."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from analytics import services
-from analytics.models import EventOutbox, OutboxStatus
+from analytics.models import EventOutbox, OutboxStatus, WorkbenchQuery
 from tenants.admin import TenantOwnedAdmin
 
 
@@ -48,3 +49,28 @@ class EventOutboxAdmin(TenantOwnedAdmin):
         tenant_id = str(request.staff_tenant.pk)
         transaction.on_commit(lambda: tasks.drain_tenant_outbox.delay(tenant_id))
         messages.success(request, "Delivery queued; the worker sends the events shortly.")
+
+
+# --- DuckDB SQL workbench audit ---------------------------------------------------------------
+@admin.register(WorkbenchQuery)
+class WorkbenchQueryAdmin(admin.ModelAdmin):
+    """The audit of workbench runs: read-only, nobody edits or deletes it here."""
+
+    list_display = ("started_at", "staff", "status", "row_count", "duration_ms", "short_sql")
+    list_filter = ("status",)
+    search_fields = ("sql", "staff__username")
+    readonly_fields = [field.name for field in WorkbenchQuery._meta.fields]
+    change_list_template = "analytics/workbench_audit_change_list.html"
+
+    @admin.display(description="SQL")
+    def short_sql(self, obj: WorkbenchQuery) -> str:
+        return obj.sql if len(obj.sql) <= 80 else obj.sql[:77] + "..."
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,10 +1,13 @@
-"""The event outbox: events wait here, in the business write's transaction, until delivered."""
+"""Analytics models: the event outbox (events wait here, in the business write's transaction,
+until delivered) and the DuckDB workbench audit."""
 
 from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from tenants.models import Tenant, TenantOwnedModel, TenantOwnedQuerySet
@@ -75,3 +78,41 @@ class EventOutbox(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.event_type} at {self.occurred_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+
+# --- DuckDB SQL workbench ---------------------------------------------------------------------
+class WorkbenchQueryStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    OK = "ok", "Succeeded"
+    REFUSED = "refused", "Refused"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed-out", "Timed out"
+
+
+class WorkbenchQuery(models.Model):
+    """Audit: one SQL workbench run by a staff member, refused runs included.
+
+    Not tenant-owned (no tenant column): a staff action over the all-tenants export.
+    """
+
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    sql = models.TextField()
+    export_run_id = models.CharField(max_length=40, blank=True)
+    started_at = models.DateTimeField(db_default=Now(), editable=False)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    truncated = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=20, choices=WorkbenchQueryStatus.choices, default=WorkbenchQueryStatus.RUNNING
+    )
+    error = models.TextField(blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        db_table = "analytics_workbench_queries"
+        ordering = ["-started_at"]
+        verbose_name_plural = "workbench queries"
+        indexes = [models.Index(fields=["staff", "-started_at"], name="workbench_staff_started")]
+
+    def __str__(self) -> str:
+        return f"{self.staff} {self.status} at {self.started_at:%Y-%m-%d %H:%M:%S}"

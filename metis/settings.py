@@ -280,6 +280,15 @@ ANALYTICS_DASHBOARD_MAX_ROWS = env.int("ANALYTICS_DASHBOARD_MAX_ROWS", default=1
 ANALYTICS_DASHBOARD_TIMEOUT = env.int("ANALYTICS_DASHBOARD_TIMEOUT", default=10)  # seconds
 ANALYTICS_DASHBOARD_CACHE_SECONDS = 15 * 60
 
+# --- DuckDB: Parquet exports, SQL workbench, usage reports (analytics/duck.py) -----------------
+DUCKDB_THREADS = env.int("DUCKDB_THREADS", default=2)
+DUCKDB_MEMORY_LIMIT = env("DUCKDB_MEMORY_LIMIT", default="512MB")
+DUCKDB_WORKBENCH_TIMEOUT_SECONDS = env.float("DUCKDB_WORKBENCH_TIMEOUT_SECONDS", default=10)
+DUCKDB_WORKBENCH_MAX_ROWS = env.int("DUCKDB_WORKBENCH_MAX_ROWS", default=1000)
+DUCKDB_EXPORT_KEEP_RUNS = env.int("DUCKDB_EXPORT_KEEP_RUNS", default=7)
+# Celery autodiscovery only finds `<app>.tasks`; the DuckDB jobs live beside them.
+CELERY_IMPORTS = ["analytics.duck_tasks"]
+
 # --- The rest ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

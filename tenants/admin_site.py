@@ -22,8 +22,19 @@ class MetisAdminSite(admin.AdminSite):
             path(
                 "tenant-context/", self.admin_view(self.tenant_context_view), name="tenant_context"
             ),
+            # --- DuckDB SQL workbench (analytics) ---
+            path(
+                "analytics/workbench/",
+                self.admin_view(self.analytics_workbench_view),
+                name="analytics_workbench",
+            ),
             *super().get_urls(),
         ]
+
+    def analytics_workbench_view(self, request: HttpRequest) -> HttpResponse:
+        from analytics import workbench_views
+
+        return workbench_views.workbench_view(request, site=self)
 
     def tenant_context_view(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST":

@@ -1,0 +1,118 @@
+"""DuckDB connections over the Parquet exports, locked down before anyone else's SQL runs.
+
+Every connection is in-memory. It is set up in two phases:
+
+1. Trusted setup: load the httpfs extension from the pinned `duckdb-extension-httpfs` wheel (the
+   DuckDB wheel does not bundle it and nothing may be downloaded at run time), create an S3
+   secret from the storage settings, and create the named views over the export files.
+2. Lock: only the exact files behind the views stay readable (`allowed_paths`), all other file,
+   network and extension access is switched off (`enable_external_access = false`), Python
+   replacement scans are off (so SQL cannot read this process's DataFrames by name), and
+   `lock_configuration = true` makes every later `SET`/`RESET` fail.
+
+Callers that run SQL they did not write (the workbench) still check the statement type first:
+DuckDB's guards do not stop a `COPY ... TO` into one of the allowed paths.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from urllib.parse import urlparse
+
+import duckdb
+from django.conf import settings
+
+from documents import storage
+
+
+class DuckSetupError(RuntimeError):
+    """DuckDB cannot be prepared as configured (missing extension, version mismatch)."""
+
+
+def quote_literal(value: str) -> str:
+    """Return `value` as a DuckDB string literal (for DDL, which takes no parameters)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def httpfs_extension_path() -> pathlib.Path:
+    """Return the httpfs extension file shipped by the pinned wheel, for this DuckDB version."""
+    try:
+        import duckdb_extension_httpfs
+    except ImportError as exc:
+        raise DuckSetupError("duckdb-extension-httpfs is not installed") from exc
+    folder = pathlib.Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    path = folder / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    if not path.is_file():
+        shipped = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        raise DuckSetupError(
+            f"no httpfs extension for DuckDB {duckdb.__version__} (the wheel ships {shipped}); "
+            "pin duckdb and duckdb-extension-httpfs to the same version"
+        )
+    return path
+
+
+def object_url(key: str) -> str:
+    """Return where DuckDB reads the object `key`: an s3:// URL, or a local absolute path."""
+    if storage.is_s3():
+        return f"s3://{settings.AWS_STORAGE_BUCKET_NAME}/{key}"
+    return storage.document_storage().path(key)
+
+
+def _s3_secret_sql(scope: str) -> str:
+    endpoint = urlparse(settings.AWS_S3_ENDPOINT_URL or "")
+    options = {
+        "TYPE": "s3",
+        "KEY_ID": quote_literal(settings.AWS_ACCESS_KEY_ID),
+        "SECRET": quote_literal(settings.AWS_SECRET_ACCESS_KEY),
+        "REGION": quote_literal(settings.AWS_S3_REGION_NAME),
+        "URL_STYLE": quote_literal(
+            "vhost" if settings.AWS_S3_ADDRESSING_STYLE == "virtual" else "path"
+        ),
+        # Only the exports can be read with this key, whatever the SQL names.
+        "SCOPE": quote_literal(scope),
+    }
+    if endpoint.netloc:
+        options["ENDPOINT"] = quote_literal(endpoint.netloc)
+        options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
+    body = ", ".join(f"{name} {value}" for name, value in options.items())
+    return f"CREATE SECRET export_reader ({body})"
+
+
+def connect(*, views: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    """Return a locked in-memory connection with `views` (name -> object key of a Parquet file).
+
+    Only the files behind the views can be read; nothing can be written outside memory, no
+    extension loaded, no setting changed.
+    """
+    connection = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "allow_persistent_secrets": False,
+            "threads": settings.DUCKDB_THREADS,
+            "memory_limit": settings.DUCKDB_MEMORY_LIMIT,
+            # No spilling to disk: a query that needs more than the memory limit fails instead
+            # of writing temporary files on the server.
+            "temp_directory": "",
+        }
+    )
+    try:
+        urls = {name: object_url(key) for name, key in views.items()}
+        if storage.is_s3():
+            connection.execute(f"LOAD {quote_literal(str(httpfs_extension_path()))}")
+            scope = f"s3://{settings.AWS_STORAGE_BUCKET_NAME}/"
+            connection.execute(_s3_secret_sql(scope))
+        for name, url in urls.items():
+            connection.execute(
+                f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({quote_literal(url)})'
+            )
+        allowed = ", ".join(quote_literal(url) for url in urls.values())
+        connection.execute(f"SET allowed_paths = [{allowed}]")
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET python_enable_replacements = false")
+        connection.execute("SET enable_progress_bar = false")
+        connection.execute("SET lock_configuration = true")
+    except BaseException:
+        connection.close()
+        raise
+    return connection

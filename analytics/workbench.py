@@ -1,0 +1,201 @@
+"""The staff SQL workbench: read-only DuckDB queries over the latest Parquet export.
+
+Two independent guards stand between the SQL a staff member types and the server:
+
+- the statement check: DuckDB's own parser splits the text, and exactly one statement of type
+  SELECT is accepted (so no CREATE/INSERT/COPY/ATTACH/SET/PRAGMA/INSTALL/LOAD/EXPORT);
+- the locked connection (analytics.duck.connect): only the export files behind the views are
+  readable, external access and extensions are off and the configuration is locked, so even a
+  SELECT cannot call `read_csv('/etc/passwd')` or re-enable anything.
+
+Each run is interrupted after a time limit, returns at most a row cap, and is written to the
+audit table (`WorkbenchQuery`) before it starts, refused runs included.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from analytics import duck, exports
+from analytics.models import WorkbenchQuery, WorkbenchQueryStatus
+
+MAX_SQL_LENGTH = 20_000
+# After an interrupt, how long to wait for DuckDB to unwind before giving up on the thread.
+INTERRUPT_GRACE_SECONDS = 5.0
+
+
+class WorkbenchRefused(ValueError):
+    """The SQL is not a single read-only SELECT."""
+
+
+@dataclass
+class WorkbenchResult:
+    audit: WorkbenchQuery
+    columns: list[str] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.audit.status == WorkbenchQueryStatus.OK
+
+    @property
+    def error(self) -> str:
+        return self.audit.error
+
+
+def statement_check(sql: str) -> str:
+    """Return `sql` if DuckDB parses it as exactly one SELECT; raise WorkbenchRefused if not."""
+    if len(sql) > MAX_SQL_LENGTH:
+        raise WorkbenchRefused(f"the query is longer than {MAX_SQL_LENGTH} characters")
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise WorkbenchRefused(f"DuckDB cannot parse the query: {exc}") from exc
+    if len(statements) != 1:
+        raise WorkbenchRefused(f"send exactly one statement (got {len(statements)})")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise WorkbenchRefused(f"only SELECT queries run here (this is {kind.name})")
+    return sql
+
+
+def _execute_with_limit(
+    connection: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int, timeout: float
+) -> tuple[dict, bool]:
+    """Run `sql` in a thread, interrupting it after `timeout` seconds; return (outcome, done)."""
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            cursor = connection.execute(sql)
+            outcome["columns"] = [column[0] for column in cursor.description or []]
+            # DuckDB streams results: fetching cap + 1 rows never computes the rest.
+            outcome["rows"] = cursor.fetchmany(max_rows + 1)
+        except BaseException as exc:  # reported to the caller, never lost in the thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="workbench-query", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        outcome["timed_out"] = True
+        connection.interrupt()
+        thread.join(INTERRUPT_GRACE_SECONDS)
+    return outcome, not thread.is_alive()
+
+
+def _finish(audit: WorkbenchQuery, started: float, **fields) -> WorkbenchQuery:
+    fields["duration_ms"] = int((time.monotonic() - started) * 1000)
+    for name, value in fields.items():
+        setattr(audit, name, value)
+    with transaction.atomic():
+        audit.save(update_fields=list(fields))
+    return audit
+
+
+def workbench_query_run(
+    *,
+    staff: AbstractBaseUser,
+    sql: str,
+    ip_address: str | None = None,
+    max_rows: int | None = None,
+    timeout: float | None = None,
+) -> WorkbenchResult:
+    """Audit, check and run one workbench query for `staff`; return its rows (capped)."""
+    max_rows = max_rows or settings.DUCKDB_WORKBENCH_MAX_ROWS
+    timeout = timeout or settings.DUCKDB_WORKBENCH_TIMEOUT_SECONDS
+    # Written before the query runs, so a refused or crashed run is on record. (It commits at
+    # once unless the staff member's chosen tenant context wraps the request in a transaction.)
+    with transaction.atomic():
+        audit = WorkbenchQuery.objects.create(staff=staff, sql=sql, ip_address=ip_address)
+    started = time.monotonic()
+    result = WorkbenchResult(audit=audit)
+    try:
+        statement_check(sql)
+    except WorkbenchRefused as exc:
+        _finish(audit, started, status=WorkbenchQueryStatus.REFUSED, error=str(exc))
+        return result
+    manifest = exports.latest_export()
+    if not manifest:
+        _finish(
+            audit,
+            started,
+            status=WorkbenchQueryStatus.FAILED,
+            error="There is no export yet: run `manage.py export_parquet` first.",
+        )
+        return result
+    audit.export_run_id = manifest["run_id"]
+    try:
+        connection = duck.connect(
+            views={name: manifest["tables"][name]["key"] for name in exports.TABLE_NAMES}
+        )
+    except (duckdb.Error, duck.DuckSetupError) as exc:
+        _finish(
+            audit,
+            started,
+            export_run_id=audit.export_run_id,
+            status=WorkbenchQueryStatus.FAILED,
+            error=f"The export could not be opened: {exc}",
+        )
+        return result
+    outcome, done = _execute_with_limit(connection, sql, max_rows=max_rows, timeout=timeout)
+    if done:
+        connection.close()
+    if outcome.get("timed_out"):
+        _finish(
+            audit,
+            started,
+            export_run_id=audit.export_run_id,
+            status=WorkbenchQueryStatus.TIMED_OUT,
+            error=f"Stopped after the {timeout:g} s time limit.",
+        )
+        return result
+    if "error" in outcome:
+        _finish(
+            audit,
+            started,
+            export_run_id=audit.export_run_id,
+            status=WorkbenchQueryStatus.FAILED,
+            error=str(outcome["error"]),
+        )
+        return result
+    rows = outcome["rows"]
+    result.columns = outcome["columns"]
+    result.truncated = len(rows) > max_rows
+    result.rows = rows[:max_rows]
+    _finish(
+        audit,
+        started,
+        export_run_id=audit.export_run_id,
+        status=WorkbenchQueryStatus.OK,
+        row_count=len(result.rows),
+        truncated=result.truncated,
+    )
+    return result
+
+
+def _csv_safe(value) -> str:
+    # A cell starting with = + - @ is a formula to a spreadsheet; filenames come from users.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return "" if value is None else str(value)
+
+
+def result_csv(result: WorkbenchResult) -> str:
+    """Return the result's rows as CSV text with a header row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(result.columns)
+    for row in result.rows:
+        writer.writerow([_csv_safe(value) for value in row])
+    return out.getvalue()

@@ -1,0 +1,108 @@
+"""The DuckDB connection factory: views over the export, then locked before use."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from analytics import duck, exports
+
+
+@pytest.fixture
+def locked(dataset, local_object_storage):
+    run = exports.export_run()
+    connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})
+    yield connection
+    connection.close()
+
+
+def test_httpfs_extension_ships_for_the_installed_duckdb():
+    path = duck.httpfs_extension_path()
+    assert path.is_file()
+    assert f"v{duckdb.__version__}" in str(path)
+
+
+def test_a_duckdb_without_its_httpfs_build_fails_with_a_clear_error(monkeypatch):
+    monkeypatch.setattr(duckdb, "__version__", "9.9.9")
+    with pytest.raises(duck.DuckSetupError, match=r"no httpfs extension for DuckDB 9\.9\.9"):
+        duck.httpfs_extension_path()
+
+
+def test_locked_connection_reads_its_views(locked):
+    assert locked.execute("SELECT count(*) FROM users").fetchone() == (3,)
+    assert locked.execute("SELECT count(*) FROM tenants").fetchone() == (2,)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SET enable_external_access = true",
+        "RESET enable_external_access",
+        "SET allowed_directories = ['/']",
+        "SET allowed_paths = ['/etc/passwd']",
+        "SET lock_configuration = false",
+        "SET python_enable_replacements = true",
+        "SET autoload_known_extensions = true",
+        "PRAGMA threads = 64",
+    ],
+)
+def test_locked_connection_refuses_setting_changes_even_without_the_statement_check(
+    locked, statement
+):
+    with pytest.raises(duckdb.InvalidInputException, match="configuration has been locked"):
+        locked.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "LOAD httpfs",
+        "INSTALL httpfs",
+        "ATTACH '/tmp/h4b-other.duckdb' AS other",
+        "SELECT * FROM read_csv('/etc/passwd')",
+    ],
+)
+def test_locked_connection_refuses_extensions_attach_and_files_by_itself(locked, statement):
+    with pytest.raises(duckdb.PermissionException):
+        locked.execute(statement)
+
+
+def test_locked_connection_cannot_scan_python_objects_by_name(locked):
+    secret_table = pa.table({"secret": ["do not read me"]})  # noqa: F841  (scanned by name)
+    assert duckdb.connect().execute("SELECT * FROM secret_table").fetchall() == [
+        ("do not read me",)
+    ]  # what a default connection does
+    with pytest.raises(duckdb.CatalogException):
+        locked.execute("SELECT * FROM secret_table")
+
+
+def test_query_over_the_memory_limit_fails_instead_of_spilling_to_disk(
+    dataset, local_object_storage, settings, tmp_path, monkeypatch
+):
+    settings.DUCKDB_MEMORY_LIMIT = "64MB"
+    monkeypatch.chdir(tmp_path)  # DuckDB's default spill folder is ./.tmp
+    run = exports.export_run()
+    connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})
+    with pytest.raises(duckdb.OutOfMemoryException):
+        connection.execute(
+            "SELECT count(*) FROM (SELECT * FROM range(30000000) ORDER BY random())"
+        ).fetchall()
+    connection.close()
+    assert not (tmp_path / ".tmp").exists()
+
+
+def test_s3_secret_is_scoped_to_the_bucket_and_redacted(dataset, s3_bucket, settings):
+    run = exports.export_run()
+    connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})
+    try:
+        (scope, text) = connection.execute(
+            "SELECT scope, secret_string FROM duckdb_secrets()"
+        ).fetchone()
+        assert scope == [f"s3://{s3_bucket}/"]
+        assert settings.AWS_SECRET_ACCESS_KEY not in text
+        with pytest.raises(duckdb.InvalidInputException, match="unredacted secrets is disabled"):
+            connection.execute("SELECT secret_string FROM duckdb_secrets(redact := false)")
+        assert connection.execute("SELECT count(*) FROM documents").fetchone() == (6,)
+    finally:
+        connection.close()

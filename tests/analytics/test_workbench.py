@@ -1,0 +1,278 @@
+"""The SQL workbench: SELECTs over the export only; everything else refused, and all audited."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from analytics import exports, workbench
+from analytics.models import WorkbenchQuery, WorkbenchQueryStatus
+from tests.factories import TEST_PASSWORD
+
+URL = "/admin/analytics/workbench/"
+PER_TENANT = (
+    "SELECT t.subdomain, count(*) AS n FROM documents d JOIN tenants t ON t.id = d.tenant_id "
+    "WHERE d.deleted_at IS NULL GROUP BY ALL ORDER BY 1"
+)
+
+
+@pytest.fixture
+def local_export(dataset, local_object_storage):
+    return exports.export_run()
+
+
+@pytest.fixture
+def s3_export(dataset, s3_bucket):
+    return exports.export_run()
+
+
+def _run(staff_user, sql, **kwargs):
+    return workbench.workbench_query_run(staff=staff_user, sql=sql, **kwargs)
+
+
+def test_workbench_page_runs_a_select_over_the_local_export(staff_client, local_export):
+    response = staff_client.post(URL, {"sql": PER_TENANT, "format": "html"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<table id="workbench-result">' in html
+    assert "<td>acme</td><td>3</td>" in html
+    assert "<td>globex</td><td>2</td>" in html
+    assert local_export.run_id in html
+
+
+def test_workbench_runs_a_select_over_the_s3_export_through_httpfs(staff_user, s3_export):
+    result = _run(staff_user, PER_TENANT)
+    assert result.ok, result.error
+    assert result.rows == [("acme", 3), ("globex", 2)]
+    assert result.audit.export_run_id == s3_export.run_id
+
+
+def test_workbench_csv_download_has_header_and_rows(staff_client, local_export):
+    response = staff_client.post(URL, {"sql": PER_TENANT, "format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert response.content.decode().splitlines() == ["subdomain,n", "acme,3", "globex,2"]
+
+
+def test_workbench_csv_neutralises_spreadsheet_formulas(staff_user, local_export):
+    result = _run(staff_user, "SELECT '=HYPERLINK(1)' AS a, -5 AS b")
+    assert workbench.result_csv(result).splitlines()[1] == "'=HYPERLINK(1),-5"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE stolen AS SELECT * FROM users",
+        "INSERT INTO users (id) VALUES ('x')",
+        "DROP VIEW users",
+        "UPDATE users SET email = 'x'",
+        "COPY users TO '/tmp/users.csv'",
+        "COPY (SELECT * FROM users) TO 's3://metis/out.parquet'",
+        "EXPORT DATABASE '/tmp/db'",
+        "ATTACH '/tmp/other.duckdb' AS other",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "LOAD '/tmp/evil.duckdb_extension'",
+        "SET enable_external_access = true",
+        "RESET lock_configuration",
+        "SET allowed_directories = ['/']",
+        "PRAGMA enable_profiling",
+        "CALL pragma_version()",
+        "SELECT 1; DROP VIEW users",
+        "SELECT * FROM users; COPY users TO '/tmp/x.csv'",
+        "EXPLAIN ANALYZE SELECT 1",
+        "SELEC 1",
+        "",
+    ],
+)
+def test_workbench_refuses_anything_but_one_select(staff_user, local_export, sql):
+    result = _run(staff_user, sql)
+    assert result.audit.status == WorkbenchQueryStatus.REFUSED
+    assert result.rows == []
+    assert result.error
+
+
+def test_copy_into_an_export_file_is_refused_and_the_export_is_intact(
+    staff_user, local_export, local_object_storage
+):
+    key = local_export.tables["users"]["key"]
+    before = (local_object_storage / key).read_bytes()
+    result = _run(staff_user, f"COPY (SELECT 1 AS x) TO '{local_object_storage / key}'")
+    assert result.audit.status == WorkbenchQueryStatus.REFUSED
+    assert (local_object_storage / key).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_csv_auto('/etc/passwd', header = false)",
+        "SELECT * FROM read_text('/etc/hostname')",
+        "SELECT * FROM read_blob('/etc/hostname')",
+        "SELECT * FROM read_parquet('/etc/passwd')",
+        "SELECT * FROM read_json('/etc/passwd')",
+        "SELECT * FROM read_csv('file:///etc/passwd')",
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT * FROM glob('/*')",
+        "SELECT * FROM glob('/etc/*')",
+        "SELECT * FROM sniff_csv('/etc/passwd')",
+        "SELECT * FROM parquet_metadata('/etc/passwd')",
+        "SELECT * FROM query('SELECT * FROM read_csv(''/etc/passwd'')')",
+        "SELECT * FROM read_csv('http://127.0.0.1:1/x')",
+        "SELECT * FROM read_csv('s3://other-bucket/secret.csv')",
+    ],
+)
+def test_workbench_cannot_read_the_servers_files(staff_user, local_export, sql):
+    result = _run(staff_user, sql)
+    assert result.audit.status == WorkbenchQueryStatus.FAILED
+    assert result.rows == []
+    # Refused by DuckDB's own guard (a bare path is not even taken for a file name).
+    assert "Permission Error" in result.error or "Table with name /etc/passwd" in result.error
+    assert "root:" not in result.error
+
+
+def test_workbench_cannot_read_files_next_to_the_export(
+    staff_user, local_export, local_object_storage
+):
+    """Only the exact export files are readable: not a tenant's documents, not by `..`."""
+    secret = local_object_storage / "tenants" / "x" / "documents" / "secret.csv"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("ssn\n123-45-6789\n")
+    export_file = local_object_storage / local_export.tables["users"]["key"]
+    routes = [
+        f"SELECT * FROM read_csv('{secret}')",
+        f"SELECT * FROM read_csv('{export_file.parent}/../../../tenants/x/documents/secret.csv')",
+        f"SELECT * FROM glob('{local_object_storage}/**')",
+        f"SELECT * FROM read_parquet('{local_object_storage}/system/exports/*/*.parquet')",
+        f"SELECT * FROM read_csv('{local_object_storage}/system/exports/latest.json')",
+    ]
+    for sql in routes:
+        result = _run(staff_user, sql)
+        assert result.audit.status == WorkbenchQueryStatus.FAILED, sql
+        assert "Permission Error" in result.error
+        assert "123-45-6789" not in result.error
+
+
+def test_workbench_cannot_read_other_objects_in_the_s3_bucket(staff_user, s3_export, s3_server):
+    bucket = settings.AWS_STORAGE_BUCKET_NAME
+    s3_server.client().put_object(Bucket=bucket, Key="tenants/x/secret.csv", Body=b"a\n42\n")
+    for sql in [
+        f"SELECT * FROM read_csv('s3://{bucket}/tenants/x/secret.csv')",
+        f"SELECT * FROM glob('s3://{bucket}/**')",
+        f"SELECT * FROM read_parquet('s3://{bucket}/system/exports/*/*.parquet')",
+    ]:
+        result = _run(staff_user, sql)
+        assert result.audit.status == WorkbenchQueryStatus.FAILED, sql
+        assert "Permission Error" in result.error
+
+
+def test_workbench_cannot_read_the_servers_environment(staff_user, local_export):
+    result = _run(staff_user, "SELECT getenv('DATABASE_URL')")
+    assert result.audit.status == WorkbenchQueryStatus.FAILED
+    assert "getenv does not exist" in result.error
+
+
+def test_workbench_stops_a_runaway_query_within_the_time_limit(staff_user, local_export):
+    # 10^18 combinations of three small tables: endless CPU, bounded memory (so the memory
+    # limit cannot end it first).
+    started = time.monotonic()
+    result = _run(
+        staff_user,
+        "SELECT count(*) FROM range(1000000) a, range(1000000) b, range(1000000) c",
+        timeout=1,
+    )
+    elapsed = time.monotonic() - started
+    assert result.audit.status == WorkbenchQueryStatus.TIMED_OUT, result.error
+    assert elapsed < 1 + workbench.INTERRUPT_GRACE_SECONDS
+    assert "1 s time limit" in result.error
+
+
+def test_workbench_applies_the_row_cap(staff_user, local_export):
+    result = _run(staff_user, "SELECT * FROM range(1000000000)", max_rows=50)
+    assert result.ok
+    assert len(result.rows) == 50
+    assert result.truncated
+    assert result.audit.row_count == 50
+    assert result.audit.truncated
+
+
+def test_workbench_audits_every_run_including_refused_and_failed(
+    staff_client, staff_user, local_export
+):
+    queries = [PER_TENANT, "DROP VIEW users", "SELECT * FROM read_csv('/etc/passwd')"]
+    for sql in queries:
+        staff_client.post(URL, {"sql": sql, "format": "html"}, REMOTE_ADDR="10.1.2.3")
+    audits = list(WorkbenchQuery.objects.order_by("id"))
+    assert [(a.sql, a.status) for a in audits] == [
+        (PER_TENANT, WorkbenchQueryStatus.OK),
+        ("DROP VIEW users", WorkbenchQueryStatus.REFUSED),
+        ("SELECT * FROM read_csv('/etc/passwd')", WorkbenchQueryStatus.FAILED),
+    ]
+    assert all(a.staff == staff_user and a.ip_address == "10.1.2.3" for a in audits)
+    assert all(a.duration_ms is not None and a.started_at for a in audits)
+    assert audits[0].row_count == 2
+    assert "Permission Error" in audits[2].error
+
+
+def test_workbench_without_an_export_says_so(staff_user, db, local_object_storage):
+    result = _run(staff_user, "SELECT 1")
+    assert result.audit.status == WorkbenchQueryStatus.FAILED
+    assert "export_parquet" in result.error
+
+
+def test_workbench_is_closed_to_anonymous_and_non_staff(db, django_user_model, local_export):
+    anonymous = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
+    response = anonymous.post(URL, {"sql": "SELECT 1"})
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    django_user_model.objects.create_user("clerk", "c@metis.example", TEST_PASSWORD)
+    clerk = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
+    clerk.login(username="clerk", password=TEST_PASSWORD)
+    response = clerk.post(URL, {"sql": "SELECT 1"})
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert not WorkbenchQuery.objects.exists()
+
+
+def test_workbench_is_superuser_only_not_every_staff_member(db, django_user_model, local_export):
+    django_user_model.objects.create_user(
+        "support", "s@metis.example", TEST_PASSWORD, is_staff=True
+    )
+    client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
+    client.login(username="support", password=TEST_PASSWORD)
+    assert client.get(URL).status_code == 403
+    assert client.post(URL, {"sql": "SELECT 1"}).status_code == 403
+    assert not WorkbenchQuery.objects.exists()
+
+
+def test_workbench_is_not_served_on_tenant_hosts(tenant_client, local_export):
+    assert tenant_client.post(URL, {"sql": "SELECT 1"}).status_code == 404
+    assert not WorkbenchQuery.objects.exists()
+
+
+def test_workbench_audit_list_links_to_the_workbench_and_cannot_be_edited(
+    staff_client, staff_user, local_export
+):
+    _run(staff_user, "SELECT 42")
+    response = staff_client.get("/admin/analytics/workbenchquery/")
+    assert response.status_code == 200
+    assert URL in response.content.decode()
+    assert "SELECT 42" in response.content.decode()
+    audit = WorkbenchQuery.objects.get()
+    response = staff_client.post(
+        f"/admin/analytics/workbenchquery/{audit.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 403
+    assert WorkbenchQuery.objects.filter(pk=audit.pk).exists()
+
+
+def test_workbench_page_shows_the_export_and_its_tables(staff_client, local_export):
+    response = staff_client.get(URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"Export <strong>{local_export.run_id}</strong>" in html
+    assert "<code>documents</code> 6 rows" in html
+    assert "storage_class" in html  # the column list
+    assert not WorkbenchQuery.objects.exists()  # looking is not running
