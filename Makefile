@@ -27,6 +27,7 @@ run: setup
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo --port $(PORT)
 	$(PY) manage.py storage_setup
+	$(PY) manage.py seed_documents
 	$(PY) manage.py clickhouse_migrate
 	$(PY) manage.py seed_events
 	$(PY) manage.py export_parquet --quiet
