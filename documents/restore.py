@@ -28,8 +28,8 @@ from django.utils import timezone
 
 from analytics import events
 from documents import bucket as s3_bucket
-from documents.events import document_event_record
-from documents.models import AccessAction, Document, DocumentAccess, RestoreStatus, StorageClass
+from documents.audit import document_access_record, document_event_record
+from documents.models import AccessAction, Document, RestoreStatus, StorageClass
 from documents.storage import is_s3, key_belongs_to_tenant, s3_client
 from tenants import db
 from tenants.models import TenantUser
@@ -126,16 +126,9 @@ def document_restore_request(
             restore_requested_at=now,
             restore_expires_at=None,
         )
-        DocumentAccess.objects.create(
-            tenant_id=locked.tenant_id,
-            document_id=locked.pk,
-            action=AccessAction.RESTORE_REQUEST,
-            user=requested_by,
-            staff=requested_by_staff,
-        )
-        document_event_record(
+        document_access_record(
             document=locked,
-            event_type=events.DOCUMENT_RESTORE_REQUESTED,
+            action=AccessAction.RESTORE_REQUEST,
             user=requested_by,
             staff=requested_by_staff,
         )

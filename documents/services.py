@@ -15,13 +15,11 @@ from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
-from analytics import events
 from documents import consistency, downloads, objects, storage
-from documents.events import document_event_record
+from documents.audit import document_access_record
 from documents.models import (
     AccessAction,
     Document,
-    DocumentAccess,
     DocumentVersion,
     RestoreStatus,
     StorageClass,
@@ -152,19 +150,12 @@ def record_stored_object(
                 **fields,
                 **_actor_fields(user, staff),
             )
-            DocumentAccess.objects.create(
-                tenant=tenant,
+            document_access_record(
                 document=document,
                 action=action,
                 user=user,
                 staff=staff,
                 ip_address=ip_address,
-            )
-            document_event_record(
-                document=document,
-                event_type=events.DOCUMENT_UPLOADED,
-                user=user,
-                staff=staff,
                 size_bytes=document.size_bytes,
                 version=number,
             )
@@ -289,16 +280,12 @@ def document_delete(
             return document
         document.deleted_at = timezone.now()
         document.save(update_fields=["deleted_at", "updated_at"])
-        DocumentAccess.objects.create(
-            tenant_id=document.tenant_id,
+        document_access_record(
             document=document,
             action=AccessAction.DELETE,
             user=user,
             staff=staff,
             ip_address=ip_address,
-        )
-        document_event_record(
-            document=document, event_type=events.DOCUMENT_DELETED, user=user, staff=staff
         )
     return document
 
@@ -346,16 +333,12 @@ def document_download_url(
     if refusal:
         raise DocumentNotDownloadable(refusal)
     with db.tenant_context(document.tenant_id):
-        DocumentAccess.objects.create(
-            tenant_id=document.tenant_id,
+        document_access_record(
             document=document,
             action=AccessAction.DOWNLOAD,
             user=user,
             staff=staff,
             ip_address=ip_address,
-        )
-        document_event_record(
-            document=document, event_type=events.DOCUMENT_DOWNLOADED, user=user, staff=staff
         )
         Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(
             last_accessed_at=timezone.now()

@@ -33,13 +33,11 @@ from django.db.models import Case, Count, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from analytics import events
 from documents import bucket as s3_bucket
-from documents.events import document_event_record
+from documents.audit import document_access_record
 from documents.models import (
     AccessAction,
     Document,
-    DocumentAccess,
     DocumentQuerySet,
     DocumentVersion,
     StorageClass,
@@ -177,16 +175,9 @@ def _record_class(
             document_id=document.pk, storage_key=document.storage_key
         ).update(version_id=version_id)
     Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(**changes)
-    DocumentAccess.objects.create(
-        tenant_id=document.tenant_id,
-        document_id=document.pk,
-        action=AccessAction.TIER_CHANGE,
-        user=by_user,
-        staff=by_staff,
-    )
-    document_event_record(
+    document_access_record(
         document=document,
-        event_type=events.DOCUMENT_TIER_CHANGED,
+        action=AccessAction.TIER_CHANGE,
         user=by_user,
         staff=by_staff,
         from_class=document.storage_class,

@@ -1,0 +1,56 @@
+"""One record per document action: a row in the tenant's access log and an analytics event,
+both written in the caller's transaction, so they exist exactly when the action committed."""
+
+from __future__ import annotations
+
+from analytics import events
+from documents.models import AccessAction, Document, DocumentAccess
+
+_EVENT_OF_ACTION = {
+    AccessAction.UPLOAD: events.DOCUMENT_UPLOADED,
+    AccessAction.REPLACE: events.DOCUMENT_UPLOADED,
+    AccessAction.DOWNLOAD: events.DOCUMENT_DOWNLOADED,
+    AccessAction.DELETE: events.DOCUMENT_DELETED,
+    AccessAction.TIER_CHANGE: events.DOCUMENT_TIER_CHANGED,
+    AccessAction.RESTORE_REQUEST: events.DOCUMENT_RESTORE_REQUESTED,
+}
+
+
+def document_access_record(
+    *,
+    document: Document,
+    action: str,
+    user=None,
+    staff=None,
+    ip_address: str | None = None,
+    **event_data,
+) -> None:
+    """Log who did `action` to `document` and record the matching analytics event."""
+    DocumentAccess.objects.create(
+        tenant_id=document.tenant_id,
+        document_id=document.pk,
+        action=action,
+        user=user,
+        staff=staff,
+        ip_address=ip_address,
+    )
+    document_event_record(
+        document=document,
+        event_type=_EVENT_OF_ACTION[AccessAction(action)],
+        user=user,
+        staff=staff,
+        **event_data,
+    )
+
+
+def document_event_record(
+    *, document: Document, event_type: str, user=None, staff=None, **data
+) -> None:
+    """Record one document event; every event names the document and its type."""
+    events.record_event(
+        tenant=document.tenant_id,
+        event_type=event_type,
+        data={"document_id": str(document.pk), "document_type": document.document_type, **data},
+        user=user,
+        staff=staff,
+    )
