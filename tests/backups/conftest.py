@@ -1,0 +1,63 @@
+"""A private PostgreSQL cluster per test, archiving into a private TLS SeaweedFS per session.
+
+The backup catalog lives in the normal test database; the cluster being backed up is the
+sandbox one, so the live database is never touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from backups import config, sandbox
+from backups.services import physical
+
+
+@pytest.fixture(scope="session")
+def tls_s3():
+    server, https_endpoint = sandbox.tls_s3_server()
+    bucket = f"metis-backups-{uuid.uuid4().hex[:8]}"
+    server.client().create_bucket(Bucket=bucket)
+    yield server, https_endpoint, bucket
+    server.stop()
+
+
+@pytest.fixture
+def pg_sandbox(tls_s3, settings, db):
+    """A fresh archiving cluster with its own stanza and repository path; settings point at it."""
+    server, https_endpoint, bucket = tls_s3
+    work = Path(tempfile.mkdtemp(prefix="metis-backup-work-"))
+    work.chmod(0o755)
+    box = sandbox.SandboxCluster()
+    target = box.create()
+    overrides = sandbox.backup_settings(
+        s3=server,
+        https_endpoint=https_endpoint,
+        bucket=bucket,
+        work=work,
+        pg=target,
+        repo_path=f"/system/backups/{target.stanza}",
+    )
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    repo = config.repo()
+    config.write_pgbackrest_config(repo, target)
+    box.start_archiving(config.secret_environment(repo))
+    physical.stanza_ensure()
+    box.s3 = server
+    box.bucket = bucket
+    box.repo = repo
+    yield box
+    box.destroy()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def repo_keys(box, prefix: str = "") -> list[str]:
+    client = box.s3.client()
+    base = box.repo.path.lstrip("/") + "/" + prefix
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=box.bucket, Prefix=base)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
