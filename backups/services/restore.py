@@ -84,7 +84,7 @@ def restore_cluster(
     refuse_unsafe_target(data_dir=target.data_dir, live=config.target(), force=force)
     cluster.prepare_data_dir(target.data_dir, target.os_user)
     cluster.prepare_data_dir(target.socket_dir, target.os_user)
-    options = [f"--pg1-path={target.data_dir}", "--target-action=promote"]
+    options = [f"--pg1-path={target.data_dir}"]
     if set_label:
         options.append(f"--set={set_label}")
     if force:
@@ -95,6 +95,8 @@ def restore_cluster(
         options += ["--type=time", f"--target={target_time.isoformat(sep=' ')}"]
     elif target_xid is not None:
         options += ["--type=xid", f"--target={target_xid}"]
+    if immediate or target_time is not None or target_xid is not None:
+        options.append("--target-action=promote")  # with no target, recovery ends by promoting
     pgbackrest.run_streaming(ctx, "restore", *options, on_progress=on_progress)
     _complete_config_files(target)
     cluster.write_settings(target, _scratch_settings(target))
