@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from backups import cluster, config, pgbackrest
+from backups import cluster, config, pgbackrest, sandbox
 from backups.models import BackupRun, RetentionPolicy
 from backups.services import physical, restore, retention
 from tests.backups.conftest import repo_keys
@@ -39,8 +39,8 @@ def test_expiry_keeps_every_wal_segment_the_oldest_kept_backup_needs(pg_sandbox)
             )
             runs.append(physical.backup_run_physical(kind="full"))
         conn.execute("INSERT INTO payments SELECT g FROM generate_series(301, 350) g")
-        conn.execute("SELECT pg_switch_wal()")
-    oldest, kept_oldest, newest = runs
+        sandbox.switch_wal_and_wait(conn)
+    oldest, kept_oldest, _newest = runs
     ctx = pgbackrest.Context.current()
     archive_before = pgbackrest.info(ctx)["archive"][0]["min"]
 
