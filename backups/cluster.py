@@ -190,3 +190,18 @@ def amcheck(target: config.Target) -> str:
 
 def remove_directory(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def wait_archived(conn: psycopg.Connection, segment: str, *, timeout: float = 90) -> None:
+    """Wait until the archiver has pushed WAL segment `segment` (or a later one)."""
+    deadline = time.monotonic() + timeout
+    failed = ""
+    while time.monotonic() < deadline:
+        last, failed = conn.execute(
+            "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '') "
+            "FROM pg_stat_archiver"
+        ).fetchone()
+        if last[:24] >= segment:
+            return
+        time.sleep(0.1)
+    raise ClusterError(f"WAL segment {segment} not archived after {timeout}s (failed: {failed})")

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,18 +151,5 @@ class SandboxCluster:
 def switch_wal_and_wait(conn: psycopg.Connection, *, timeout: float = 60) -> str:
     """Close the current WAL segment and wait until the archiver has pushed it; return its name."""
     segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
-    wait_archived(conn, segment, timeout=timeout)
+    cluster.wait_archived(conn, segment, timeout=timeout)
     return segment
-
-
-def wait_archived(conn: psycopg.Connection, segment: str, *, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last, failed = conn.execute(
-            "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '') "
-            "FROM pg_stat_archiver"
-        ).fetchone()
-        if last[:24] >= segment:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"WAL segment {segment} not archived after {timeout}s (failed: {failed})")

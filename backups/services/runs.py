@@ -151,3 +151,12 @@ def history_cleanup(*, now: datetime.datetime | None = None) -> dict[str, int]:
         drills = RestoreDrill.objects.finished_before(cutoff).delete()[0]
         checks = WalArchiveCheck.objects.filter(checked_at__lt=cutoff).delete()[0]
     return {"backup_runs": runs, "drills": drills, "archive_checks": checks}
+
+
+def restore_tested_mark(run: BackupRun) -> None:
+    """Record that `run` was restored successfully (by a drill, a test or a real restore)."""
+    with transaction.atomic():
+        BackupRun.objects.filter(pk=run.pk).update(
+            restore_tested=True, restore_tested_at=timezone.now()
+        )
+    run.refresh_from_db()

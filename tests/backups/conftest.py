@@ -27,7 +27,7 @@ def tls_s3():
 
 
 @pytest.fixture
-def pg_sandbox(tls_s3, settings, db):
+def pg_sandbox(tls_s3, settings):
     """A fresh archiving cluster with its own stanza and repository path; settings point at it."""
     server, https_endpoint, bucket = tls_s3
     work = Path(tempfile.mkdtemp(prefix="metis-backup-work-"))
@@ -61,3 +61,18 @@ def repo_keys(box, prefix: str = "") -> list[str]:
     base = box.repo.path.lstrip("/") + "/" + prefix
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=box.bucket, Prefix=base)
     return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+@pytest.fixture
+def backup_objects(tls_s3, settings):
+    """Logical dumps and exports go to the sandbox S3 bucket, encrypted with a test key."""
+    import base64
+    import os
+
+    server, _https_endpoint, bucket = tls_s3
+    settings.BACKUP_REPO_BUCKET = bucket
+    settings.AWS_S3_ENDPOINT_URL = server.endpoint_url
+    settings.AWS_ACCESS_KEY_ID = server.access_key
+    settings.AWS_SECRET_ACCESS_KEY = server.secret_key
+    settings.BACKUP_LOGICAL_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    return server, bucket

@@ -10,7 +10,7 @@ from backups.services import physical
 from tests.backups.conftest import repo_keys
 
 
-def test_full_backup_is_good_only_after_verification_and_a_restore_test(pg_sandbox):
+def test_full_backup_is_good_only_after_verification_and_a_restore_test(db, pg_sandbox):
     with pg_sandbox.connect(autocommit=True) as conn:
         conn.execute("CREATE TABLE loans AS SELECT g AS id FROM generate_series(1, 1000) g")
 
@@ -39,7 +39,7 @@ def _damage_one_file(box, label: str, how: str) -> tuple[str, bytes]:
     return key, original
 
 
-def test_truncated_or_corrupted_backup_file_fails_verification_and_is_never_good(pg_sandbox):
+def test_truncated_or_corrupted_backup_file_fails_verification_and_is_never_good(db, pg_sandbox):
     run = physical.backup_run_physical(kind="full")
     client = pg_sandbox.s3.client()
 
@@ -58,7 +58,7 @@ def test_truncated_or_corrupted_backup_file_fails_verification_and_is_never_good
     assert run.verified
 
 
-def test_encrypted_repository_does_not_contain_a_marker_rows_text(pg_sandbox, settings):
+def test_encrypted_repository_does_not_contain_a_marker_rows_text(db, pg_sandbox, settings):
     # No compression, so only the encryption can hide the text.
     settings.BACKUP_COMPRESS_TYPE = "none"
     marker = f"METIS-PLAINTEXT-MARKER-{uuid.uuid4().hex}".encode()

@@ -12,7 +12,9 @@ from backups import cluster, sandbox
 from backups.services import physical, restore
 
 
-def test_restore_to_a_time_brings_back_exactly_the_rows_committed_before_it(pg_sandbox, tmp_path):
+def test_restore_to_a_time_brings_back_exactly_the_rows_committed_before_it(
+    db, pg_sandbox, tmp_path
+):
     with pg_sandbox.connect(autocommit=True) as conn:
         conn.execute("CREATE TABLE loans (id int PRIMARY KEY, note text)")
     physical.backup_run_physical(kind="full")
@@ -38,7 +40,7 @@ def test_restore_to_a_time_brings_back_exactly_the_rows_committed_before_it(pg_s
         shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
-def test_restore_refuses_the_live_data_directory_and_a_non_empty_target(pg_sandbox, tmp_path):
+def test_restore_refuses_the_live_data_directory_and_a_non_empty_target(db, pg_sandbox, tmp_path):
     with pytest.raises(restore.RestoreRefused, match="live cluster"):
         restore.restore_point_in_time(data_dir=pg_sandbox.target.data_dir, to=None)
     occupied = tmp_path / "occupied"

@@ -28,7 +28,7 @@ def test_retention_keeps_the_newest_daily_and_the_newest_of_each_week_and_month(
     assert keep == daily | weekly | monthly
 
 
-def test_expiry_keeps_every_wal_segment_the_oldest_kept_backup_needs(pg_sandbox):
+def test_expiry_keeps_every_wal_segment_the_oldest_kept_backup_needs(db, pg_sandbox):
     with pg_sandbox.connect(autocommit=True) as conn:
         conn.execute("CREATE TABLE payments (id int PRIMARY KEY)")
         runs = []
