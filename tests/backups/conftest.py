@@ -51,6 +51,7 @@ def pg_sandbox(tls_s3, settings):
     box.s3 = server
     box.bucket = bucket
     box.repo = repo
+    box.overrides = overrides
     yield box
     box.destroy()
     shutil.rmtree(work, ignore_errors=True)
