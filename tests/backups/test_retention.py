@@ -44,9 +44,12 @@ def test_expiry_keeps_every_wal_segment_the_oldest_kept_backup_needs(db, pg_sand
     ctx = pgbackrest.Context.current()
     archive_before = pgbackrest.info(ctx)["archive"][0]["min"]
 
-    expired = retention.retention_apply(
-        policy=RetentionPolicy.objects.create(name="t", keep_daily=2, keep_weekly=0, keep_monthly=0)
+    # Staff set the policy in the admin; the active one applies.
+    RetentionPolicy.objects.filter(is_active=True).update(
+        keep_daily=2, keep_weekly=0, keep_monthly=0
     )
+
+    expired = retention.retention_apply()
 
     assert expired == [oldest.label]
     assert repo_keys(pg_sandbox, f"backup/{pg_sandbox.stanza}/{oldest.label}/") == []
