@@ -50,15 +50,26 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
 def tls_s3_server() -> tuple[SeaweedS3, str]:
     """Start SeaweedFS serving S3 on http (boto3) and https (pgBackRest); return it and the
-    https endpoint URL."""
-    cert_dir = Path(tempfile.mkdtemp(prefix="metis-s3-tls-"))
-    cert, key = _self_signed_certificate(cert_dir)
+    https endpoint URL. Stop it with `tls_s3_stop`."""
+    root = Path(tempfile.mkdtemp(prefix="metis-s3-tls-"))
+    cert, key = _self_signed_certificate(root)
     https_port = _free_ports(1)[0]
     server = SeaweedS3(
-        extra_args=(f"-s3.cert.file={cert}", f"-s3.key.file={key}", f"-s3.port.https={https_port}")
+        data_dir=root / "weed",
+        extra_args=(f"-s3.cert.file={cert}", f"-s3.key.file={key}", f"-s3.port.https={https_port}"),
     )
-    server.start()
+    try:
+        server.start()
+    except Exception:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return server, f"https://127.0.0.1:{https_port}"
+
+
+def tls_s3_stop(server: SeaweedS3) -> None:
+    """Stop the server and delete its data and certificate."""
+    server.stop()
+    shutil.rmtree(server.data_dir.parent, ignore_errors=True)
 
 
 def backup_settings(

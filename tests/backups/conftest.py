@@ -23,7 +23,7 @@ def tls_s3():
     bucket = f"metis-backups-{uuid.uuid4().hex[:8]}"
     server.client().create_bucket(Bucket=bucket)
     yield server, https_endpoint, bucket
-    server.stop()
+    sandbox.tls_s3_stop(server)
 
 
 @pytest.fixture
