@@ -139,7 +139,6 @@ class SandboxCluster:
         settings = {
             **cluster.local_settings(self.target),
             **config.postgresql_settings(self.target),
-            "archive_timeout": "60s",
             "max_connections": "30",
             "shared_buffers": "64MB",
             **(extra or {}),

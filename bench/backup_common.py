@@ -32,7 +32,7 @@ CATALOG_DATABASE = "bench_backups"
 
 
 @contextmanager
-def backup_sandbox(*, archive_timeout: str = "60s"):
+def backup_sandbox(*, archive_timeout: str | None = None):
     """Yield an archiving SandboxCluster (stanza created) with settings pointing at it."""
     scratch.scratch_database_create(CATALOG_DATABASE)
     server, https_endpoint = sandbox.tls_s3_server()

@@ -1,4 +1,4 @@
-"""RPO under a steady write load, with archive_timeout = 60 s.
+"""RPO under a steady write load, with archive_timeout = BACKUP_ARCHIVE_TIMEOUT_SECONDS.
 
 A writer commits one small row every 50 ms (20 tx/s, far too little to fill a 16 MB WAL
 segment, so archive_timeout is what ships WAL: the worst case). Two measures, same run:
@@ -23,6 +23,7 @@ import statistics
 import threading
 import time
 
+import psycopg
 from backup_common import backup_sandbox, cluster
 from django.conf import settings
 
@@ -37,19 +38,23 @@ def writer(box, stop: threading.Event, commits: list) -> None:
             "tenant_id uuid, at timestamptz NOT NULL)"
         )
         while not stop.is_set():
-            row_id, at, segment = conn.execute(
-                "INSERT INTO heartbeat (at) VALUES (clock_timestamp()) "
-                "RETURNING id, at, pg_walfile_name(pg_current_wal_insert_lsn())"
-            ).fetchone()
-            commits.append((row_id, at, segment))
+            try:
+                row_id, at, segment = conn.execute(
+                    "INSERT INTO heartbeat (at) VALUES (clock_timestamp()) "
+                    "RETURNING id, at, pg_walfile_name(pg_current_wal_insert_lsn())"
+                ).fetchone()
+            except psycopg.OperationalError:
+                return  # the disaster: the server is gone
+            commits.append((row_id, at, segment))  # acknowledged: autocommit returned
             time.sleep(0.05)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=150)
+    parser.add_argument("--archive-timeout", help="e.g. 60s (default: the setting, 30 s)")
     args = parser.parse_args()
-    with backup_sandbox(archive_timeout="60s") as box:
+    with backup_sandbox(archive_timeout=args.archive_timeout) as box:
         physical.backup_run_physical(kind="full")
         stop, commits = threading.Event(), []
         thread = threading.Thread(target=writer, args=(box, stop, commits), daemon=True)

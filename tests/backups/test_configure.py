@@ -22,7 +22,7 @@ def test_backup_configure_prints_the_settings_and_no_secret(settings, tmp_path):
 
     text = out.getvalue()
     assert "ALTER SYSTEM SET archive_mode = 'on';" in text
-    assert "ALTER SYSTEM SET archive_timeout = '60s';" in text
+    assert "ALTER SYSTEM SET archive_timeout = '30s';" in text
     assert "ALTER SYSTEM SET wal_level = 'replica';" in text
     assert f"--config={tmp_path / 'pgbackrest.conf'} --stanza=metis archive-push %p" in text
     assert "repo1-s3-endpoint=s3.example.com" in text and "repo1-storage-port=9443" in text
@@ -39,7 +39,7 @@ def test_backup_configure_apply_turns_archiving_on_in_a_cluster(settings, pg_san
     call_command("backup_configure", "--apply", stdout=io.StringIO())
 
     with cluster.connect(pg_sandbox.target, dbname="postgres") as conn:
-        assert conn.execute("SHOW archive_timeout").fetchone()[0] == "1min"
+        assert conn.execute("SHOW archive_timeout").fetchone()[0] == "30s"
         assert "archive-push" in conn.execute("SHOW archive_command").fetchone()[0]
     config = Path(settings.BACKUP_PGBACKREST_CONFIG).read_text()
     assert "cipher-pass" not in config and settings.BACKUP_REPO_CIPHER_PASS not in config
