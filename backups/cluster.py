@@ -102,6 +102,14 @@ def start(
     target: config.Target, *, env: Mapping[str, str] | None = None, timeout: int = 120
 ) -> None:
     log = target.data_dir.parent / f"{target.data_dir.name}.log"
+    try:
+        _pg_ctl_start(target, log, env, timeout)
+    except ClusterError as exc:
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+        raise ClusterError(f"{exc}\n{tail}") from exc
+
+
+def _pg_ctl_start(target: config.Target, log: Path, env, timeout: int) -> None:
     run_tool(
         [
             target.tool("pg_ctl"),

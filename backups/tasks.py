@@ -23,6 +23,20 @@ def backup_full(*, verify: bool = True) -> int:
     return run.pk
 
 
+@shared_task(name="backups.verify_backup")
+def verify_backup(run_id: int) -> bool:
+    """Verify (and restore-test) one catalogued backup; return whether it is good. Idempotent."""
+    from backups.models import BackupRun
+    from backups.services import object_backups, physical
+
+    run = BackupRun.objects.get(pk=run_id)
+    if run.kind in object_backups.OBJECT_KINDS:
+        object_backups.object_backup_verify(run=run)
+    else:
+        physical.backup_verify(run=run)
+    return run.is_good()
+
+
 @shared_task(name="backups.backup_incremental")
 def backup_incremental() -> int:
     """Take an incremental backup on top of the latest one. Not idempotent."""

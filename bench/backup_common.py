@@ -59,7 +59,7 @@ def backup_sandbox(*, archive_timeout: str | None = None):
         box.start_archiving(
             config.secret_environment(repo),
             extra={
-                "archive_timeout": archive_timeout,
+                **({"archive_timeout": archive_timeout} if archive_timeout else {}),
                 "shared_buffers": "256MB",
                 "max_wal_size": "4GB",
                 "checkpoint_timeout": "30min",

@@ -255,6 +255,8 @@ BACKUP_REPO_LOCAL_PATH = env("BACKUP_REPO_LOCAL_PATH", default=str(VAR_DIR / "ba
 BACKUP_REPO_CIPHER_PASS = env("BACKUP_REPO_CIPHER_PASS", default="")
 # Logical dumps and exports: AES-256-GCM with this key (urlsafe base64 of 32 bytes).
 BACKUP_LOGICAL_KEY = env("BACKUP_LOGICAL_KEY", default="")
+# Managed PostgreSQL (no file access): pg_dump/pg_restore connect here instead of the socket.
+BACKUP_LOGICAL_DATABASE_URL = env("BACKUP_LOGICAL_DATABASE_URL", default="")
 BACKUP_COMPRESS_TYPE = env("BACKUP_COMPRESS_TYPE", default="zst")
 BACKUP_PROCESS_MAX = env.int("BACKUP_PROCESS_MAX", default=2)
 BACKUP_PGBACKREST_CONFIG = env(

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+from django.conf import settings
 from django.utils import timezone
 
 from backups import cluster, config, crypto, objects
@@ -19,7 +22,14 @@ from backups.services import runs
 READ_SIZE = 256 * 1024
 
 
+def _dump_database(target: config.Target) -> str:
+    url = settings.BACKUP_LOGICAL_DATABASE_URL
+    return urlsplit(url).path.lstrip("/") if url else target.database
+
+
 def _connection_args(target: config.Target, dbname: str) -> list[str]:
+    if settings.BACKUP_LOGICAL_DATABASE_URL:  # managed PostgreSQL: no socket, no file access
+        return ["--dbname", _url_for(dbname)]
     return [
         "--host",
         str(target.socket_dir),
@@ -32,8 +42,19 @@ def _connection_args(target: config.Target, dbname: str) -> list[str]:
     ]
 
 
+def _url_for(dbname: str) -> str:
+    parts = urlsplit(settings.BACKUP_LOGICAL_DATABASE_URL)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+def _connect(target: config.Target, dbname: str) -> psycopg.Connection:
+    if settings.BACKUP_LOGICAL_DATABASE_URL:
+        return psycopg.connect(_url_for(dbname), autocommit=True)
+    return cluster.connect(target, dbname=dbname, autocommit=True)
+
+
 def _database_size(target: config.Target) -> int:
-    with cluster.connect(target) as conn:
+    with _connect(target, _dump_database(target)) as conn:
         return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
 
 
@@ -42,7 +63,7 @@ def backup_run_logical(*, on_progress: Callable[[float], None] | None = None) ->
     target = config.target()
     key_bytes = crypto.key_from_settings()
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    key = objects.key_for("logical", target.database, f"{stamp}.dump.enc")
+    key = objects.key_for("logical", _dump_database(target), f"{stamp}.dump.enc")
     run = runs.job_start(BackupRun, kind=BackupKind.LOGICAL, label=stamp)
     with runs.job_guard(run):
         size = _database_size(target)
@@ -84,7 +105,7 @@ def backup_run_logical(*, on_progress: Callable[[float], None] | None = None) ->
             size_bytes=size,
             stored_bytes=stored,
             checksum=checksum,
-            details={"database": target.database, "format": "pg_dump -Fc, AES-256-GCM"},
+            details={"database": _dump_database(target), "format": "pg_dump -Fc, AES-256-GCM"},
         )
     return run
 
@@ -101,7 +122,7 @@ def logical_restore(
         raise ValueError(f"{run} is not a finished logical backup")
     target = config.target()
     key_bytes = crypto.key_from_settings()
-    with cluster.connect(target, dbname="postgres", autocommit=True) as conn:
+    with _connect(target, "postgres") as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{dbname}"')

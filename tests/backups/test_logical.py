@@ -8,10 +8,16 @@ from backups import cluster, crypto
 from backups.services import logical, object_backups
 
 
+@pytest.mark.parametrize("connection", ["socket", "url"])
 def test_logical_backup_is_encrypted_verified_and_restores_into_a_new_database(
-    db, pg_sandbox, backup_objects
+    db, pg_sandbox, backup_objects, settings, connection
 ):
     server, bucket = backup_objects
+    if connection == "url":  # as for managed PostgreSQL: a URL, no file access
+        target = pg_sandbox.target
+        settings.BACKUP_LOGICAL_DATABASE_URL = (
+            f"postgresql://postgres@/{target.database}?host={target.socket_dir}&port={target.port}"
+        )
     with pg_sandbox.connect(autocommit=True) as conn:
         conn.execute("CREATE TABLE borrowers (id int PRIMARY KEY, name text)")
         conn.execute(
