@@ -123,20 +123,31 @@ def backup_by_label(ctx: Context, label: str) -> dict | None:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    ok: bool
     report: str
+    valid_backups: tuple[str, ...]
     invalid_backups: tuple[str, ...]
+    wal_ok: bool
+
+    def backup_ok(self, label: str) -> bool:
+        return self.wal_ok and label in self.valid_backups
 
 
 _BACKUP_STATUS = re.compile(r"backup: (\S+), status: (\S+?),")
+_WAL_COUNTS = re.compile(r"total WAL checked: (\d+), total valid WAL: (\d+)")
 
 
 def verify(ctx: Context) -> VerifyResult:
     """Check every file of every backup and WAL segment against its recorded checksum and size.
 
-    pgBackRest exits 0 even when it finds damage; the verdict is in its text report.
+    pgBackRest exits 0 even when it finds damage; the verdict is in its text report. (2.45 has
+    no `verify --set`, so the whole repository is checked; damaged WAL fails every backup.)
     """
     report = run(ctx, "verify", "--output=text", "--verbose")
-    invalid = tuple(label for label, status in _BACKUP_STATUS.findall(report) if status != "valid")
-    overall_ok = bool(re.search(r"^status: ok$", report, re.M))
-    return VerifyResult(ok=overall_ok and not invalid, report=report, invalid_backups=invalid)
+    statuses = _BACKUP_STATUS.findall(report)
+    wal_counts = _WAL_COUNTS.findall(report)
+    return VerifyResult(
+        report=report,
+        valid_backups=tuple(label for label, status in statuses if status == "valid"),
+        invalid_backups=tuple(label for label, status in statuses if status != "valid"),
+        wal_ok=bool(wal_counts) and all(checked == valid for checked, valid in wal_counts),
+    )

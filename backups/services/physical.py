@@ -77,7 +77,7 @@ def backup_verify(
         raise ValueError(f"{run} is not a finished physical backup")
     ctx = ctx or pgbackrest.Context.current()
     result = pgbackrest.verify(ctx)
-    ok = result.ok and run.label not in result.invalid_backups
+    ok = result.backup_ok(run.label)
     with transaction.atomic():
         run.verified = ok
         run.verified_at = timezone.now()
