@@ -15,6 +15,7 @@ import subprocess
 import time
 
 from backup_common import as_user, backup_sandbox, cluster, load_table, wait_archive_idle
+from django.conf import settings
 
 from backups.services import physical
 
@@ -23,8 +24,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--compress-type", default="zst", choices=["zst", "lz4", "gz", "none"])
     args = parser.parse_args()
     with backup_sandbox() as box:
+        settings.BACKUP_COMPRESS_TYPE = args.compress_type
         size = load_table(box, megabytes=args.mb)
         wait_archive_idle(box)
         results = {"pg_basebackup": [], "pgbackrest": []}
