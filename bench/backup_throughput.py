@@ -72,7 +72,7 @@ def main() -> None:
         rate = {name: size / 1e6 / seconds for name, seconds in best.items()}
         print(
             f"\ndatabase {size / 1e6:.0f} MB; repository copy {stored / 1e6:.0f} MB "
-            f"({size / stored:.1f}x smaller: zst + AES-256)"
+            f"({size / stored:.1f}x smaller: {args.compress_type} + AES-256)"
         )
         for name in best:
             print(f"{name:14s} best {best[name]:6.1f}s  {rate[name]:7.1f} MB/s")
