@@ -18,6 +18,9 @@ def test_restore_to_a_time_brings_back_exactly_the_rows_committed_before_it(
     with pg_sandbox.connect(autocommit=True) as conn:
         conn.execute("CREATE TABLE loans (id int PRIMARY KEY, note text)")
     physical.backup_run_physical(kind="full")
+    # pgBackRest records a backup's stop time in whole seconds and picks a backup that stopped
+    # strictly before the target: keep T in a later second than the backup's end.
+    time.sleep(1.1)
     with pg_sandbox.connect(autocommit=True) as conn:
         conn.execute("INSERT INTO loans SELECT g, 'before' FROM generate_series(1, 50) g")
         time.sleep(0.05)
