@@ -100,6 +100,35 @@ def object_copy(source_key: str, dest_key: str, *, storage_class: str) -> None:
         shutil.copyfile(_local_path(source_key), dest)
 
 
+def object_copy_many(
+    pairs: list[tuple[str, str]], *, storage_class: str, on_copied=None, workers: int = 8
+) -> None:
+    """Copy (source, destination) keys in parallel with one client; call `on_copied(n)`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not bucket():
+        for done, (source, dest) in enumerate(pairs, start=1):
+            object_copy(source, dest, storage_class=storage_class)
+            if on_copied:
+                on_copied(done)
+        return
+    client = _client()  # boto3 clients are thread-safe; creating one per object is slow
+
+    def copy(pair: tuple[str, str]) -> None:
+        client.copy_object(
+            Bucket=bucket(),
+            Key=pair[1],
+            CopySource={"Bucket": bucket(), "Key": pair[0]},
+            StorageClass=storage_class,
+            MetadataDirective="COPY",
+        )
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, _ in enumerate(pool.map(copy, pairs), start=1):
+            if on_copied:
+                on_copied(done)
+
+
 def object_keys(prefix: str) -> list[str]:
     if bucket():
         pages = _client().get_paginator("list_objects_v2").paginate(Bucket=bucket(), Prefix=prefix)

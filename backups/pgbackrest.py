@@ -57,14 +57,17 @@ def _environment(ctx: Context) -> dict[str, str]:
 
 def run(ctx: Context, command: str, *options: str, timeout: float | None = None) -> str:
     """Run a short pgBackRest command; return its stdout."""
-    completed = subprocess.run(
-        _argv(ctx, command, ["--log-level-console=warn", *options]),
-        env=_environment(ctx),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd="/",
-    )
+    try:
+        completed = subprocess.run(
+            _argv(ctx, command, ["--log-level-console=warn", *options]),
+            env=_environment(ctx),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd="/",
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise PgBackRestError(f"pgbackrest {command} did not finish in {timeout}s") from exc
     if completed.returncode != 0:
         output = (completed.stderr + completed.stdout).strip()
         raise PgBackRestError(

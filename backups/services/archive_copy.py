@@ -46,9 +46,11 @@ def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
             ),
         ]
         heartbeat = runs.Heartbeat(run)
-        for index, key in enumerate(keys, start=1):
-            objects.object_copy(key, dest_root + key[len(root) :], storage_class=STORAGE_CLASS)
-            heartbeat(100.0 * index / len(keys))
+        objects.object_copy_many(
+            [(key, dest_root + key[len(root) :]) for key in keys],
+            storage_class=STORAGE_CLASS,
+            on_copied=lambda done: heartbeat(100.0 * done / len(keys)),
+        )
         runs.job_succeed(
             run,
             label=source.label,

@@ -20,7 +20,8 @@ def archive_check_record(*, ctx: pgbackrest.Context | None = None) -> WalArchive
     ctx = ctx or pgbackrest.Context.current()
     detail = []
     try:
-        pgbackrest.run(ctx, "check", timeout=settings.BACKUP_ARCHIVE_TIMEOUT_SECONDS * 3)
+        wait = settings.BACKUP_ARCHIVE_TIMEOUT_SECONDS * 2
+        pgbackrest.run(ctx, "check", f"--archive-timeout={wait}", timeout=wait + 60)
         in_repository = True
     except pgbackrest.PgBackRestError as exc:
         in_repository = False

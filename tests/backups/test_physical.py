@@ -81,7 +81,8 @@ def test_encrypted_repository_does_not_contain_a_marker_rows_text(db, pg_sandbox
     client = pg_sandbox.s3.client()
     keys = repo_keys(pg_sandbox)
     assert any("/archive/" in k for k in keys) and any("/pg_data/" in k for k in keys)
-    assert any("/pg_data/base/" in k and not k.endswith(".zst") for k in keys)  # uncompressed
+    wal = [k for k in keys if "/archive/" in k and k.rsplit("/", 1)[-1].startswith("0000")]
+    assert any(not k.endswith(".zst") for k in wal)  # stored uncompressed: only encrypted
     leaking = [
         key
         for key in keys
