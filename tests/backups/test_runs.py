@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
 from django.conf import settings
@@ -23,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def _subprocess_environment(overrides: dict) -> dict:
     def url(alias: str) -> str:
         db = settings.DATABASES[alias]
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+        password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+        host = quote(db["HOST"], safe="")  # a socket directory travels percent-encoded
+        return f"postgres://{db['USER']}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
     environment = {**os.environ, "DATABASE_URL": url("default"), "DATABASE_OWNER_URL": url("owner")}
     for name, value in overrides.items():
