@@ -29,3 +29,20 @@ def test_restore_command_rejects_a_bad_timestamp(backup_settings):
     with pytest.raises(CommandError, match="not a timestamp"):
         call_command("restore", "--to", "yesterday-ish", "--target", str(backup_settings / "new"))
     assert not (backup_settings / "new").exists()
+
+
+def test_backup_run_command_backs_up_verifies_and_shows_progress(db, pg_sandbox):
+    from io import StringIO
+
+    from backups.models import BackupRun
+
+    out, err = StringIO(), StringIO()
+
+    call_command("backup_run", "full", "--verify", stdout=out, stderr=err)
+
+    run = BackupRun.objects.get()
+    assert run.is_good()
+    assert f"full backup {run.label}: succeeded" in out.getvalue()
+    assert "verified=True restore_tested=True" in out.getvalue()
+    progress = [line for line in err.getvalue().splitlines() if line.startswith("backup full:")]
+    assert len(progress) >= 3 and progress[-1].startswith("backup full: 100.0%")
