@@ -68,6 +68,7 @@ class SeaweedS3:
     access_key: str = ACCESS_KEY
     secret_key: str = SECRET_KEY
     ports: dict[str, int] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()  # more `weed mini` flags (e.g. TLS for the backups repo)
     process: subprocess.Popen | None = None
     _owns_dir: bool = False
 
@@ -95,6 +96,7 @@ class SeaweedS3:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             *(f"-{flag}={port}" for flag, port in self.ports.items()),
+            *self.extra_args,
         ]
         environment = {
             **os.environ,

@@ -289,6 +289,41 @@ DUCKDB_EXPORT_KEEP_RUNS = env.int("DUCKDB_EXPORT_KEEP_RUNS", default=7)
 # Celery autodiscovery only finds `<app>.tasks`; the DuckDB jobs live beside them.
 CELERY_IMPORTS = ["analytics.duck_tasks"]
 
+# --- Backups (pgBackRest, logical dumps, drills) ------------------------------------------------
+# The cluster to back up: defaults are the machine's Debian cluster (15/main). backup_configure
+# prints the postgresql.conf settings it needs. Secrets come from the environment only.
+BACKUP_STANZA = env("BACKUP_STANZA", default="metis")
+BACKUP_PG_BIN_DIR = env("BACKUP_PG_BIN_DIR", default="/usr/lib/postgresql/15/bin")
+BACKUP_PG_DATA_DIR = env("BACKUP_PG_DATA_DIR", default="/var/lib/postgresql/15/main")
+BACKUP_PG_PORT = env.int("BACKUP_PG_PORT", default=5432)
+BACKUP_PG_SOCKET_DIR = env("BACKUP_PG_SOCKET_DIR", default="/var/run/postgresql")
+BACKUP_PG_OS_USER = env("BACKUP_PG_OS_USER", default="postgres")
+BACKUP_PG_DATABASE = env("BACKUP_PG_DATABASE", default="metis")
+# Repository: the object-storage bucket (or BACKUP_REPO_BUCKET) under BACKUP_REPO_PATH; with no
+# bucket at all, a local directory. pgBackRest's S3 driver needs an https endpoint.
+BACKUP_REPO_BUCKET = env("BACKUP_REPO_BUCKET", default="")
+BACKUP_REPO_PATH = env("BACKUP_REPO_PATH", default="/system/backups")
+BACKUP_REPO_S3_ENDPOINT_URL = env("BACKUP_REPO_S3_ENDPOINT_URL", default="")
+BACKUP_REPO_S3_VERIFY_TLS = env.bool("BACKUP_REPO_S3_VERIFY_TLS", default=True)
+BACKUP_REPO_LOCAL_PATH = env("BACKUP_REPO_LOCAL_PATH", default=str(VAR_DIR / "backups" / "repo"))
+BACKUP_REPO_CIPHER_PASS = env("BACKUP_REPO_CIPHER_PASS", default="")
+# Logical dumps and exports: AES-256-GCM with this key (urlsafe base64 of 32 bytes).
+BACKUP_LOGICAL_KEY = env("BACKUP_LOGICAL_KEY", default="")
+# Managed PostgreSQL (no file access): pg_dump/pg_restore connect here instead of the socket.
+BACKUP_LOGICAL_DATABASE_URL = env("BACKUP_LOGICAL_DATABASE_URL", default="")
+BACKUP_COMPRESS_TYPE = env("BACKUP_COMPRESS_TYPE", default="zst")
+BACKUP_PROCESS_MAX = env.int("BACKUP_PROCESS_MAX", default=2)
+BACKUP_PGBACKREST_CONFIG = env(
+    "BACKUP_PGBACKREST_CONFIG", default=str(VAR_DIR / "backups" / "pgbackrest.conf")
+)
+BACKUP_WORK_DIR = env("BACKUP_WORK_DIR", default=str(VAR_DIR / "backups" / "work"))
+# At most 60 s (the RPO target); 30 s leaves room for the push itself (bench/backup_rpo.py).
+BACKUP_ARCHIVE_TIMEOUT_SECONDS = env.int("BACKUP_ARCHIVE_TIMEOUT_SECONDS", default=30)
+BACKUP_RPO_TARGET_SECONDS = env.float("BACKUP_RPO_TARGET_SECONDS", default=60)
+BACKUP_RTO_TARGET_SECONDS = env.float("BACKUP_RTO_TARGET_SECONDS", default=120)
+BACKUP_REAPER_STALE_MINUTES = env.int("BACKUP_REAPER_STALE_MINUTES", default=10)
+BACKUP_HISTORY_DAYS = env.int("BACKUP_HISTORY_DAYS", default=30)
+
 # --- The rest ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

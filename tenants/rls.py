@@ -78,6 +78,7 @@ class RowLevelSecurity(models.BaseConstraint):
 # Tables with a tenant_id column that are deliberately not tenant-scoped, and why.
 EXEMPT_TABLES = {
     "staff_tenant_access": "staff audit trail: staff choices across tenants, never tenant data",
+    "backups_backuprun": "backup catalog: a system table; tenant_id only names a tenant export",
 }
 
 

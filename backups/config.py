@@ -1,0 +1,213 @@
+"""Where backups come from and go to, read from settings at call time (never at import).
+
+The cluster being backed up (`Target`) and the pgBackRest repository (`Repo`) are described by
+BACKUP_* settings. Secrets (the repository cipher pass, the S3 keys) only ever travel in the
+environment of the pgBackRest process; the configuration file pgBackRest and PostgreSQL's
+`archive_command` read holds no secret, so it can never end up beside the backups.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Target:
+    """The PostgreSQL cluster to back up (or a scratch cluster restored from it)."""
+
+    stanza: str
+    data_dir: Path
+    port: int
+    socket_dir: Path
+    bin_dir: Path
+    os_user: str
+    database: str
+
+    def with_data_dir(self, data_dir: Path, *, port: int | None = None) -> Target:
+        return replace(self, data_dir=data_dir, port=port or self.port)
+
+    def tool(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+
+@dataclass(frozen=True)
+class Repo:
+    """The pgBackRest repository: S3 (the configured object storage) or a local directory."""
+
+    type: str  # "s3" or "posix"
+    path: str
+    bucket: str = ""
+    endpoint_host: str = ""
+    endpoint_port: int = 443
+    region: str = "us-east-1"
+    verify_tls: bool = True
+    access_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    cipher_pass: str = field(default="", repr=False)
+    compress_type: str = "zst"
+    process_max: int = 2
+
+    def location(self, suffix: str = "") -> str:
+        base = f"s3://{self.bucket}{self.path}" if self.type == "s3" else self.path
+        return f"{base}/{suffix}" if suffix else base
+
+
+class BackupConfigError(RuntimeError):
+    """Raised when the backup settings cannot work (no cipher pass, plain-http S3...)."""
+
+
+def target() -> Target:
+    return Target(
+        stanza=settings.BACKUP_STANZA,
+        data_dir=Path(settings.BACKUP_PG_DATA_DIR),
+        port=settings.BACKUP_PG_PORT,
+        socket_dir=Path(settings.BACKUP_PG_SOCKET_DIR),
+        bin_dir=Path(settings.BACKUP_PG_BIN_DIR),
+        os_user=settings.BACKUP_PG_OS_USER,
+        database=settings.BACKUP_PG_DATABASE,
+    )
+
+
+def repo() -> Repo:
+    cipher_pass = settings.BACKUP_REPO_CIPHER_PASS
+    if not cipher_pass:
+        raise BackupConfigError(
+            "BACKUP_REPO_CIPHER_PASS is not set: the repository is always encrypted."
+        )
+    common = {
+        "cipher_pass": cipher_pass,
+        "compress_type": settings.BACKUP_COMPRESS_TYPE,
+        "process_max": settings.BACKUP_PROCESS_MAX,
+    }
+    bucket = settings.BACKUP_REPO_BUCKET or settings.AWS_STORAGE_BUCKET_NAME
+    if not bucket:
+        return Repo(type="posix", path=str(settings.BACKUP_REPO_LOCAL_PATH), **common)
+    endpoint = settings.BACKUP_REPO_S3_ENDPOINT_URL or settings.AWS_S3_ENDPOINT_URL
+    parts = urlsplit(endpoint or f"https://s3.{settings.AWS_S3_REGION_NAME}.amazonaws.com")
+    if parts.scheme != "https":
+        # pgBackRest's S3 driver speaks TLS only (docs/operations.md, "Backups and recovery").
+        raise BackupConfigError(
+            f"pgBackRest needs an https S3 endpoint, got {endpoint!r}: "
+            "set BACKUP_REPO_S3_ENDPOINT_URL to the TLS endpoint."
+        )
+    return Repo(
+        type="s3",
+        path=settings.BACKUP_REPO_PATH,
+        bucket=bucket,
+        endpoint_host=parts.hostname or "",
+        endpoint_port=parts.port or 443,
+        region=settings.AWS_S3_REGION_NAME,
+        verify_tls=settings.BACKUP_REPO_S3_VERIFY_TLS,
+        access_key=settings.AWS_ACCESS_KEY_ID,
+        secret_key=settings.AWS_SECRET_ACCESS_KEY,
+        **common,
+    )
+
+
+def pgbackrest_config_path() -> Path:
+    return Path(settings.BACKUP_PGBACKREST_CONFIG)
+
+
+def pgbackrest_options(repo: Repo, target: Target) -> dict[str, dict[str, str]]:
+    """Return the non-secret pgBackRest options, by config-file section."""
+    work = Path(settings.BACKUP_WORK_DIR)
+    glob = {
+        "repo1-type": repo.type,
+        "repo1-path": repo.path,
+        "repo1-cipher-type": "aes-256-cbc",
+        "compress-type": repo.compress_type,
+        "process-max": str(repo.process_max),
+        "start-fast": "y",
+        "log-level-file": "off",
+        "lock-path": str(work / "lock"),
+        "spool-path": str(work / "spool"),
+    }
+    if repo.type == "s3":
+        glob |= {
+            "repo1-s3-bucket": repo.bucket,
+            "repo1-s3-endpoint": repo.endpoint_host,
+            "repo1-storage-port": str(repo.endpoint_port),
+            "repo1-s3-region": repo.region,
+            "repo1-s3-uri-style": "path",
+            "repo1-storage-verify-tls": "y" if repo.verify_tls else "n",
+        }
+    stanza = {
+        "pg1-path": str(target.data_dir),
+        "pg1-port": str(target.port),
+        "pg1-socket-path": str(target.socket_dir),
+        "pg1-user": "postgres",
+    }
+    return {"global": glob, target.stanza: stanza}
+
+
+def pgbackrest_config_text(repo: Repo, target: Target) -> str:
+    lines = []
+    for section, options in pgbackrest_options(repo, target).items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{name}={value}" for name, value in options.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def secret_environment(repo: Repo) -> dict[str, str]:
+    """Return the environment variables that carry the repository's secrets to pgBackRest."""
+    secrets = {"PGBACKREST_REPO1_CIPHER_PASS": repo.cipher_pass}
+    if repo.type == "s3":
+        secrets |= {
+            "PGBACKREST_REPO1_S3_KEY": repo.access_key,
+            "PGBACKREST_REPO1_S3_KEY_SECRET": repo.secret_key,
+        }
+    return secrets
+
+
+def write_pgbackrest_config(repo: Repo, target: Target) -> Path:
+    """Write the (secret-free) pgBackRest config and its work directories; return its path."""
+    path = pgbackrest_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(pgbackrest_config_text(repo, target))
+    path.chmod(0o644)
+    work = Path(settings.BACKUP_WORK_DIR)
+    for folder in (work, work / "lock", work / "spool"):
+        folder.mkdir(parents=True, exist_ok=True)
+        chown_to(folder, target.os_user)
+    return path
+
+
+def archive_command(target: Target) -> str:
+    return (
+        f"pgbackrest --config={pgbackrest_config_path()} --stanza={target.stanza} archive-push %p"
+    )
+
+
+def postgresql_settings(target: Target) -> dict[str, str]:
+    """Return the postgresql.conf settings continuous archiving needs."""
+    return {
+        "wal_level": "replica",
+        "archive_mode": "on",
+        "archive_command": archive_command(target),
+        "archive_timeout": f"{settings.BACKUP_ARCHIVE_TIMEOUT_SECONDS}s",
+        "max_wal_senders": "3",
+    }
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def as_os_user(argv: list[str], os_user: str) -> list[str]:
+    """Prefix `argv` to run as the PostgreSQL OS user when we are root (PostgreSQL refuses root)."""
+    if running_as_root() and os_user and os_user != "root":
+        return ["runuser", "-u", os_user, "--", *argv]
+    return argv
+
+
+def chown_to(path: Path, os_user: str) -> None:
+    if running_as_root() and os_user:
+        entry = pwd.getpwnam(os_user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)

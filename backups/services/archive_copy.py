@@ -1,0 +1,70 @@
+"""Weekly archive copy: the latest good full backup, copied for long-term storage (Glacier).
+
+The copy keeps pgBackRest's repository layout (backup.info, archive.info, the backup set and
+the WAL it needs to be consistent) under `<repo path>-archive/<label>/`, every object written
+with the GLACIER storage class. To restore it: fetch it back from Glacier and point
+`repo1-path` at that prefix (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from backups import objects, pgbackrest
+from backups.models import BackupKind, BackupRun
+from backups.services import runs
+
+STORAGE_CLASS = "GLACIER"
+
+
+def _wal_needed(key: str, start: str, stop: str) -> bool:
+    segment = key.rsplit("/", 1)[-1][:24]
+    return len(segment) == 24 and start <= segment <= stop
+
+
+def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
+    """Copy `source` (default: the newest good full backup) to long-term storage."""
+    ctx = pgbackrest.Context.current()
+    if ctx.repo.type != "s3":
+        raise pgbackrest.PgBackRestError("archive copies need an S3 repository")
+    source = source or BackupRun.objects.good().filter(kind=BackupKind.FULL).first()
+    run = runs.job_start(BackupRun, kind=BackupKind.ARCHIVE_COPY)
+    with runs.job_guard(run):
+        if source is None:
+            raise RuntimeError("no good (verified, restore-tested) full backup to archive")
+        stanza = ctx.target.stanza
+        root = ctx.repo.path.strip("/")
+        dest_root = f"{root}-archive/{source.label}"
+        keys = [
+            *objects.object_keys(f"{root}/backup/{stanza}/backup.info"),
+            *objects.object_keys(f"{root}/backup/{stanza}/{source.label}/"),
+            *objects.object_keys(f"{root}/archive/{stanza}/archive.info"),
+            *(
+                key
+                for key in objects.object_keys(f"{root}/archive/{stanza}/")
+                if _wal_needed(key, source.wal_start, source.wal_stop)
+            ),
+        ]
+        heartbeat = runs.Heartbeat(run)
+        objects.object_copy_many(
+            [(key, dest_root + key[len(root) :]) for key in keys],
+            storage_class=STORAGE_CLASS,
+            on_copied=lambda done: heartbeat(100.0 * done / len(keys)),
+        )
+        runs.job_succeed(
+            run,
+            label=source.label,
+            location=f"s3://{objects.bucket()}/{dest_root}",
+            size_bytes=source.size_bytes,
+            stored_bytes=source.stored_bytes,
+            checksum=source.checksum,
+            wal_start=source.wal_start,
+            wal_stop=source.wal_stop,
+            details={
+                "objects": len(keys),
+                "storage_class": STORAGE_CLASS,
+                "source_run": source.pk,
+                "copied_at": timezone.now().isoformat(),
+            },
+        )
+    return run

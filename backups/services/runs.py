@@ -1,0 +1,176 @@
+"""The lifecycle of catalog jobs: start, heartbeat, finish, and the reaper for dead ones.
+
+A job row is written as `running` with the pid and host of its process before the work starts,
+and only the job itself marks it succeeded. A process that dies (killed worker, OOM, reboot)
+cannot mark anything, so the reaper does: a running job whose pid is gone from this host, or
+whose heartbeat is older than BACKUP_REAPER_STALE_MINUTES, is marked failed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from analytics import events
+from backups.models import BackupRun, Job, JobStatus, RestoreDrill
+
+J = TypeVar("J", bound=Job)
+
+HEARTBEAT_EVERY_SECONDS = 2.0
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def job_start(model: type[J], **fields) -> J:
+    """Create a running job row for this process and commit it, so the reaper can see it."""
+    with transaction.atomic():
+        return model.objects.create(
+            status=JobStatus.RUNNING, pid=os.getpid(), host=this_host(), **fields
+        )
+
+
+class Heartbeat:
+    """Write a job's progress and liveness to its row, at most every couple of seconds."""
+
+    def __init__(self, job: Job, *, on_progress=None) -> None:
+        self.job = job
+        self.on_progress = on_progress
+        self._last_write = 0.0
+
+    def __call__(self, percent: float) -> None:
+        if self.on_progress is not None:
+            self.on_progress(percent)
+        now = time.monotonic()
+        if now - self._last_write < HEARTBEAT_EVERY_SECONDS and percent < 100:
+            return
+        self._last_write = now
+        type(self.job).objects.filter(pk=self.job.pk, status=JobStatus.RUNNING).update(
+            progress=int(percent), heartbeat_at=timezone.now()
+        )
+
+
+def job_succeed(job: J, **fields) -> J:
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(job, name, value)
+        job.status = JobStatus.SUCCEEDED
+        job.finished_at = timezone.now()
+        job.progress = 100
+        job.save()
+        _tenant_event_record(job, events.BACKUP_SUCCEEDED)
+    return job
+
+
+def job_fail(job: J, *, error: str, **fields) -> J:
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(job, name, value)
+        job.status = JobStatus.FAILED
+        job.finished_at = timezone.now()
+        job.error = error[-10000:]
+        job.save()
+        _tenant_event_record(job, events.BACKUP_FAILED, error=error[-500:])
+    return job
+
+
+def _tenant_event_record(job: Job, event_type: str, **data) -> None:
+    # Analytics events belong to a tenant: only a run for one tenant (its export) has one.
+    # Platform-wide runs are in the catalog and on the backups dashboard instead.
+    if isinstance(job, BackupRun) and job.tenant_id is not None:
+        events.record_event(
+            tenant=job.tenant_id,
+            event_type=event_type,
+            data={"backup_id": job.pk, "kind": job.kind, "size_bytes": job.stored_bytes, **data},
+        )
+
+
+@contextmanager
+def job_guard(job: J) -> Iterator[J]:
+    """Mark `job` failed (and re-raise) if the block raises; a clean exit leaves it to the block."""
+    try:
+        yield job
+    except BaseException as exc:  # KeyboardInterrupt/SystemExit too: never leave it running
+        job.refresh_from_db()
+        if job.status == JobStatus.RUNNING:
+            job_fail(job, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed, not yet reaped by its parent) is not alive either.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def jobs_reap(*, now: datetime.datetime | None = None) -> int:
+    """Mark failed every running job whose process is gone or silent too long; return how many."""
+    now = now or timezone.now()
+    stale_before = now - datetime.timedelta(minutes=settings.BACKUP_REAPER_STALE_MINUTES)
+    host = this_host()
+    reaped = 0
+    for model in (BackupRun, RestoreDrill):
+        for job in model.objects.running():
+            if job.host == host and job.pid and not _pid_alive(job.pid):
+                reason = f"process {job.pid} on {host} is gone"
+            elif job.heartbeat_at < stale_before:
+                reason = f"no heartbeat since {job.heartbeat_at:%Y-%m-%d %H:%M:%S}Z"
+            else:
+                continue
+            with transaction.atomic():
+                updated = model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                    status=JobStatus.FAILED,
+                    finished_at=now,
+                    error=f"Reaped: {reason}; the job never finished.",
+                )
+            reaped += updated
+    return reaped
+
+
+def history_cleanup(*, now: datetime.datetime | None = None) -> dict[str, int]:
+    """Delete finished job rows older than BACKUP_HISTORY_DAYS (the spec's 30-day retention).
+
+    Backups still in the repository keep their row whatever their age: the catalog must list
+    every backup one could restore.
+    """
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(days=settings.BACKUP_HISTORY_DAYS)
+    from backups.models import WalArchiveCheck
+
+    with transaction.atomic():
+        runs = (
+            BackupRun.objects.finished_before(cutoff)
+            .exclude(status=JobStatus.SUCCEEDED, expired_at__isnull=True)
+            .delete()[0]
+        )
+        drills = RestoreDrill.objects.finished_before(cutoff).delete()[0]
+        checks = WalArchiveCheck.objects.filter(checked_at__lt=cutoff).delete()[0]
+    return {"backup_runs": runs, "drills": drills, "archive_checks": checks}
+
+
+def restore_tested_mark(run: BackupRun) -> None:
+    """Record that `run` was restored successfully (by a drill, a test or a real restore)."""
+    with transaction.atomic():
+        BackupRun.objects.filter(pk=run.pk).update(
+            restore_tested=True, restore_tested_at=timezone.now()
+        )
+    run.refresh_from_db()

@@ -1,0 +1,122 @@
+"""Shared set-up for the backup benchmarks: Django on a scratch catalog database, a private
+TLS SeaweedFS and a private PostgreSQL cluster archiving into it (backups.sandbox).
+
+Nothing here touches the live database: the catalog is the scratch database `bench_backups`,
+the cluster backed up is a throw-away one in a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import django
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
+django.setup()
+
+from django.conf import settings  # noqa: E402
+
+from backups import cluster, config, sandbox  # noqa: E402
+from backups.services import physical  # noqa: E402
+from tenants import scratch  # noqa: E402
+
+CATALOG_DATABASE = "bench_backups"
+
+
+@contextmanager
+def backup_sandbox(*, archive_timeout: str | None = None):
+    """Yield an archiving SandboxCluster (stanza created) with settings pointing at it."""
+    scratch.scratch_database_create(CATALOG_DATABASE)
+    server, https_endpoint = sandbox.tls_s3_server()
+    bucket = f"bench-backups-{uuid.uuid4().hex[:8]}"
+    server.client().create_bucket(Bucket=bucket)
+    work = Path(tempfile.mkdtemp(prefix="metis-bench-backup-"))
+    work.chmod(0o755)
+    box = sandbox.SandboxCluster()
+    try:
+        target = box.create()
+        overrides = sandbox.backup_settings(
+            s3=server,
+            https_endpoint=https_endpoint,
+            bucket=bucket,
+            work=work,
+            pg=target,
+            repo_path=f"/system/backups/{target.stanza}",
+        )
+        overrides["BACKUP_PROCESS_MAX"] = 2
+        for name, value in overrides.items():
+            setattr(settings, name, value)
+        repo = config.repo()
+        config.write_pgbackrest_config(repo, target)
+        box.start_archiving(
+            config.secret_environment(repo),
+            extra={
+                **({"archive_timeout": archive_timeout} if archive_timeout else {}),
+                "shared_buffers": "256MB",
+                "max_wal_size": "4GB",
+                "checkpoint_timeout": "30min",
+            },
+        )
+        physical.stanza_ensure()
+        box.server = server
+        box.bucket = bucket
+        yield box
+    finally:
+        box.destroy()
+        sandbox.tls_s3_stop(server)
+        shutil.rmtree(work, ignore_errors=True)
+        scratch.scratch_database_drop(CATALOG_DATABASE)
+
+
+def load_table(box, *, megabytes: int, table: str = "ledger") -> int:
+    """Fill a tenant table with ~`megabytes` of moderately compressible rows; return its size.
+
+    Rows carry hex digests (about 2:1 under compression), like ids and hashes in real tables.
+    """
+    rows = megabytes * 1024 * 1024 // 300
+    tenants = [str(uuid.uuid4()) for _ in range(10)]
+    with box.connect(autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {table} (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, "
+            "body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+        )
+        started = time.monotonic()
+        conn.execute(
+            f"INSERT INTO {table} (id, tenant_id, body) "
+            "SELECT g, (%s::uuid[])[1 + g %% 10], "
+            "md5(g::text) || md5((g * 3)::text) || md5((g * 7)::text) || md5((g * 11)::text) "
+            "|| md5((g * 13)::text) || md5((g * 17)::text) || md5((g * 19)::text) "
+            "FROM generate_series(1, %s) g",
+            [tenants, rows],
+        )
+        conn.execute("CHECKPOINT")
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    print(
+        f"loaded {rows:,} rows, database {size / 1e6:.0f} MB in {time.monotonic() - started:.0f}s"
+    )
+    return size
+
+
+def wait_archive_idle(box, timeout: float = 600) -> None:
+    """Wait until every WAL segment written so far is archived (loading makes a backlog)."""
+    with box.connect(autocommit=True) as conn:
+        sandbox.switch_wal_and_wait(conn, timeout=timeout)
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def as_user(argv: list[str], box) -> list[str]:
+    return config.as_os_user(argv, box.target.os_user)
+
+
+__all__ = ["as_user", "backup_sandbox", "cluster", "du", "load_table", "wait_archive_idle"]

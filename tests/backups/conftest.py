@@ -1,0 +1,79 @@
+"""A private PostgreSQL cluster per test, archiving into a private TLS SeaweedFS per session.
+
+The backup catalog lives in the normal test database; the cluster being backed up is the
+sandbox one, so the live database is never touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from backups import config, sandbox
+from backups.services import physical
+
+
+@pytest.fixture(scope="session")
+def tls_s3():
+    server, https_endpoint = sandbox.tls_s3_server()
+    bucket = f"metis-backups-{uuid.uuid4().hex[:8]}"
+    server.client().create_bucket(Bucket=bucket)
+    yield server, https_endpoint, bucket
+    sandbox.tls_s3_stop(server)
+
+
+@pytest.fixture
+def pg_sandbox(tls_s3, settings):
+    """A fresh archiving cluster with its own stanza and repository path; settings point at it."""
+    server, https_endpoint, bucket = tls_s3
+    work = Path(tempfile.mkdtemp(prefix="metis-backup-work-"))
+    work.chmod(0o755)
+    box = sandbox.SandboxCluster()
+    target = box.create()
+    overrides = sandbox.backup_settings(
+        s3=server,
+        https_endpoint=https_endpoint,
+        bucket=bucket,
+        work=work,
+        pg=target,
+        repo_path=f"/system/backups/{target.stanza}",
+    )
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    repo = config.repo()
+    config.write_pgbackrest_config(repo, target)
+    box.start_archiving(config.secret_environment(repo))
+    physical.stanza_ensure()
+    box.s3 = server
+    box.bucket = bucket
+    box.repo = repo
+    box.overrides = overrides
+    yield box
+    box.destroy()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def repo_keys(box, prefix: str = "") -> list[str]:
+    client = box.s3.client()
+    base = box.repo.path.lstrip("/") + "/" + prefix
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=box.bucket, Prefix=base)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+@pytest.fixture
+def backup_objects(tls_s3, settings):
+    """Logical dumps and exports go to the sandbox S3 bucket, encrypted with a test key."""
+    import base64
+    import os
+
+    server, _https_endpoint, bucket = tls_s3
+    settings.BACKUP_REPO_BUCKET = bucket
+    settings.AWS_S3_ENDPOINT_URL = server.endpoint_url
+    settings.AWS_ACCESS_KEY_ID = server.access_key
+    settings.AWS_SECRET_ACCESS_KEY = server.secret_key
+    settings.BACKUP_LOGICAL_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    return server, bucket
