@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import time
 
-from backup_common import backup_sandbox, cluster, du, load_table, wait_archive_idle
+from _backup_common import backup_sandbox, cluster, du, load_table, wait_archive_idle
 from django.conf import settings
 
 from backups.services import drill, physical

@@ -24,7 +24,7 @@ import threading
 import time
 
 import psycopg
-from backup_common import backup_sandbox, cluster
+from _backup_common import backup_sandbox, cluster
 from django.conf import settings
 
 from backups import config, pgbackrest

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 
-from backup_common import as_user, backup_sandbox, cluster, load_table, wait_archive_idle
+from _backup_common import as_user, backup_sandbox, cluster, load_table, wait_archive_idle
 from django.conf import settings
 
 from backups.services import physical
