@@ -1,35 +1,28 @@
 from django.db import migrations
 
+from metis import beat
+
 DRAIN, PURGE = "analytics.drain_outbox", "analytics.purge_sent_outbox"
 
 
 def schedule(apps, schema_editor):
-    interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
-    crontab_model = apps.get_model("django_celery_beat", "CrontabSchedule")
-    periodic_task_model = apps.get_model("django_celery_beat", "PeriodicTask")
-    every_10s, _ = interval_model.objects.get_or_create(every=10, period="seconds")
-    periodic_task_model.objects.get_or_create(
+    beat.periodic_task_ensure(
+        apps,
         name="Deliver analytics events to ClickHouse",
-        defaults={
-            "task": DRAIN,
-            "interval": every_10s,
-            "expires": None,
-            "description": "Drains the event outbox. Staff may edit the interval or pause it.",
-        },
+        task=DRAIN,
+        schedule=beat.interval_get(apps, every=10, period="seconds"),
+        description="Drains the event outbox. Staff may edit the interval or pause it.",
     )
-    daily, _ = crontab_model.objects.get_or_create(
-        minute="41", hour="3", day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
-    )
-    periodic_task_model.objects.get_or_create(
+    beat.periodic_task_ensure(
+        apps,
         name="Purge delivered analytics events from the outbox (daily)",
-        defaults={"task": PURGE, "crontab": daily, "description": "Staff may edit or pause this."},
+        task=PURGE,
+        schedule=beat.crontab_get(apps, minute="41", hour="3"),
     )
 
 
 def unschedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
-        task__in=[DRAIN, PURGE]
-    ).delete()
+    beat.periodic_tasks_remove(apps, DRAIN, PURGE)
 
 
 class Migration(migrations.Migration):

@@ -2,6 +2,8 @@
 
 from django.db import migrations
 
+from metis import beat
+
 SCHEDULES = [
     # name, task, crontab (minute, hour, day_of_week, day_of_month), enabled
     ("Backups: full backup, verified (daily)", "backups.backup_full", ("30", "1", "*", "*"), True),
@@ -21,23 +23,22 @@ SCHEDULES = [
 
 
 def schedule(apps, schema_editor):
-    crontab_model = apps.get_model("django_celery_beat", "CrontabSchedule")
-    periodic_task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     for name, task, (minute, hour, day_of_week, day_of_month), enabled in SCHEDULES:
-        crontab, _ = crontab_model.objects.get_or_create(
-            minute=minute, hour=hour, day_of_week=day_of_week, day_of_month=day_of_month,
-            month_of_year="*", timezone="UTC",
+        crontab = beat.crontab_get(
+            apps, minute=minute, hour=hour, day_of_week=day_of_week, day_of_month=day_of_month
         )
-        periodic_task_model.objects.get_or_create(
+        beat.periodic_task_ensure(
+            apps,
             name=name,
-            defaults={"task": task, "crontab": crontab, "enabled": enabled,
-                      "description": "Staff may edit or pause this (backups)."},
+            task=task,
+            schedule=crontab,
+            description="Staff may edit or pause this (backups).",
+            enabled=enabled,
         )
 
 
 def unschedule(apps, schema_editor):
-    tasks = [task for _name, task, _cron, _enabled in SCHEDULES]
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(task__in=tasks).delete()
+    beat.periodic_tasks_remove(apps, *(task for _name, task, _cron, _enabled in SCHEDULES))
 
 
 def default_retention(apps, schema_editor):

@@ -1,26 +1,22 @@
 from django.db import migrations
 
+from metis import beat
+
 TASK = "backups.backup_analytics"
 
 
 def schedule(apps, schema_editor):
-    crontab_model = apps.get_model("django_celery_beat", "CrontabSchedule")
-    periodic_task_model = apps.get_model("django_celery_beat", "PeriodicTask")
-    daily, _ = crontab_model.objects.get_or_create(
-        minute="50", hour="1", day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
-    )
-    periodic_task_model.objects.get_or_create(
+    beat.periodic_task_ensure(
+        apps,
         name="Backups: analytics events to Parquet (daily)",
-        defaults={
-            "task": TASK,
-            "crontab": daily,
-            "description": "Staff may edit or pause this (backups).",
-        },
+        task=TASK,
+        schedule=beat.crontab_get(apps, minute="50", hour="1"),
+        description="Staff may edit or pause this (backups).",
     )
 
 
 def unschedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(task=TASK).delete()
+    beat.periodic_tasks_remove(apps, TASK)
 
 
 class Migration(migrations.Migration):

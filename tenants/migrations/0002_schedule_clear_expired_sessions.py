@@ -1,22 +1,21 @@
 from django.db import migrations
 
+from metis import beat
+
 TASK = "tenants.clear_expired_sessions"
 
 
 def schedule(apps, schema_editor):
-    crontab_model = apps.get_model("django_celery_beat", "CrontabSchedule")
-    periodic_task_model = apps.get_model("django_celery_beat", "PeriodicTask")
-    daily, _ = crontab_model.objects.get_or_create(
-        minute="17", hour="3", day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
-    )
-    periodic_task_model.objects.get_or_create(
+    beat.periodic_task_ensure(
+        apps,
         name="Clear expired sessions (daily)",
-        defaults={"task": TASK, "crontab": daily, "description": "Staff may edit or pause this."},
+        task=TASK,
+        schedule=beat.crontab_get(apps, minute="17", hour="3"),
     )
 
 
 def unschedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(task=TASK).delete()
+    beat.periodic_tasks_remove(apps, TASK)
 
 
 class Migration(migrations.Migration):
