@@ -21,8 +21,7 @@ def _local_path(key: str) -> pathlib.Path:
 
 
 def _s3_extra_args(content_type: str) -> dict:
-    parameters = dict(getattr(storage.document_storage(), "object_parameters", {}) or {})
-    return {**parameters, "ContentType": content_type}
+    return {**storage.sse_parameters(), "ContentType": content_type}
 
 
 def object_put_file(*, key: str, path: pathlib.Path | str, content_type: str) -> None:

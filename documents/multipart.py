@@ -179,7 +179,7 @@ def multipart_upload_start(
             Bucket=settings.AWS_STORAGE_BUCKET_NAME,
             Key=key,
             ContentType=content_type,
-            **objects.sse_parameters(),
+            **storage.sse_parameters(),
         )
     except objects.STORE_ERRORS as exc:
         raise objects.StorageUnavailable(f"Could not start the upload: {exc}") from exc

@@ -36,12 +36,6 @@ def _bucket() -> str:
     return settings.AWS_STORAGE_BUCKET_NAME
 
 
-def sse_parameters() -> dict:
-    """The server-side encryption arguments the configured storage writes with."""
-    options = settings.STORAGES["default"].get("OPTIONS", {})
-    return dict(options.get("object_parameters") or {})
-
-
 def object_put(*, key: str, file: BinaryIO, content_type: str) -> str:
     """Store `file` at `key` (streamed; multipart on S3 past the transfer threshold).
 

@@ -55,6 +55,12 @@ def is_s3() -> bool:
     return bool(settings.AWS_STORAGE_BUCKET_NAME)
 
 
+def sse_parameters() -> dict:
+    """The server-side encryption arguments the configured storage writes objects with, for
+    the boto3 calls made beside django-storages (multipart uploads, exports)."""
+    return dict(getattr(document_storage(), "object_parameters", None) or {})
+
+
 def s3_client():
     """A boto3 client for the configured bucket's server (for what django-storages lacks:
     multipart part URLs, copy with a storage class, restore, versioning, lifecycle)."""
