@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import duckdb
 from django.conf import settings
 
-from documents import storage
+from metis.objectstore import store
 
 
 class DuckSetupError(RuntimeError):
@@ -52,22 +52,19 @@ def httpfs_extension_path() -> pathlib.Path:
 
 
 def object_url(key: str) -> str:
-    """Return where DuckDB reads the object `key`: an s3:// URL, or a local absolute path."""
-    if storage.is_s3():
-        return f"s3://{settings.AWS_STORAGE_BUCKET_NAME}/{key}"
-    return storage.document_storage().path(key)
+    """Return where DuckDB reads the object `key`: an s3:// URL in the documents bucket."""
+    return store.documents_store().url_of(key)
 
 
 def _s3_secret_sql(scope: str) -> str:
-    endpoint = urlparse(settings.AWS_S3_ENDPOINT_URL or "")
+    reader = store.documents_store().endpoint
+    endpoint = urlparse(reader.url)
     options = {
         "TYPE": "s3",
-        "KEY_ID": quote_literal(settings.AWS_ACCESS_KEY_ID),
-        "SECRET": quote_literal(settings.AWS_SECRET_ACCESS_KEY),
-        "REGION": quote_literal(settings.AWS_S3_REGION_NAME),
-        "URL_STYLE": quote_literal(
-            "vhost" if settings.AWS_S3_ADDRESSING_STYLE == "virtual" else "path"
-        ),
+        "KEY_ID": quote_literal(reader.access_key),
+        "SECRET": quote_literal(reader.secret_key),
+        "REGION": quote_literal(reader.region),
+        "URL_STYLE": quote_literal("vhost" if reader.addressing_style == "virtual" else "path"),
         # Only the exports can be read with this key, whatever the SQL names.
         "SCOPE": quote_literal(scope),
     }
@@ -98,10 +95,8 @@ def connect(*, views: dict[str, str]) -> duckdb.DuckDBPyConnection:
     )
     try:
         urls = {name: object_url(key) for name, key in views.items()}
-        if storage.is_s3():
-            connection.execute(f"LOAD {quote_literal(str(httpfs_extension_path()))}")
-            scope = f"s3://{settings.AWS_STORAGE_BUCKET_NAME}/"
-            connection.execute(_s3_secret_sql(scope))
+        connection.execute(f"LOAD {quote_literal(str(httpfs_extension_path()))}")
+        connection.execute(_s3_secret_sql(store.documents_store().url_of("")))
         for name, url in urls.items():
             connection.execute(
                 f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({quote_literal(url)})'

@@ -3,7 +3,7 @@
 One run writes `system/exports/<run-id>/<table>.parquet` for each table, then the run's
 `manifest.json`, then `system/exports/latest.json` pointing at the run. Readers (the workbench,
 the usage reports) only follow `latest.json`, so a run that fails half-way is never read, and
-each object is itself written whole (see analytics.objects).
+each object is itself written whole (one PUT or completed multipart upload appears at once).
 
 It reads every tenant's rows through the all-tenants read-only mode (`all_tenants_context`),
 the supported way to cross tenants; row-level security stays on. Rows stream from a
@@ -25,9 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.db import connection, models
 
-from analytics import objects
-from documents import storage
 from documents.models import Document
+from metis.objectstore import store
 from tenants import db
 from tenants.models import Tenant, TenantUser
 
@@ -208,24 +207,25 @@ def export_run(
                     table, files[table.name], chunk_size=chunk_size, progress=progress
                 )
                 run.tables[table.name] = {"key": export_key(run.run_id, table.name), "rows": rows}
+        documents = store.documents_store()
         for name, path in files.items():
-            objects.object_put_file(key=run.tables[name]["key"], path=path, content_type=PARQUET)
+            documents.put_file(key=run.tables[name]["key"], path=str(path), content_type=PARQUET)
     manifest = json.dumps(run.manifest(), indent=2).encode()
     manifest_key = f"{EXPORT_PREFIX}{run.run_id}/manifest.json"
-    objects.object_put_bytes(key=manifest_key, data=manifest, content_type="application/json")
-    objects.object_put_bytes(key=LATEST_KEY, data=manifest, content_type="application/json")
+    documents.put_bytes(key=manifest_key, data=manifest, content_type="application/json")
+    documents.put_bytes(key=LATEST_KEY, data=manifest, content_type="application/json")
     return run
 
 
 def latest_export() -> dict | None:
     """Return the manifest of the newest complete export, or None if there is none yet."""
-    data = objects.object_read_bytes(LATEST_KEY)
+    data = store.documents_store().read_bytes(LATEST_KEY)
     return json.loads(data) if data else None
 
 
 def export_manifest(run_id: str) -> dict | None:
     """Return the manifest of the complete export `run_id`, or None if it never completed."""
-    data = objects.object_read_bytes(f"{EXPORT_PREFIX}{run_id}/manifest.json")
+    data = store.documents_store().read_bytes(f"{EXPORT_PREFIX}{run_id}/manifest.json")
     return json.loads(data) if data else None
 
 
@@ -237,19 +237,15 @@ def export_prune(*, keep: int) -> list[str]:
     """
     if keep < 1:
         raise ValueError("keep at least one export run")
-    store = storage.document_storage()
-    try:
-        folders, _ = store.listdir(EXPORT_PREFIX.rstrip("/"))
-    except FileNotFoundError:
-        return []
+    documents = store.documents_store()
+    keys = documents.keys(EXPORT_PREFIX)
+    folders = {key[len(EXPORT_PREFIX) :].split("/", 1)[0] for key in keys}
     latest = (latest_export() or {}).get("run_id")
     runs = sorted((name for name in folders if RUN_ID.fullmatch(name)), reverse=True)
     doomed = [run_id for run_id in runs[keep:] if run_id != latest]
     for run_id in doomed:
-        folder = f"{EXPORT_PREFIX}{run_id}"
-        _, files = store.listdir(folder)
-        for name in sorted(files, key=lambda name: name != "manifest.json"):
-            store.delete(f"{folder}/{name}")
-        if not storage.is_s3():
-            pathlib.Path(store.path(folder)).rmdir()
+        folder = f"{EXPORT_PREFIX}{run_id}/"
+        files = [key for key in keys if key.startswith(folder)]
+        for key in sorted(files, key=lambda key: not key.endswith("/manifest.json")):
+            documents.purge(key)
     return doomed

@@ -18,8 +18,8 @@ import io
 import uuid
 from dataclasses import dataclass
 
-from analytics import duck, exports, objects
-from documents import storage
+from analytics import duck, exports
+from metis.objectstore import prefixes, store
 from tenants.models import Tenant
 
 CSV_COLUMNS = ("tenant_id", "week", "snapshot_at", "metric", "dimension", "value")
@@ -86,7 +86,7 @@ class ReportWeek:
 
 
 def usage_report_key(tenant_id: uuid.UUID | str, week: ReportWeek) -> str:
-    return f"{storage.tenant_prefix(tenant_id)}reports/usage-{week.label}.csv"
+    return f"{prefixes.tenant_prefix(tenant_id)}reports/usage-{week.label}.csv"
 
 
 def _figures(connection, tenant_id: uuid.UUID, week: ReportWeek) -> list[tuple[str, str, int]]:
@@ -117,7 +117,9 @@ def usage_report_generate(*, tenant_id: uuid.UUID | str, manifest: dict, week: R
     for metric, dimension, value in figures:
         writer.writerow((tenant.pk, week.label, manifest["created_at"], metric, dimension, value))
     key = usage_report_key(tenant.pk, week)
-    objects.object_put_bytes(key=key, data=out.getvalue().encode(), content_type="text/csv")
+    store.documents_store().put_bytes(
+        key=key, data=out.getvalue().encode(), content_type="text/csv"
+    )
     return key
 
 

@@ -85,9 +85,9 @@ def repo() -> Repo:
         "compress_type": settings.BACKUP_COMPRESS_TYPE,
         "process_max": settings.BACKUP_PROCESS_MAX,
     }
-    bucket = settings.BACKUP_REPO_BUCKET or settings.AWS_STORAGE_BUCKET_NAME
-    if not bucket:
+    if settings.BACKUP_REPO_TYPE == "posix":
         return Repo(type="posix", path=str(settings.BACKUP_REPO_LOCAL_PATH), **common)
+    bucket = settings.BACKUP_REPO_BUCKET or settings.AWS_STORAGE_BUCKET_NAME
     endpoint = settings.BACKUP_REPO_S3_ENDPOINT_URL or settings.AWS_S3_ENDPOINT_URL
     parts = urlsplit(endpoint or f"https://s3.{settings.AWS_S3_REGION_NAME}.amazonaws.com")
     if parts.scheme != "https":

@@ -1,5 +1,5 @@
 """Shared set-up for the backup benchmarks: Django on a scratch catalog database, a private
-TLS SeaweedFS and a private PostgreSQL cluster archiving into it (backups.sandbox).
+TLS SeaweedFS and a private PostgreSQL cluster archiving into it (tests.support.backup_sandbox).
 
 Nothing here touches the live database: the catalog is the scratch database `bench_backups`,
 the cluster backed up is a throw-away one in a temp dir.
@@ -24,9 +24,10 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from backups import cluster, config, sandbox  # noqa: E402
+from backups import cluster, config  # noqa: E402
 from backups.services import physical  # noqa: E402
-from tenants import scratch  # noqa: E402
+from tests.support import backup_sandbox as sandbox  # noqa: E402
+from tests.support import scratch  # noqa: E402
 
 CATALOG_DATABASE = "bench_backups"
 

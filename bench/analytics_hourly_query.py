@@ -41,7 +41,8 @@ from django.conf import settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from analytics import clickhouse, dashboards, schema  # noqa: E402
-from tenants import db, scratch  # noqa: E402
+from tenants import db  # noqa: E402
+from tests.support import scratch  # noqa: E402
 
 DATABASE = "bench_metis_hourly"
 EVENTS = int(os.environ.get("BENCH_EVENTS", 10_000_000))

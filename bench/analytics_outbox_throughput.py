@@ -35,8 +35,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from analytics import clickhouse, events, schema, services  # noqa: E402
-from tenants import scratch  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
+from tests.support import scratch  # noqa: E402
 
 DATABASE = "bench_metis_analytics"
 EVENTS = 20_000

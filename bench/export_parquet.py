@@ -38,8 +38,9 @@ from django.test import override_settings  # noqa: E402
 
 from analytics import duck, exports, workbench  # noqa: E402
 from documents.models import Document  # noqa: E402
-from tenants import db, scratch, services  # noqa: E402
+from tenants import db, services  # noqa: E402
 from tenants.models import TenantUser  # noqa: E402
+from tests.support import scratch  # noqa: E402
 
 DATABASE = "bench_metis_export"
 TENANTS = 4

@@ -37,8 +37,9 @@ from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.db import close_old_connections, connections  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from tenants import db, scratch, services  # noqa: E402
+from tenants import db, services  # noqa: E402
 from tenants.models import TenantUser  # noqa: E402
+from tests.support import scratch  # noqa: E402
 
 DATABASE = "bench_metis"
 TENANTS = 10

@@ -10,8 +10,6 @@ too), each round on fresh objects:
   metadata), the baseline the issue asks for;
 - raw head+copy: the same loop with the HEAD the app does first (to read the metadata it must
   re-send and to skip objects already moved);
-- app, database only: `documents_tier_due` with local-file storage (no S3 request at all),
-  which isolates the database share of the app's cost (row lock, updates, access-log row).
 
 It starts its own SeaweedFS (`weed mini`, auth on, versioning on) and a scratch database
 (`bench_tiering`), and removes both at the end, also on error. Run it with:
@@ -37,46 +35,29 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.core.files.storage import storages  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from documents import storage, tiering  # noqa: E402
+from documents import keys, tiering  # noqa: E402
 from documents.models import Document, DocumentVersion  # noqa: E402
-from documents.s3server import SeaweedS3  # noqa: E402
-from tenants import db, scratch, services  # noqa: E402
+from tenants import db, services  # noqa: E402
+from tests.support import scratch  # noqa: E402
+from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
 DATABASE = "bench_tiering"
 BUCKET = "metis-bench-tiering"
 OBJECTS = 200  # per side per round
 OBJECT_BYTES = 128 * 1024  # a scanned KYC page
 ROUNDS = 4
-SIDES = ("app", "raw copy", "raw head+copy", "app, database only")
+SIDES = ("app", "raw copy", "raw head+copy")
 
 
 def configure_storage(server: SeaweedS3) -> None:
-    """Point the app's storage at the benchmark's own server and bucket (as s3_bucket does)."""
+    """Point the object-storage room at the benchmark's own server and bucket."""
     settings.AWS_STORAGE_BUCKET_NAME = BUCKET
     settings.AWS_S3_ENDPOINT_URL = server.endpoint_url
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": BUCKET,
-                "endpoint_url": server.endpoint_url,
-                "region_name": "us-east-1",
-                "access_key": server.access_key,
-                "secret_key": server.secret_key,
-                "addressing_style": "path",
-                "signature_version": "s3v4",
-                "object_parameters": {"ServerSideEncryption": "AES256"},
-                "default_acl": None,
-            },
-        },
-    }
-    # Changed outside a test, so no setting_changed signal: drop the cached backends by hand.
-    storages._storages, storages._backends = {}, None
-    storages.__dict__.pop("backends", None)
+    settings.AWS_ACCESS_KEY_ID = server.access_key
+    settings.AWS_SECRET_ACCESS_KEY = server.secret_key
+    settings.AWS_S3_SSE = "AES256"
 
 
 def put_objects(client, tenant, count: int, label: str) -> list[tuple[uuid.UUID, str, str]]:
@@ -84,7 +65,7 @@ def put_objects(client, tenant, count: int, label: str) -> list[tuple[uuid.UUID,
     stored = []
     for number in range(count):
         document_id = uuid.uuid4()
-        key = storage.document_key(
+        key = keys.document_key(
             tenant_id=tenant.pk, document_type="pan", document_id=document_id, extension="pdf"
         )
         body = document_id.bytes * (OBJECT_BYTES // 16)
@@ -192,20 +173,6 @@ def main() -> None:
                 tenant = services.tenant_create(
                     name=f"Bench {round_number} {side}", subdomain=f"bench{uuid.uuid4().hex[:8]}"
                 )
-                if side == "app, database only":
-                    stored = [
-                        (uuid.uuid4(), f"{storage.tenant_prefix(tenant.pk)}x/{n}.pdf", "")
-                        for n in range(OBJECTS)
-                    ]
-                    create_rows(tenant, stored)
-                    settings.AWS_STORAGE_BUCKET_NAME = ""  # is_s3() is False: records only
-                    try:
-                        elapsed = run_app(tenant, stored, outcome=tiering.RECORDED)
-                    finally:
-                        settings.AWS_STORAGE_BUCKET_NAME = BUCKET
-                    rates[side].append(OBJECTS / elapsed)
-                    print(f"  {side:20} {OBJECTS / elapsed:8.1f} objects/s", flush=True)
-                    continue
                 stored = put_objects(client, tenant, OBJECTS, side)
                 if side == "app":
                     create_rows(tenant, stored)

@@ -35,8 +35,8 @@ django.setup()
 
 import _documents_app as common  # noqa: E402
 
-from documents.s3server import SeaweedS3  # noqa: E402
-from tenants import scratch  # noqa: E402
+from tests.support import scratch  # noqa: E402
+from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
 DATABASE = "bench_documents_throughput"
 ROUNDS = 5

@@ -13,9 +13,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from documents import admin_actions, objects, services
+from documents import admin_actions, services
 from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
 from documents.validation import DocumentRejected
+from metis.objectstore.errors import StorageUnavailable
 from tenants.admin import TenantOwnedAdmin
 
 
@@ -64,7 +65,7 @@ class DocumentAdminForm(forms.ModelForm):
                 )
         except DocumentRejected as exc:
             self.add_error("file", exc.messages[0])
-        except objects.StorageUnavailable:
+        except StorageUnavailable:
             self.add_error(None, "The document store is not reachable; nothing was saved.")
         return cleaned
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from documents import objects
+from metis.objectstore import store
 
 _ATTRIBUTE = "metis_uncommitted_objects"
 
@@ -47,7 +47,7 @@ def purge_uncommitted(*, using: str = "default") -> list[str]:
     pending = connection.__dict__.pop(_ATTRIBUTE, [])
     lost = [written.key for written in pending if not written.committed]
     for key in lost:
-        objects.object_purge_quietly(key)
+        store.documents_store().purge_quietly(key)
     return lost
 
 

@@ -21,11 +21,10 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 
-from documents import objects, services, storage
+from documents import keys, services
 from documents.models import Document
 from documents.validation import (
     EXTENSIONS,
@@ -36,6 +35,8 @@ from documents.validation import (
     clean_filename,
     inspect_chunks,
 )
+from metis.objectstore import prefixes, store
+from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable
 from tenants import db
 from tenants.models import Tenant, TenantUser
 
@@ -104,15 +105,8 @@ def multipart_ticket_open(*, ticket: str, tenant: Tenant) -> MultipartUpload:
 def _check_owned(*, tenant: Tenant, key: str, tenant_id: str | None = None) -> None:
     if tenant_id is not None and str(tenant.pk) != tenant_id:
         raise UploadRefused("This upload belongs to another organisation.")
-    if not storage.key_belongs_to_tenant(key, tenant.pk):
+    if not prefixes.key_belongs_to_tenant(key, tenant.pk):
         raise UploadRefused("This key is outside your organisation's storage.")
-
-
-def _require_s3() -> None:
-    if not storage.is_s3():
-        raise DocumentRejected(
-            "Direct uploads need S3 storage; upload through the page instead.", code="no_s3"
-        )
 
 
 def _part_size(size_bytes: int) -> int:
@@ -120,22 +114,15 @@ def _part_size(size_bytes: int) -> int:
 
 
 def _presign_parts(upload: MultipartUpload, part_numbers: list[int]) -> dict[int, str]:
-    client = storage.s3_client()
+    documents = store.documents_store()
     urls = {}
     for number in part_numbers:
         if not 1 <= number <= upload.part_count:
             raise DocumentRejected(
                 f"Part {number} is outside 1..{upload.part_count}.", code="bad_part"
             )
-        urls[number] = client.generate_presigned_url(
-            "upload_part",
-            Params={
-                "Bucket": settings.AWS_STORAGE_BUCKET_NAME,
-                "Key": upload.key,
-                "UploadId": upload.upload_id,
-                "PartNumber": number,
-            },
-            ExpiresIn=settings.PRESIGNED_URL_EXPIRES,
+        urls[number] = documents.multipart_part_url(
+            key=upload.key, upload_id=upload.upload_id, part_number=number
         )
     return urls
 
@@ -151,7 +138,6 @@ def multipart_upload_start(
     replacing: Document | None = None,
 ) -> MultipartUpload:
     """Open a multipart upload at a server-chosen key; return its ticket and part URLs."""
-    _require_s3()
     if replacing is not None:
         if replacing.tenant_id != tenant.pk:
             raise UploadRefused("This document belongs to another organisation.")
@@ -168,25 +154,20 @@ def multipart_upload_start(
     with db.tenant_context(tenant.pk):
         services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
     document_id = replacing.pk if replacing is not None else uuid.uuid4()
-    key = storage.document_key(
+    key = keys.document_key(
         tenant_id=tenant.pk,
         document_type=document_type,
         document_id=document_id,
         extension=EXTENSIONS[content_type],
     )
     try:
-        opened = storage.s3_client().create_multipart_upload(
-            Bucket=settings.AWS_STORAGE_BUCKET_NAME,
-            Key=key,
-            ContentType=content_type,
-            **storage.sse_parameters(),
-        )
-    except objects.STORE_ERRORS as exc:
-        raise objects.StorageUnavailable(f"Could not start the upload: {exc}") from exc
+        upload_id = store.documents_store().multipart_start(key=key, content_type=content_type)
+    except STORE_ERRORS as exc:
+        raise StorageUnavailable(f"Could not start the upload: {exc}") from exc
     upload = MultipartUpload(
         tenant_id=str(tenant.pk),
         key=key,
-        upload_id=opened["UploadId"],
+        upload_id=upload_id,
         document_id=str(document_id),
         document_type=document_type,
         filename=clean_filename(filename),
@@ -204,29 +185,23 @@ def multipart_upload_part_urls(
     *, tenant: Tenant, upload: MultipartUpload, part_numbers: list[int]
 ) -> dict[int, str]:
     """Fresh presigned URLs for some parts of this tenant's upload."""
-    _require_s3()
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
     return _presign_parts(upload, part_numbers)
 
 
 def multipart_upload_abort(*, tenant: Tenant, upload: MultipartUpload) -> None:
     """Abandon the upload: S3 drops the parts already sent."""
-    _require_s3()
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
     try:
-        storage.s3_client().abort_multipart_upload(
-            Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=upload.key, UploadId=upload.upload_id
-        )
-    except objects.STORE_ERRORS as exc:
-        raise objects.StorageUnavailable(f"Could not abort the upload: {exc}") from exc
+        store.documents_store().multipart_abort(key=upload.key, upload_id=upload.upload_id)
+    except STORE_ERRORS as exc:
+        raise StorageUnavailable(f"Could not abort the upload: {exc}") from exc
 
 
 def _abort_quietly(upload: MultipartUpload) -> None:
     # If this fails too, reconcile_storage aborts stale uploads.
-    with contextlib.suppress(*objects.STORE_ERRORS):
-        storage.s3_client().abort_multipart_upload(
-            Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=upload.key, UploadId=upload.upload_id
-        )
+    with contextlib.suppress(*STORE_ERRORS):
+        store.documents_store().multipart_abort(key=upload.key, upload_id=upload.upload_id)
 
 
 def multipart_upload_complete(
@@ -242,15 +217,13 @@ def multipart_upload_complete(
 
     `parts` is `[{"PartNumber": n, "ETag": "..."}]` as the client received them from S3.
     """
-    _require_s3()
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
-    client = storage.s3_client()
-    bucket = settings.AWS_STORAGE_BUCKET_NAME
+    documents = store.documents_store()
     try:
-        listed = client.list_parts(Bucket=bucket, Key=upload.key, UploadId=upload.upload_id)
-    except objects.STORE_ERRORS as exc:
+        listed = documents.multipart_parts(key=upload.key, upload_id=upload.upload_id)
+    except STORE_ERRORS as exc:
         raise UploadRefused("No such upload in progress (finished, aborted or expired).") from exc
-    sent = sum(part["Size"] for part in listed.get("Parts", []))
+    sent = sum(part["Size"] for part in listed)
     if sent != upload.size_bytes:
         raise DocumentRejected(
             f"The parts hold {sent} bytes but {upload.size_bytes} were declared; "
@@ -258,28 +231,25 @@ def multipart_upload_complete(
             code="size_mismatch",
         )
     try:
-        client.complete_multipart_upload(
-            Bucket=bucket,
-            Key=upload.key,
-            UploadId=upload.upload_id,
-            MultipartUpload={
-                "Parts": [
-                    {"PartNumber": int(part["PartNumber"]), "ETag": str(part["ETag"])}
-                    for part in sorted(parts, key=lambda part: int(part["PartNumber"]))
-                ]
-            },
+        documents.multipart_complete(
+            key=upload.key,
+            upload_id=upload.upload_id,
+            parts=[
+                {"PartNumber": int(part["PartNumber"]), "ETag": str(part["ETag"])}
+                for part in sorted(parts, key=lambda part: int(part["PartNumber"]))
+            ],
         )
-    except objects.STORE_ERRORS as exc:
+    except STORE_ERRORS as exc:
         _abort_quietly(upload)
-        objects.object_purge_quietly(upload.key)
+        documents.purge_quietly(upload.key)
         raise DocumentRejected(
             f"S3 refused to complete the upload: {exc}", code="incomplete"
         ) from exc
     try:
         facts = _verify(upload)
-        head = client.head_object(Bucket=bucket, Key=upload.key)
+        head = documents.head(upload.key) or {}
     except BaseException:
-        objects.object_purge_quietly(upload.key)
+        documents.purge_quietly(upload.key)
         raise
     version_id = head.get("VersionId") or ""
     replacing = None
@@ -303,7 +273,8 @@ def multipart_upload_complete(
 
 def _verify(upload: MultipartUpload):
     """Read the stored object back and check it is what was declared, byte for byte."""
-    facts = inspect_chunks(objects.object_chunks(upload.key), document_type=upload.document_type)
+    chunks = store.documents_store().chunks(upload.key)
+    facts = inspect_chunks(chunks, document_type=upload.document_type)
     if facts.size_bytes != upload.size_bytes:
         raise DocumentRejected(
             f"The stored file has {facts.size_bytes} bytes, not the {upload.size_bytes} declared.",

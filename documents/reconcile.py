@@ -18,14 +18,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
-from documents import objects, storage
 from documents.models import Document, DocumentVersion
+from metis.objectstore import store
 from tenants import db
 
 ROOT = "tenants/"
@@ -48,39 +46,19 @@ class Drift:
 def _stored_objects(progress: Callable[[str], None]) -> dict[str, datetime]:
     """Every key under tenants/ with the time of its newest version."""
     found: dict[str, datetime] = {}
-    if storage.is_s3():
-        pages = (
-            storage.s3_client()
-            .get_paginator("list_object_versions")
-            .paginate(Bucket=settings.AWS_STORAGE_BUCKET_NAME, Prefix=ROOT)
-        )
-        for page in pages:
-            for version in page.get("Versions", []):
-                key, modified = version["Key"], version["LastModified"]
-                found[key] = max(found.get(key, modified), modified)
+    for count, version in enumerate(store.documents_store().versions(ROOT), 1):
+        key, modified = version["Key"], version["LastModified"]
+        found[key] = max(found.get(key, modified), modified)
+        if count % 1000 == 0:
             progress(f"listing objects: {len(found):,}")
-        return found
-    root = Path(storage.document_storage().location)
-    for path in (root / ROOT).rglob("*") if (root / ROOT).exists() else []:
-        if path.is_file():
-            modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-            found[str(path.relative_to(root))] = modified
     progress(f"listing objects: {len(found):,}")
     return found
 
 
 def _stale_uploads(older_than: datetime) -> list[tuple[str, str]]:
-    if not storage.is_s3():
-        return []
-    pages = (
-        storage.s3_client()
-        .get_paginator("list_multipart_uploads")
-        .paginate(Bucket=settings.AWS_STORAGE_BUCKET_NAME, Prefix=ROOT)
-    )
     return [
         (upload["Key"], upload["UploadId"])
-        for page in pages
-        for upload in page.get("Uploads", [])
+        for upload in store.documents_store().multipart_uploads(ROOT)
         if upload["Initiated"] <= older_than
     ]
 
@@ -137,9 +115,10 @@ def document_versions_drop_missing(
 
 def storage_drift_repair(*, drift: Drift, progress: Callable[[str], None] = _stderr) -> None:
     """Delete orphaned objects, drop rows of missing objects, abort stale multipart uploads."""
+    documents = store.documents_store()
     total = len(drift.objects_without_rows)
     for done, key in enumerate(drift.objects_without_rows, 1):
-        objects.object_purge(key)
+        documents.purge(key)
         progress(f"deleting objects without rows: {done}/{total}")
     missing: dict[tuple[uuid.UUID, uuid.UUID], list[int]] = defaultdict(list)
     for tenant_id, document_id, number, _key in drift.rows_without_objects:
@@ -150,8 +129,6 @@ def storage_drift_repair(*, drift: Drift, progress: Callable[[str], None] = _std
         )
         progress(f"repairing documents without objects: {done}/{len(missing)}")
     for key, upload_id in drift.stale_uploads:
-        storage.s3_client().abort_multipart_upload(
-            Bucket=settings.AWS_STORAGE_BUCKET_NAME, Key=key, UploadId=upload_id
-        )
+        documents.multipart_abort(key=key, upload_id=upload_id)
     if drift.stale_uploads:
         progress(f"aborted {len(drift.stale_uploads)} stale multipart upload(s)")

@@ -27,10 +27,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analytics import events
-from documents import bucket as s3_bucket
 from documents.audit import document_access_record, document_event_record
 from documents.models import AccessAction, Document, RestoreStatus, StorageClass
-from documents.storage import is_s3, key_belongs_to_tenant, s3_client
+from metis.objectstore import errors, prefixes, store
 from tenants import db
 from tenants.models import TenantUser
 
@@ -66,17 +65,6 @@ def parse_restore_header(value: str | None) -> tuple[bool, datetime | None] | No
 def _require_own_context(document: Document) -> None:
     if db.current_tenant_id() != document.tenant_id:
         raise db.TenantContextError("work on a document only inside its own tenant context")
-
-
-def _object_readable(client, bucket: str, key: str) -> bool:
-    """True when a GET of the object's first byte succeeds (proof it needs no restore)."""
-    try:
-        client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")["Body"].close()
-        return True
-    except ClientError as error:
-        if s3_bucket.error_code(error) == "InvalidObjectState":
-            return False
-        raise
 
 
 def _save_restore(document: Document, **changes) -> None:
@@ -117,7 +105,7 @@ def document_restore_request(
             locked.restore_expires_at is None or locked.restore_expires_at > now
         ):
             return RestoreResult(RestoreStatus.READY, "This document is already restored.")
-        if not key_belongs_to_tenant(locked.storage_key, locked.tenant_id):
+        if not prefixes.key_belongs_to_tenant(locked.storage_key, locked.tenant_id):
             raise RestoreError("This document's storage key is not valid; staff were alerted.")
         result = _ask_server(locked)
         _save_restore(
@@ -139,20 +127,10 @@ def document_restore_request(
 
 def _ask_server(document: Document) -> RestoreResult:
     days = settings.DOCUMENT_RESTORE_DAYS
-    if not is_s3():
-        return RestoreResult(
-            RestoreStatus.READY,
-            "Local file storage has no Glacier: the document is readable as it is.",
-        )
-    client, bucket = s3_client(), settings.AWS_STORAGE_BUCKET_NAME
+    documents = store.documents_store()
     try:
-        client.restore_object(
-            Bucket=bucket,
-            Key=document.storage_key,
-            RestoreRequest={
-                "Days": days,
-                "GlacierJobParameters": {"Tier": settings.DOCUMENT_RESTORE_TIER},
-            },
+        documents.restore_request(
+            document.storage_key, days=days, tier=settings.DOCUMENT_RESTORE_TIER
         )
         return RestoreResult(
             RestoreStatus.REQUESTED,
@@ -160,10 +138,10 @@ def _ask_server(document: Document) -> RestoreResult:
             f"the document will then be downloadable for {days} days.",
         )
     except ClientError as error:
-        code = s3_bucket.error_code(error)
+        code = errors.error_code(error)
         if code == "RestoreAlreadyInProgress":
             return RestoreResult(RestoreStatus.REQUESTED, "A restore is already in progress.")
-        if not (s3_bucket.is_unsupported(error) or code == "InvalidObjectState"):
+        if not (errors.is_unsupported(error) or code == "InvalidObjectState"):
             logger.warning("restore of document %s refused: %s", document.pk, error)
             raise RestoreError(
                 f"The storage server refused the restore ({code or 'error'}); try again later."
@@ -171,11 +149,11 @@ def _ask_server(document: Document) -> RestoreResult:
         refusal = code
     # The server has no Glacier restore (or the object is not really archived): readable as is?
     try:
-        readable = _object_readable(client, bucket, document.storage_key)
+        readable = documents.readable(document.storage_key)
     except ClientError as error:
         raise RestoreError(
             f"The storage server refused the restore ({refusal}) and the document could not "
-            f"be read ({s3_bucket.error_code(error) or 'error'})."
+            f"be read ({errors.error_code(error) or 'error'})."
         ) from error
     if readable:
         return RestoreResult(
@@ -201,21 +179,18 @@ def document_restore_check(*, document: Document) -> str:
     status, now = document.restore_status, timezone.now()
     if status not in (RestoreStatus.REQUESTED, RestoreStatus.READY):
         return status
-    if not is_s3():
-        new_status, expires_at = RestoreStatus.READY, None
+    documents = store.documents_store()
+    head = documents.head(document.storage_key) or {}
+    parsed = parse_restore_header(head.get("Restore"))
+    if parsed is not None:
+        ongoing, expires_at = parsed
+        new_status = RestoreStatus.REQUESTED if ongoing else RestoreStatus.READY
+    elif status == RestoreStatus.REQUESTED:
+        readable = documents.readable(document.storage_key)
+        new_status = RestoreStatus.READY if readable else RestoreStatus.REQUESTED
+        expires_at = None
     else:
-        client, bucket = s3_client(), settings.AWS_STORAGE_BUCKET_NAME
-        head = client.head_object(Bucket=bucket, Key=document.storage_key)
-        parsed = parse_restore_header(head.get("Restore"))
-        if parsed is not None:
-            ongoing, expires_at = parsed
-            new_status = RestoreStatus.REQUESTED if ongoing else RestoreStatus.READY
-        elif status == RestoreStatus.REQUESTED:
-            readable = _object_readable(client, bucket, document.storage_key)
-            new_status = RestoreStatus.READY if readable else RestoreStatus.REQUESTED
-            expires_at = None
-        else:
-            new_status, expires_at = status, document.restore_expires_at
+        new_status, expires_at = status, document.restore_expires_at
     if new_status == RestoreStatus.READY and expires_at is not None and expires_at <= now:
         new_status, expires_at = RestoreStatus.NONE, None  # the restored copy has gone
     if (new_status, expires_at) != (status, document.restore_expires_at):

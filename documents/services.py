@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
-from documents import consistency, downloads, objects, storage
+from documents import consistency, keys
 from documents.audit import document_access_record
 from documents.models import (
     AccessAction,
@@ -31,6 +31,7 @@ from documents.validation import (
     clean_filename,
     inspect_file,
 )
+from metis.objectstore import store
 from tenants import db
 from tenants.models import Tenant, TenantUser
 
@@ -161,7 +162,7 @@ def record_stored_object(
             )
             consistency.purge_unless_committed(key)
     except BaseException:
-        objects.object_purge_quietly(key)
+        store.documents_store().purge_quietly(key)
         raise
     finally:
         consistency.purge_uncommitted()
@@ -184,13 +185,15 @@ def _store_and_record(
     with db.tenant_context(tenant.pk):
         # Before storing anything: the common mistake gets its clear answer without an S3 trip.
         refuse_duplicate(tenant=tenant, sha256=facts.sha256, replacing=replacing)
-    key = storage.document_key(
+    key = keys.document_key(
         tenant_id=tenant.pk,
         document_type=document_type,
         document_id=document_id,
         extension=facts.extension,
     )
-    version_id = objects.object_put(key=key, file=file, content_type=facts.content_type)
+    version_id = store.documents_store().put_fileobj(
+        key=key, file=file, content_type=facts.content_type
+    )
     return record_stored_object(
         tenant=tenant,
         document_id=document_id,
@@ -222,7 +225,7 @@ def document_upload(
     """Validate `file`, store it encrypted under the tenant's prefix and create its Document.
 
     `file` is read from disk in chunks (a TemporaryUploadedFile for large uploads), never whole.
-    Raise DocumentRejected (with a clear message) or objects.StorageUnavailable; either way,
+    Raise DocumentRejected (with a clear message) or StorageUnavailable; either way,
     nothing is left behind.
     """
     check_document_type(document_type)
@@ -326,8 +329,7 @@ def document_download_url(
     """Return a short-lived URL for the current version and record the access.
 
     The caller has checked the tenant and the permission; this checks the document itself.
-    On S3 the URL is presigned (PRESIGNED_URL_EXPIRES seconds); on local files it is a signed,
-    expiring link to documents.views.local_file_view.
+    The URL is presigned (PRESIGNED_URL_EXPIRES seconds) and pinned to the current version.
     """
     refusal = download_refusal(document)
     if refusal:
@@ -343,4 +345,9 @@ def document_download_url(
         Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(
             last_accessed_at=timezone.now()
         )
-    return downloads.download_url(document)
+    return store.documents_store().presigned_get_url(
+        key=document.storage_key,
+        version_id=document.version_id,
+        filename=document.original_filename,
+        content_type=document.content_type,
+    )

@@ -12,8 +12,7 @@ all three survive. The copy makes a new object version; the row records it.
 Crash safety: each document is its own unit (a savepoint inside a batch transaction), and the
 object is checked with `head_object` before copying. A run that copied an object and died before
 its database update leaves the row behind the object; the next run sees the object already in
-the target class and only records it (no second copy). Local-file storage has no classes: there
-the database records the class alone.
+the target class and only records it (no second copy).
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from django.db.models import Case, Count, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from documents import bucket as s3_bucket
 from documents.audit import document_access_record
 from documents.models import (
     AccessAction,
@@ -42,7 +40,7 @@ from documents.models import (
     DocumentVersion,
     StorageClass,
 )
-from documents.storage import is_s3, key_belongs_to_tenant, s3_client
+from metis.objectstore import errors, prefixes, store
 from tenants import db
 from tenants.models import TenantUser
 
@@ -115,45 +113,6 @@ def tier_plan(*, tenant_id: uuid.UUID | str, now: datetime | None = None) -> dic
 
 # --- Moving one object -------------------------------------------------------------------------
 
-_KEPT_HEADERS = ("ContentType", "ContentDisposition", "ContentEncoding", "ContentLanguage")
-
-
-def object_set_class(
-    *, client, bucket: str, key: str, storage_class: str, backwards: bool = False
-) -> tuple[str, str, bool]:
-    """Put the object at `key` in `storage_class` by an in-place copy, unless it is already.
-
-    Return `(version id, class it is now in, whether a copy was made)`. Without `backwards`,
-    an object already in a colder class (a bucket lifecycle rule got there first) is left there.
-    """
-    head = client.head_object(Bucket=bucket, Key=key)
-    actual = head.get("StorageClass") or StorageClass.STANDARD
-    version_id = head.get("VersionId") or ""
-    if actual == storage_class or (not backwards and RANK.get(actual, 0) > RANK[storage_class]):
-        return version_id, actual, False
-    source = {"Bucket": bucket, "Key": key}
-    if version_id and version_id != "null":
-        source["VersionId"] = version_id  # copy exactly the version we looked at
-    # Keep the object's own encryption (it may predate a settings change); else the settings'.
-    encryption = (
-        {"ServerSideEncryption": head["ServerSideEncryption"]}
-        if head.get("ServerSideEncryption")
-        else s3_bucket.sse_parameters()
-    )
-    if head.get("SSEKMSKeyId"):
-        encryption["SSEKMSKeyId"] = head["SSEKMSKeyId"]
-    response = client.copy_object(
-        Bucket=bucket,
-        Key=key,
-        CopySource=source,
-        StorageClass=storage_class,
-        MetadataDirective="REPLACE",
-        Metadata=head.get("Metadata", {}),
-        **{name: head[name] for name in _KEPT_HEADERS if head.get(name)},
-        **encryption,
-    )
-    return response.get("VersionId") or "", storage_class, True
-
 
 def _record_class(
     *,
@@ -185,23 +144,17 @@ def _record_class(
     )
 
 
-def _storage():
-    """Return (client, bucket) for S3, or (None, "") for local files."""
-    return (s3_client(), settings.AWS_STORAGE_BUCKET_NAME) if is_s3() else (None, "")
-
-
 def _move(
     document: Document,
     storage_class: str,
     *,
-    client,
-    bucket: str,
+    documents: store.ObjectStore,
     now: datetime,
     backwards: bool = False,
     by_user: TenantUser | None = None,
     by_staff: AbstractBaseUser | None = None,
 ) -> str:
-    if not key_belongs_to_tenant(document.storage_key, document.tenant_id):
+    if not prefixes.key_belongs_to_tenant(document.storage_key, document.tenant_id):
         logger.error(
             "refusing to tier document %s: key %r is outside tenant %s's prefix",
             document.pk,
@@ -209,16 +162,9 @@ def _move(
             document.tenant_id,
         )
         return REFUSED
-    copied = False
-    version_id, now_in = document.version_id, storage_class
-    if client is not None:
-        version_id, now_in, copied = object_set_class(
-            client=client,
-            bucket=bucket,
-            key=document.storage_key,
-            storage_class=storage_class,
-            backwards=backwards,
-        )
+    version_id, now_in, copied = documents.set_class(
+        key=document.storage_key, storage_class=storage_class, backwards=backwards
+    )
     with transaction.atomic():  # a savepoint: one document's failure spoils no other
         _record_class(
             document=document,
@@ -271,7 +217,7 @@ def documents_tier_due(
     tenant_uuid = db.parse_tenant_id(tenant_id)
     now = now or timezone.now()
     batch_size = batch_size or settings.DOCUMENT_TIER_BATCH_SIZE
-    client, bucket = _storage()
+    documents = store.documents_store()
     report = TieringReport(tenant_id=tenant_uuid)
     cursor = uuid.UUID(str(after)) if after else None
     while True:
@@ -288,9 +234,7 @@ def documents_tier_due(
                 return report
             for document in batch:
                 try:
-                    outcome = _move(
-                        document, document.target, client=client, bucket=bucket, now=now
-                    )
+                    outcome = _move(document, document.target, documents=documents, now=now)
                 except (ClientError, BotoCoreError, DatabaseError) as error:
                     logger.warning("tiering document %s failed: %s", document.pk, error)
                     outcome = FAILED
@@ -324,20 +268,18 @@ def document_tier_change(
         )
         if locked.storage_class == storage_class:
             return ALREADY
-        client, bucket = _storage()
         try:
             outcome = _move(
                 locked,
                 storage_class,
-                client=client,
-                bucket=bucket,
+                documents=store.documents_store(),
                 now=timezone.now(),
                 backwards=True,
                 by_user=by_user,
                 by_staff=by_staff,
             )
         except ClientError as error:
-            if s3_bucket.error_code(error) == "InvalidObjectState":
+            if errors.error_code(error) == "InvalidObjectState":
                 raise TierChangeError(
                     "the object is in Glacier and not restored: request a restore first"
                 ) from error

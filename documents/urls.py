@@ -17,9 +17,4 @@ pages = [
     path("multipart/abort/", views.multipart_abort_view, name="multipart-abort"),
 ]
 
-# Served on the staff host too (metis.urls), for downloads started in the admin.
-file_patterns = [
-    path("file/<str:token>/", views.local_file_view, name="document-local-file"),
-]
-
-urlpatterns = [path("", include((pages, "documents"))), *file_patterns]
+urlpatterns = [path("", include((pages, "documents")))]

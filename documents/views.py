@@ -1,5 +1,5 @@
 """Tenant pages for documents: list, upload (drag and drop), detail, download, replace, delete;
-the JSON endpoints of the presigned multipart upload; and the local-file download view."""
+the JSON endpoints of the presigned multipart upload."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import json
 from functools import wraps
 
 from django.contrib import messages
-from django.core import signing
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from documents import downloads, multipart, objects, services, storage, uploads
+from documents import multipart, services, uploads
 from documents.forms import DocumentReplaceForm, DocumentUploadForm
 from documents.models import Document
 from documents.validation import DocumentRejected
+from metis.objectstore.errors import StorageUnavailable
 from tenants.views import tenant_login_required
 
 PAGE_SIZE = 50
@@ -55,7 +55,7 @@ def _store_file(request: HttpRequest, form, store) -> tuple[Document | None, int
     except DocumentRejected as exc:
         form.add_error("file", exc.messages[0])
         return None, 413 if exc.code == "too_large" else 400
-    except objects.StorageUnavailable:
+    except StorageUnavailable:
         form.add_error(None, STORE_DOWN)
         return None, 503
 
@@ -180,7 +180,7 @@ def json_endpoint(view):
             return JsonResponse({"error": "No such document."}, status=404)
         except DocumentRejected as exc:
             return JsonResponse({"error": exc.messages[0], "code": exc.code}, status=400)
-        except objects.StorageUnavailable:
+        except StorageUnavailable:
             return JsonResponse({"error": STORE_DOWN}, status=503)
         except (KeyError, TypeError, ValueError) as exc:
             return JsonResponse({"error": f"Missing or malformed field: {exc}"}, status=400)
@@ -247,30 +247,3 @@ def multipart_complete_view(request: HttpRequest, body: dict) -> HttpResponse:
 def multipart_abort_view(request: HttpRequest, body: dict) -> HttpResponse:
     multipart.multipart_upload_abort(tenant=request.tenant, upload=_ticket(request, body))
     return JsonResponse({"aborted": True})
-
-
-# --- Local-file mode downloads -------------------------------------------------------------------
-
-
-@require_GET
-def local_file_view(request: HttpRequest, token: str) -> HttpResponse:
-    """Serve a local file to the holder of a valid, unexpired download token (no S3 to presign).
-
-    On a tenant's host the token must be that tenant's; on the staff host, any tenant's.
-    """
-    if storage.is_s3():
-        raise Http404("Downloads are presigned S3 URLs here.")
-    try:
-        grant = downloads.local_download_open(token)
-    except signing.BadSignature as exc:  # includes SignatureExpired
-        raise Http404("This download link is not valid or has expired.") from exc
-    tenant = getattr(request, "tenant", None)
-    if tenant is not None and str(tenant.pk) != grant.tenant_id:
-        raise Http404("This download link is not valid here.")
-    try:
-        file = storage.document_storage().open(grant.key, "rb")
-    except FileNotFoundError as exc:
-        raise Http404("The file is missing from storage.") from exc
-    return FileResponse(
-        file, as_attachment=True, filename=grant.filename, content_type=grant.content_type
-    )

@@ -183,8 +183,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Object storage (S3) ---------------------------------------------------------------------
-# With AWS_STORAGE_BUCKET_NAME set, documents go to that S3 bucket (AWS, SeaweedFS, MinIO...);
-# without it, the embedded default is local files under var/objects with the same key layout.
+# Documents, exports, reports and backup artifacts live in S3 (AWS, or an S3-compatible server:
+# SeaweedFS, MinIO). `make run` starts an embedded SeaweedFS and writes these to var/local.env;
+# elsewhere point them at a real bucket. metis/objectstore/ is the one door to it.
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
 AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default="")  # empty = AWS itself
 AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default="us-east-1")
@@ -198,40 +199,10 @@ AWS_S3_SSE_KMS_KEY_ID = env("AWS_S3_SSE_KMS_KEY_ID", default="")
 AWS_S3_APP_PRINCIPAL_ARN = env(
     "AWS_S3_APP_PRINCIPAL_ARN", default="arn:aws:iam::account:role/MetisAppRole"
 )
-OBJECT_STORAGE_LOCAL_ROOT = Path(env("OBJECT_STORAGE_LOCAL_ROOT", default=str(VAR_DIR / "objects")))
 PRESIGNED_URL_EXPIRES = env.int("PRESIGNED_URL_EXPIRES", default=5 * 60)
 
-
-def _sse_parameters() -> dict:
-    if AWS_S3_SSE == "aws:kms":
-        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": AWS_S3_SSE_KMS_KEY_ID}
-    return {"ServerSideEncryption": AWS_S3_SSE} if AWS_S3_SSE else {}
-
-
-if AWS_STORAGE_BUCKET_NAME:
-    _object_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": AWS_STORAGE_BUCKET_NAME,
-            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
-            "region_name": AWS_S3_REGION_NAME,
-            "access_key": AWS_ACCESS_KEY_ID or None,
-            "secret_key": AWS_SECRET_ACCESS_KEY or None,
-            "addressing_style": AWS_S3_ADDRESSING_STYLE,
-            "signature_version": "s3v4",
-            "object_parameters": _sse_parameters(),
-            "default_acl": None,
-            "file_overwrite": False,
-            "querystring_expire": PRESIGNED_URL_EXPIRES,
-        },
-    }
-else:
-    _object_storage = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": OBJECT_STORAGE_LOCAL_ROOT, "allow_overwrite": False},
-    }
 STORAGES = {
-    "default": _object_storage,
+    "default": {"BACKEND": "metis.objectstore.django_storage.DocumentsStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -299,8 +270,10 @@ BACKUP_PG_PORT = env.int("BACKUP_PG_PORT", default=5432)
 BACKUP_PG_SOCKET_DIR = env("BACKUP_PG_SOCKET_DIR", default="/var/run/postgresql")
 BACKUP_PG_OS_USER = env("BACKUP_PG_OS_USER", default="postgres")
 BACKUP_PG_DATABASE = env("BACKUP_PG_DATABASE", default="metis")
-# Repository: the object-storage bucket (or BACKUP_REPO_BUCKET) under BACKUP_REPO_PATH; with no
-# bucket at all, a local directory. pgBackRest's S3 driver needs an https endpoint.
+# Repository: the object-storage bucket (or BACKUP_REPO_BUCKET) under BACKUP_REPO_PATH, or with
+# BACKUP_REPO_TYPE=posix a directory (BACKUP_REPO_LOCAL_PATH; `make run` uses one, since
+# pgBackRest's S3 driver needs an https endpoint and the embedded S3 server speaks http).
+BACKUP_REPO_TYPE = env("BACKUP_REPO_TYPE", default="s3")
 BACKUP_REPO_BUCKET = env("BACKUP_REPO_BUCKET", default="")
 BACKUP_REPO_PATH = env("BACKUP_REPO_PATH", default="/system/backups")
 BACKUP_REPO_S3_ENDPOINT_URL = env("BACKUP_REPO_S3_ENDPOINT_URL", default="")

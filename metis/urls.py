@@ -1,7 +1,7 @@
 """URLs of the staff host (bare base domain or admin host). Tenant hosts use tenants.urls."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 from django.views.generic import RedirectView
 
 from analytics import views as analytics_views
@@ -15,5 +15,4 @@ urlpatterns = [
         name="analytics-dashboard",
     ),
     path("admin/", admin.site.urls),
-    path("documents/", include("documents.urls_staff")),
 ]

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
-from documents.s3server import SeaweedS3
-from tenants import scratch
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
+from tests.support import scratch
+from tests.support.seaweedfs import SeaweedS3
 
 
 def _test_database_name() -> str:
@@ -124,44 +124,22 @@ def s3_server():
 
 @pytest.fixture
 def s3_bucket(s3_server, settings):
-    """A fresh bucket on the real S3 server, configured as the object storage for this test."""
+    """A fresh bucket on the real S3 server, the object storage for this test."""
     bucket = f"metis-test-{uuid.uuid4().hex[:12]}"
-    s3_server.client().create_bucket(Bucket=bucket)
-    settings.AWS_STORAGE_BUCKET_NAME = bucket
-    settings.AWS_S3_ENDPOINT_URL = s3_server.endpoint_url
-    settings.AWS_ACCESS_KEY_ID = s3_server.access_key
-    settings.AWS_SECRET_ACCESS_KEY = s3_server.secret_key
-    options = {
-        "bucket_name": bucket,
-        "endpoint_url": s3_server.endpoint_url,
-        "region_name": "us-east-1",
-        "access_key": s3_server.access_key,
-        "secret_key": s3_server.secret_key,
-        "addressing_style": "path",
-        "signature_version": "s3v4",
-        "object_parameters": {"ServerSideEncryption": "AES256"},
-        "default_acl": None,
-        "file_overwrite": False,
-        "querystring_expire": settings.PRESIGNED_URL_EXPIRES,
-    }
-    # Assigning STORAGES fires setting_changed, which resets Django's storage handler.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
-    }
+    client = s3_server.client()
+    client.create_bucket(Bucket=bucket)
+    point_storage_at(settings, s3_server, bucket)
     return bucket
 
 
-@pytest.fixture
-def local_object_storage(tmp_path, settings):
-    """The embedded default: local files under a private directory, same key layout."""
-    settings.AWS_STORAGE_BUCKET_NAME = ""
-    settings.OBJECT_STORAGE_LOCAL_ROOT = tmp_path / "objects"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": tmp_path / "objects", "allow_overwrite": False},
-        },
-    }
-    return tmp_path / "objects"
+def point_storage_at(settings, server, bucket: str) -> None:
+    """Make `bucket` on `server` the object storage (the room reads these settings)."""
+    settings.AWS_STORAGE_BUCKET_NAME = bucket
+    settings.AWS_S3_ENDPOINT_URL = server.endpoint_url
+    settings.AWS_ACCESS_KEY_ID = server.access_key
+    settings.AWS_SECRET_ACCESS_KEY = server.secret_key
+    settings.AWS_S3_REGION_NAME = "us-east-1"
+    settings.AWS_S3_ADDRESSING_STYLE = "path"
+    settings.AWS_S3_SSE = "AES256"
+    # Assigning STORAGES fires setting_changed, so Django's default storage is built anew.
+    settings.STORAGES = {**settings.STORAGES}

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from django.utils import timezone
 
-from backups import crypto, objects
+from backups import artifacts, crypto
 from backups.models import BackupKind, BackupRun, JobStatus
 from backups.services import runs
 
@@ -39,8 +39,8 @@ def backup_run_analytics(
             where = f"_partition_id = {_quote(partition)}"
             rows = client.query(f"SELECT count() FROM {table} WHERE {where}").result_rows[0][0]
             parquet = client.raw_query(f"SELECT * FROM {table} WHERE {where} FORMAT Parquet")
-            key = objects.key_for("analytics", table, stamp, f"{partition}.parquet.enc")
-            _location, size, checksum = objects.object_put_stream(
+            key = artifacts.key_for("analytics", table, stamp, f"{partition}.parquet.enc")
+            _location, size, checksum = artifacts.object_put_stream(
                 key, crypto.encrypt_stream([parquet], key_bytes)
             )
             files[partition] = {"key": key, "rows": rows, "bytes": size, "checksum": checksum}
@@ -50,7 +50,7 @@ def backup_run_analytics(
                 on_progress(100.0 * index / len(partitions))
         runs.job_succeed(
             run,
-            location=objects.key_for("analytics", table, stamp),
+            location=artifacts.key_for("analytics", table, stamp),
             stored_bytes=total,
             details={"table": table, "partitions": files, "rows": rows_total},
         )
@@ -65,7 +65,7 @@ def analytics_restore(*, run: BackupRun, client, table: str | None = None) -> in
     key_bytes = crypto.key_from_settings()
     restored = 0
     for partition in run.details["partitions"].values():
-        body = objects.object_open(partition["key"])
+        body = artifacts.object_open(partition["key"])
         try:
             parquet = b"".join(crypto.decrypt_stream(body.read, key_bytes))
         finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from backups import objects, pgbackrest
+from backups import artifacts, pgbackrest
 from backups.models import BackupKind, BackupRun
 from backups.services import runs
 
@@ -36,17 +36,17 @@ def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
         root = ctx.repo.path.strip("/")
         dest_root = f"{root}-archive/{source.label}"
         keys = [
-            *objects.object_keys(f"{root}/backup/{stanza}/backup.info"),
-            *objects.object_keys(f"{root}/backup/{stanza}/{source.label}/"),
-            *objects.object_keys(f"{root}/archive/{stanza}/archive.info"),
+            *artifacts.object_keys(f"{root}/backup/{stanza}/backup.info"),
+            *artifacts.object_keys(f"{root}/backup/{stanza}/{source.label}/"),
+            *artifacts.object_keys(f"{root}/archive/{stanza}/archive.info"),
             *(
                 key
-                for key in objects.object_keys(f"{root}/archive/{stanza}/")
+                for key in artifacts.object_keys(f"{root}/archive/{stanza}/")
                 if _wal_needed(key, source.wal_start, source.wal_stop)
             ),
         ]
         heartbeat = runs.Heartbeat(run)
-        objects.object_copy_many(
+        artifacts.object_copy_many(
             [(key, dest_root + key[len(root) :]) for key in keys],
             storage_class=STORAGE_CLASS,
             on_copied=lambda done: heartbeat(100.0 * done / len(keys)),
@@ -54,7 +54,7 @@ def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
         runs.job_succeed(
             run,
             label=source.label,
-            location=f"s3://{objects.bucket()}/{dest_root}",
+            location=f"s3://{artifacts.bucket()}/{dest_root}",
             size_bytes=source.size_bytes,
             stored_bytes=source.stored_bytes,
             checksum=source.checksum,

@@ -15,7 +15,7 @@ import psycopg
 from django.conf import settings
 from django.utils import timezone
 
-from backups import cluster, config, crypto, objects
+from backups import artifacts, cluster, config, crypto
 from backups.models import BackupKind, BackupRun, JobStatus
 from backups.services import runs
 
@@ -63,7 +63,7 @@ def backup_run_logical(*, on_progress: Callable[[float], None] | None = None) ->
     target = config.target()
     key_bytes = crypto.key_from_settings()
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    key = objects.key_for("logical", _dump_database(target), f"{stamp}.dump.enc")
+    key = artifacts.key_for("logical", _dump_database(target), f"{stamp}.dump.enc")
     run = runs.job_start(BackupRun, kind=BackupKind.LOGICAL, label=stamp)
     with runs.job_guard(run):
         size = _database_size(target)
@@ -92,7 +92,7 @@ def backup_run_logical(*, on_progress: Callable[[float], None] | None = None) ->
                 heartbeat(min(99.0, 100.0 * done / max(size, 1)))
                 yield chunk
 
-        location, stored, checksum = objects.object_put_stream(
+        location, stored, checksum = artifacts.object_put_stream(
             key, crypto.encrypt_stream(dump_chunks(), key_bytes)
         )
         error = process.stderr.read().decode(errors="replace")
@@ -139,7 +139,7 @@ def logical_restore(
         stderr=subprocess.PIPE,
         cwd="/",
     )
-    body = objects.object_open(objects.key_of_location(run.location))
+    body = artifacts.object_open(artifacts.key_of_location(run.location))
     done = 0
     try:
         for chunk in crypto.decrypt_stream(body.read, key_bytes):

@@ -13,7 +13,7 @@ import subprocess
 from django.db import transaction
 from django.utils import timezone
 
-from backups import config, crypto, objects
+from backups import artifacts, config, crypto
 from backups.models import BackupKind, BackupRun, JobStatus
 
 OBJECT_KINDS = (BackupKind.LOGICAL, BackupKind.TENANT_EXPORT, BackupKind.ANALYTICS)
@@ -31,7 +31,7 @@ class _Hashing:
 
 
 def _check_object(key: str, checksum: str, key_bytes: bytes, sink=None) -> None:
-    body = objects.object_open(key)
+    body = artifacts.object_open(key)
     try:
         reader = _Hashing(body)
         for chunk in crypto.decrypt_stream(reader.read, key_bytes):
@@ -64,7 +64,7 @@ def object_backup_verify(*, run: BackupRun) -> BackupRun:
             )
             try:
                 _check_object(
-                    objects.key_of_location(run.location),
+                    artifacts.key_of_location(run.location),
                     run.checksum,
                     key_bytes,
                     sink=lister.stdin.write,
@@ -75,7 +75,7 @@ def object_backup_verify(*, run: BackupRun) -> BackupRun:
                 if lister.wait() != 0:
                     error = f"pg_restore --list cannot read the dump: {stderr[-1000:]}"
         else:
-            _check_object(objects.key_of_location(run.location), run.checksum, key_bytes)
+            _check_object(artifacts.key_of_location(run.location), run.checksum, key_bytes)
     except (crypto.DecryptionError, OSError) as exc:
         error = str(exc)
     except Exception as exc:

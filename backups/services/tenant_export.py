@@ -19,7 +19,7 @@ from django.apps import apps
 from django.db import connections, models, transaction
 from django.utils import timezone
 
-from backups import crypto, objects
+from backups import artifacts, crypto
 from backups.models import BackupKind, BackupRun, JobStatus
 from backups.services import runs
 from tenants import db as tenant_db
@@ -100,11 +100,11 @@ def tenant_export(
     """Export every row `tenant` owns to object storage; return the catalog row."""
     key_bytes = crypto.key_from_settings()
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    key = objects.key_for("tenants", str(tenant.pk), f"{stamp}.jsonl.gz.enc")
+    key = artifacts.key_for("tenants", str(tenant.pk), f"{stamp}.jsonl.gz.enc")
     run = runs.job_start(BackupRun, kind=BackupKind.TENANT_EXPORT, label=stamp, tenant=tenant)
     with runs.job_guard(run):
         counts: dict[str, int] = {}
-        location, stored, checksum = objects.object_put_stream(
+        location, stored, checksum = artifacts.object_put_stream(
             key, crypto.encrypt_stream(_gzip(_export_lines(tenant, counts)), key_bytes)
         )
         if on_progress:
@@ -120,7 +120,7 @@ def tenant_export(
 
 
 def _read_export(run: BackupRun) -> Iterator[dict]:
-    body = objects.object_open(objects.key_of_location(run.location))
+    body = artifacts.object_open(artifacts.key_of_location(run.location))
     try:
         plain = b"".join(crypto.decrypt_stream(body.read, crypto.key_from_settings()))
     finally:

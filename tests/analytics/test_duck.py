@@ -10,7 +10,7 @@ from analytics import duck, exports
 
 
 @pytest.fixture
-def locked(dataset, local_object_storage):
+def locked(dataset, s3_bucket):
     run = exports.export_run()
     connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})
     yield connection
@@ -57,8 +57,13 @@ def test_locked_connection_refuses_setting_changes_even_without_the_statement_ch
 @pytest.mark.parametrize(
     "statement",
     [
-        "LOAD httpfs",
+        # httpfs itself is loaded by the trusted setup (a second LOAD is a no-op): aim at
+        # extensions the connection has not loaded.
+        "LOAD postgres_scanner",
+        "LOAD sqlite_scanner",
+        "LOAD '/tmp/evil.duckdb_extension'",
         "INSTALL httpfs",
+        "INSTALL spatial",
         "ATTACH '/tmp/h4b-other.duckdb' AS other",
         "SELECT * FROM read_csv('/etc/passwd')",
     ],
@@ -78,7 +83,7 @@ def test_locked_connection_cannot_scan_python_objects_by_name(locked):
 
 
 def test_query_over_the_memory_limit_fails_instead_of_spilling_to_disk(
-    dataset, local_object_storage, settings, tmp_path, monkeypatch
+    dataset, s3_bucket, settings, tmp_path, monkeypatch
 ):
     settings.DUCKDB_MEMORY_LIMIT = "64MB"
     monkeypatch.chdir(tmp_path)  # DuckDB's default spill folder is ./.tmp

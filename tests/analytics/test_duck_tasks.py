@@ -9,6 +9,7 @@ from django_celery_beat.models import PeriodicTask
 
 from analytics import duck_tasks, exports, reports
 from metis.celery import app
+from metis.objectstore import store
 
 
 def test_daily_export_and_weekly_reports_are_scheduled_and_editable(db):
@@ -28,13 +29,13 @@ def test_celery_registers_the_duckdb_tasks():
         assert name in app.tasks
 
 
-def test_export_task_points_latest_at_its_run(dataset, local_object_storage):
+def test_export_task_points_latest_at_its_run(dataset, s3_bucket):
     run_id = duck_tasks.export_parquet.apply().get()
     assert exports.latest_export()["run_id"] == run_id
 
 
 def test_weekly_task_queues_one_report_per_active_tenant(
-    dataset, local_object_storage, django_capture_on_commit_callbacks
+    dataset, s3_bucket, django_capture_on_commit_callbacks
 ):
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True  # the per-tenant tasks run here, not on a worker
@@ -45,10 +46,12 @@ def test_weekly_task_queues_one_report_per_active_tenant(
         app.conf.task_always_eager = eager
     week = reports.ReportWeek.last_complete(dt.date(2026, 11, 30))
     for tenant in (dataset.tenant, dataset.other_tenant):
-        assert (local_object_storage / reports.usage_report_key(tenant.pk, week)).is_file()
+        report = store.documents_store().read_bytes(reports.usage_report_key(tenant.pk, week))
+        assert report is not None
+        assert str(tenant.pk) in report.decode()
 
 
-def test_report_task_refuses_an_export_that_never_completed(dataset, local_object_storage):
+def test_report_task_refuses_an_export_that_never_completed(dataset, s3_bucket):
     with pytest.raises(RuntimeError, match="did not complete"):
         duck_tasks.usage_report_for_tenant.apply(
             kwargs={"tenant_id": str(dataset.tenant.pk), "run_id": "nope", "week_day": "2026-11-23"}

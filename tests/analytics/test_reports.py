@@ -7,14 +7,17 @@ import datetime as dt
 import io
 
 from analytics import exports, reports
+from metis.objectstore import store
 from tests.analytics.conftest import make_document
 from tests.factories import TenantFactory
 
 WEEK = reports.ReportWeek.containing(dt.datetime.now(dt.UTC).date())
 
 
-def _rows(path):
-    return list(csv.DictReader(io.StringIO(path.read_text())))
+def _rows(key):
+    data = store.documents_store().read_bytes(key)
+    assert data is not None, f"no report at {key}"
+    return list(csv.DictReader(io.StringIO(data.decode())))
 
 
 def _figures(rows):
@@ -30,16 +33,14 @@ def test_report_week_is_the_last_complete_iso_week():
     assert reports.ReportWeek.last_complete(dt.date(2027, 1, 4)).label == "2026-W53"
 
 
-def test_weekly_report_of_tenant_a_holds_only_as_figures_under_as_prefix(
-    dataset, local_object_storage
-):
+def test_weekly_report_of_tenant_a_holds_only_as_figures_under_as_prefix(dataset, s3_bucket):
     acme, globex = dataset.tenant, dataset.other_tenant
     keys = reports.usage_reports_generate(week=WEEK)
     acme_key = f"tenants/{acme.pk}/reports/usage-{WEEK.label}.csv"
     globex_key = f"tenants/{globex.pk}/reports/usage-{WEEK.label}.csv"
     assert sorted(keys) == sorted([acme_key, globex_key])
 
-    rows = _rows(local_object_storage / acme_key)
+    rows = _rows(acme_key)
     assert {row["tenant_id"] for row in rows} == {str(acme.pk)}
     assert {row["week"] for row in rows} == {WEEK.label}
     assert _figures(rows) == {
@@ -55,13 +56,13 @@ def test_weekly_report_of_tenant_a_holds_only_as_figures_under_as_prefix(
         ("users", "total"): 2,
         ("users", "active"): 2,
     }
-    globex_figures = _figures(_rows(local_object_storage / globex_key))
+    globex_figures = _figures(_rows(globex_key))
     assert globex_figures[("documents_by_type", "aadhar")] == 2
     assert globex_figures[("storage_bytes", "total")] == 16000
     assert ("documents_by_type", "pan") not in globex_figures
 
 
-def test_weekly_report_skips_inactive_tenants_and_replaces_a_rerun(dataset, local_object_storage):
+def test_weekly_report_skips_inactive_tenants_and_replaces_a_rerun(dataset, s3_bucket):
     dormant = TenantFactory(name="Dormant", subdomain="dormant")
     dormant.is_active = False
     dormant.save()
@@ -70,9 +71,9 @@ def test_weekly_report_skips_inactive_tenants_and_replaces_a_rerun(dataset, loca
     assert not any(str(dormant.pk) in key for key in keys)
     make_document(dataset.tenant, document_type="pan", size_bytes=1)
     reports.usage_reports_generate(week=WEEK)
-    folder = local_object_storage / "tenants" / str(dataset.tenant.pk) / "reports"
-    assert [p.name for p in folder.iterdir()] == [f"usage-{WEEK.label}.csv"]
-    assert _figures(_rows(folder / f"usage-{WEEK.label}.csv"))[("documents_by_type", "pan")] == 4
+    folder = f"tenants/{dataset.tenant.pk}/reports/"
+    assert store.documents_store().keys(folder) == [f"{folder}usage-{WEEK.label}.csv"]
+    assert _figures(_rows(f"{folder}usage-{WEEK.label}.csv"))[("documents_by_type", "pan")] == 4
 
 
 def test_weekly_report_lands_in_s3_under_the_tenants_prefix(dataset, s3_bucket, s3_server):

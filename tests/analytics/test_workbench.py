@@ -10,6 +10,7 @@ from django.test import Client
 
 from analytics import exports, workbench
 from analytics.models import WorkbenchQuery, WorkbenchQueryStatus
+from metis.objectstore import store
 from tests.factories import TEST_PASSWORD
 
 URL = "/admin/analytics/workbench/"
@@ -20,12 +21,7 @@ PER_TENANT = (
 
 
 @pytest.fixture
-def local_export(dataset, local_object_storage):
-    return exports.export_run()
-
-
-@pytest.fixture
-def s3_export(dataset, s3_bucket):
+def export_run(dataset, s3_bucket):
     return exports.export_run()
 
 
@@ -33,24 +29,24 @@ def _run(staff_user, sql, **kwargs):
     return workbench.workbench_query_run(staff=staff_user, sql=sql, **kwargs)
 
 
-def test_workbench_page_runs_a_select_over_the_local_export(staff_client, local_export):
+def test_workbench_page_runs_a_select_over_the_export_run(staff_client, export_run):
     response = staff_client.post(URL, {"sql": PER_TENANT, "format": "html"})
     assert response.status_code == 200
     html = response.content.decode()
     assert '<table id="workbench-result">' in html
     assert "<td>acme</td><td>3</td>" in html
     assert "<td>globex</td><td>2</td>" in html
-    assert local_export.run_id in html
+    assert export_run.run_id in html
 
 
-def test_workbench_runs_a_select_over_the_s3_export_through_httpfs(staff_user, s3_export):
+def test_workbench_runs_a_select_over_the_export_run_through_httpfs(staff_user, export_run):
     result = _run(staff_user, PER_TENANT)
     assert result.ok, result.error
     assert result.rows == [("acme", 3), ("globex", 2)]
-    assert result.audit.export_run_id == s3_export.run_id
+    assert result.audit.export_run_id == export_run.run_id
 
 
-def test_workbench_csv_download_has_header_and_rows(staff_client, local_export):
+def test_workbench_csv_download_has_header_and_rows(staff_client, export_run):
     response = staff_client.post(URL, {"sql": PER_TENANT, "format": "csv"})
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv"
@@ -58,7 +54,7 @@ def test_workbench_csv_download_has_header_and_rows(staff_client, local_export):
     assert response.content.decode().splitlines() == ["subdomain,n", "acme,3", "globex,2"]
 
 
-def test_workbench_csv_neutralises_spreadsheet_formulas(staff_user, local_export):
+def test_workbench_csv_neutralises_spreadsheet_formulas(staff_user, export_run):
     result = _run(staff_user, "SELECT '=HYPERLINK(1)' AS a, -5 AS b")
     assert workbench.result_csv(result).splitlines()[1] == "'=HYPERLINK(1),-5"
 
@@ -89,21 +85,27 @@ def test_workbench_csv_neutralises_spreadsheet_formulas(staff_user, local_export
         "",
     ],
 )
-def test_workbench_refuses_anything_but_one_select(staff_user, local_export, sql):
+def test_workbench_refuses_anything_but_one_select(staff_user, export_run, sql):
     result = _run(staff_user, sql)
     assert result.audit.status == WorkbenchQueryStatus.REFUSED
     assert result.rows == []
     assert result.error
 
 
+@pytest.mark.parametrize("target", ["export object", "server file"])
 def test_copy_into_an_export_file_is_refused_and_the_export_is_intact(
-    staff_user, local_export, local_object_storage
+    staff_user, export_run, tmp_path, target
 ):
-    key = local_export.tables["users"]["key"]
-    before = (local_object_storage / key).read_bytes()
-    result = _run(staff_user, f"COPY (SELECT 1 AS x) TO '{local_object_storage / key}'")
+    documents = store.documents_store()
+    key = export_run.tables["users"]["key"]
+    before = documents.read_bytes(key)
+    assert before
+    server_file = tmp_path / "stolen.csv"
+    destination = documents.url_of(key) if target == "export object" else str(server_file)
+    result = _run(staff_user, f"COPY (SELECT * FROM users) TO '{destination}'")
     assert result.audit.status == WorkbenchQueryStatus.REFUSED
-    assert (local_object_storage / key).read_bytes() == before
+    assert documents.read_bytes(key) == before
+    assert not server_file.exists()
 
 
 @pytest.mark.parametrize(
@@ -126,7 +128,7 @@ def test_copy_into_an_export_file_is_refused_and_the_export_is_intact(
         "SELECT * FROM read_csv('s3://other-bucket/secret.csv')",
     ],
 )
-def test_workbench_cannot_read_the_servers_files(staff_user, local_export, sql):
+def test_workbench_cannot_read_the_servers_files(staff_user, export_run, sql):
     result = _run(staff_user, sql)
     assert result.audit.status == WorkbenchQueryStatus.FAILED
     assert result.rows == []
@@ -135,48 +137,44 @@ def test_workbench_cannot_read_the_servers_files(staff_user, local_export, sql):
     assert "root:" not in result.error
 
 
-def test_workbench_cannot_read_files_next_to_the_export(
-    staff_user, local_export, local_object_storage
+def test_workbench_cannot_read_objects_next_to_the_export_nor_server_files(
+    staff_user, export_run, tmp_path
 ):
-    """Only the exact export files are readable: not a tenant's documents, not by `..`."""
-    secret = local_object_storage / "tenants" / "x" / "documents" / "secret.csv"
-    secret.parent.mkdir(parents=True)
-    secret.write_text("ssn\n123-45-6789\n")
-    export_file = local_object_storage / local_export.tables["users"]["key"]
+    """Only the exact export objects are readable: not a tenant's documents, not by `..`, not
+    by a wildcard, and no file on the server."""
+    documents = store.documents_store()
+    secret_key = "tenants/x/documents/secret.csv"
+    documents.put_bytes(key=secret_key, data=b"ssn\n123-45-6789\n", content_type="text/csv")
+    server_secret = tmp_path / "secret.csv"
+    server_secret.write_text("ssn\n123-45-6789\n")
+    bucket = documents.url_of("")  # s3://<bucket>/
+    export_folder = documents.url_of(export_run.tables["users"]["key"]).rsplit("/", 1)[0]
     routes = [
-        f"SELECT * FROM read_csv('{secret}')",
-        f"SELECT * FROM read_csv('{export_file.parent}/../../../tenants/x/documents/secret.csv')",
-        f"SELECT * FROM glob('{local_object_storage}/**')",
-        f"SELECT * FROM read_parquet('{local_object_storage}/system/exports/*/*.parquet')",
-        f"SELECT * FROM read_csv('{local_object_storage}/system/exports/latest.json')",
+        f"SELECT * FROM read_csv('{documents.url_of(secret_key)}')",
+        f"SELECT * FROM read_csv('{export_folder}/../../../{secret_key}')",
+        f"SELECT * FROM glob('{bucket}**')",
+        f"SELECT * FROM read_csv('{bucket}tenants/*/documents/*.csv')",
+        f"SELECT * FROM read_parquet('{bucket}system/exports/*/*.parquet')",
+        f"SELECT * FROM read_csv('{bucket}system/exports/latest.json')",
+        f"SELECT * FROM read_csv('{server_secret}')",
+        f"SELECT * FROM read_text('{server_secret}')",
+        f"SELECT * FROM glob('{tmp_path}/*')",
     ]
     for sql in routes:
         result = _run(staff_user, sql)
         assert result.audit.status == WorkbenchQueryStatus.FAILED, sql
-        assert "Permission Error" in result.error
+        assert result.rows == [], sql
+        assert "Permission Error" in result.error, (sql, result.error)
         assert "123-45-6789" not in result.error
 
 
-def test_workbench_cannot_read_other_objects_in_the_s3_bucket(staff_user, s3_export, s3_server):
-    bucket = settings.AWS_STORAGE_BUCKET_NAME
-    s3_server.client().put_object(Bucket=bucket, Key="tenants/x/secret.csv", Body=b"a\n42\n")
-    for sql in [
-        f"SELECT * FROM read_csv('s3://{bucket}/tenants/x/secret.csv')",
-        f"SELECT * FROM glob('s3://{bucket}/**')",
-        f"SELECT * FROM read_parquet('s3://{bucket}/system/exports/*/*.parquet')",
-    ]:
-        result = _run(staff_user, sql)
-        assert result.audit.status == WorkbenchQueryStatus.FAILED, sql
-        assert "Permission Error" in result.error
-
-
-def test_workbench_cannot_read_the_servers_environment(staff_user, local_export):
+def test_workbench_cannot_read_the_servers_environment(staff_user, export_run):
     result = _run(staff_user, "SELECT getenv('DATABASE_URL')")
     assert result.audit.status == WorkbenchQueryStatus.FAILED
     assert "getenv does not exist" in result.error
 
 
-def test_workbench_stops_a_runaway_query_within_the_time_limit(staff_user, local_export):
+def test_workbench_stops_a_runaway_query_within_the_time_limit(staff_user, export_run):
     # 10^18 combinations of three small tables: endless CPU, bounded memory (so the memory
     # limit cannot end it first).
     started = time.monotonic()
@@ -191,7 +189,7 @@ def test_workbench_stops_a_runaway_query_within_the_time_limit(staff_user, local
     assert "1 s time limit" in result.error
 
 
-def test_workbench_applies_the_row_cap(staff_user, local_export):
+def test_workbench_applies_the_row_cap(staff_user, export_run):
     result = _run(staff_user, "SELECT * FROM range(1000000000)", max_rows=50)
     assert result.ok
     assert len(result.rows) == 50
@@ -201,7 +199,7 @@ def test_workbench_applies_the_row_cap(staff_user, local_export):
 
 
 def test_workbench_audits_every_run_including_refused_and_failed(
-    staff_client, staff_user, local_export
+    staff_client, staff_user, export_run
 ):
     queries = [PER_TENANT, "DROP VIEW users", "SELECT * FROM read_csv('/etc/passwd')"]
     for sql in queries:
@@ -218,13 +216,13 @@ def test_workbench_audits_every_run_including_refused_and_failed(
     assert "Permission Error" in audits[2].error
 
 
-def test_workbench_without_an_export_says_so(staff_user, db, local_object_storage):
+def test_workbench_without_an_export_says_so(staff_user, db, s3_bucket):
     result = _run(staff_user, "SELECT 1")
     assert result.audit.status == WorkbenchQueryStatus.FAILED
     assert "export_parquet" in result.error
 
 
-def test_workbench_is_closed_to_anonymous_and_non_staff(db, django_user_model, local_export):
+def test_workbench_is_closed_to_anonymous_and_non_staff(db, django_user_model, export_run):
     anonymous = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
     response = anonymous.post(URL, {"sql": "SELECT 1"})
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
@@ -236,7 +234,7 @@ def test_workbench_is_closed_to_anonymous_and_non_staff(db, django_user_model, l
     assert not WorkbenchQuery.objects.exists()
 
 
-def test_workbench_is_superuser_only_not_every_staff_member(db, django_user_model, local_export):
+def test_workbench_is_superuser_only_not_every_staff_member(db, django_user_model, export_run):
     django_user_model.objects.create_user(
         "support", "s@metis.example", TEST_PASSWORD, is_staff=True
     )
@@ -247,13 +245,13 @@ def test_workbench_is_superuser_only_not_every_staff_member(db, django_user_mode
     assert not WorkbenchQuery.objects.exists()
 
 
-def test_workbench_is_not_served_on_tenant_hosts(tenant_client, local_export):
+def test_workbench_is_not_served_on_tenant_hosts(tenant_client, export_run):
     assert tenant_client.post(URL, {"sql": "SELECT 1"}).status_code == 404
     assert not WorkbenchQuery.objects.exists()
 
 
 def test_workbench_audit_list_links_to_the_workbench_and_cannot_be_edited(
-    staff_client, staff_user, local_export
+    staff_client, staff_user, export_run
 ):
     _run(staff_user, "SELECT 42")
     response = staff_client.get("/admin/analytics/workbenchquery/")
@@ -268,11 +266,11 @@ def test_workbench_audit_list_links_to_the_workbench_and_cannot_be_edited(
     assert WorkbenchQuery.objects.filter(pk=audit.pk).exists()
 
 
-def test_workbench_page_shows_the_export_and_its_tables(staff_client, local_export):
+def test_workbench_page_shows_the_export_and_its_tables(staff_client, export_run):
     response = staff_client.get(URL)
     assert response.status_code == 200
     html = response.content.decode()
-    assert f"Export <strong>{local_export.run_id}</strong>" in html
+    assert f"Export <strong>{export_run.run_id}</strong>" in html
     assert "<code>documents</code> 6 rows" in html
     assert "storage_class" in html  # the column list
     assert not WorkbenchQuery.objects.exists()  # looking is not running

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from backups import config, sandbox
+from backups import config
 from backups.services import physical
+from tests.support import backup_sandbox as sandbox
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from backups import sandbox
 from backups.models import BackupRun
 from backups.services import physical
 from tests.backups.conftest import repo_keys
+from tests.support import backup_sandbox as sandbox
 
 
 def test_full_backup_is_good_only_after_verification_and_a_restore_test(db, pg_sandbox):

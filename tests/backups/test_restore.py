@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from backups import cluster, sandbox
+from backups import cluster
 from backups.services import physical, restore
+from tests.support import backup_sandbox as sandbox
 
 
 def test_restore_to_a_time_brings_back_exactly_the_rows_committed_before_it(

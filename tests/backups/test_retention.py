@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime
 
-from backups import cluster, config, pgbackrest, sandbox
+from backups import cluster, config, pgbackrest
 from backups.models import BackupRun, RetentionPolicy
 from backups.services import physical, restore, retention
 from tests.backups.conftest import repo_keys
+from tests.support import backup_sandbox as sandbox
 
 
 def _full(n: int) -> dict:

@@ -16,6 +16,7 @@ from django.core.wsgi import get_wsgi_application
 from django.test import Client
 
 from documents import services
+from metis.objectstore import store
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD
 
@@ -70,32 +71,9 @@ def bucket_keys(s3_server, bucket: str) -> list[str]:
     return sorted(v["Key"] for v in listing.get("Versions", []))
 
 
-def local_files(root) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-def point_storage_at(settings, server, bucket: str, **options) -> None:
-    """Configure the object storage for a private SeaweedS3 (as the root s3_bucket fixture does)."""
-    settings.AWS_STORAGE_BUCKET_NAME = bucket
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": bucket,
-                "endpoint_url": server.endpoint_url,
-                "region_name": "us-east-1",
-                "access_key": server.access_key,
-                "secret_key": server.secret_key,
-                "addressing_style": "path",
-                "signature_version": "s3v4",
-                "object_parameters": {"ServerSideEncryption": "AES256"},
-                "default_acl": None,
-                "file_overwrite": False,
-                **options,
-            },
-        },
-    }
+def stored_keys(prefix: str = "") -> list[str]:
+    """Every key with a stored version in the configured bucket, read from the S3 server."""
+    return sorted({version["Key"] for version in store.documents_store().versions(prefix)})
 
 
 class _Quiet(WSGIRequestHandler):

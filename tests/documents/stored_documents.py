@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from documents import storage
+from documents import keys
 from documents.models import Document, DocumentVersion, StorageClass
 from tenants import db
 
@@ -45,7 +45,7 @@ def put_document(
     if key:
         put = client.head_object(Bucket=bucket, Key=key)
     else:
-        key = storage.document_key(
+        key = keys.document_key(
             tenant_id=tenant.pk,
             document_type=document_type,
             document_id=document_id,

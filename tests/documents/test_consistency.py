@@ -4,24 +4,23 @@ import io
 from datetime import timedelta
 
 import pytest
-from botocore.config import Config
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import DatabaseError, connections
 from django.test import Client
 
-from documents import objects, reconcile, services
+from documents import reconcile, services
 from documents.models import Document
-from documents.s3server import SeaweedS3
+from metis.objectstore.errors import StorageUnavailable
 from tenants import db
-from tests.conftest import host_of
+from tests.conftest import host_of, point_storage_at
 from tests.documents.conftest import (
     bucket_keys,
     pdf_bytes,
-    point_storage_at,
     serve_app,
     uploaded,
 )
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
+from tests.support.seaweedfs import SeaweedS3
 
 
 def _owner_sql(statement: str) -> None:
@@ -138,16 +137,11 @@ def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
     server = SeaweedS3(data_dir=tmp_path / "seaweed").start()
     try:
         server.client().create_bucket(Bucket="midway")
-        point_storage_at(
-            settings,
-            server,
-            "midway",
-            client_config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
-        )
+        point_storage_at(settings, server, "midway")
         content = pdf_bytes(size=20 * 1024 * 1024)  # multipart: 8 MiB parts
         # The service reads the file once to hash it, then again to upload: stop during the upload.
         file = _StopsServerMidway(content, server, after=len(content) + 9 * 1024 * 1024)
-        with pytest.raises(objects.StorageUnavailable):
+        with pytest.raises(StorageUnavailable):
             services.document_upload(
                 tenant=tenant, document_type="bank-statement", file=file, filename="big.pdf"
             )
@@ -166,7 +160,7 @@ def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
         server.stop()
         spooled = TemporaryUploadedFile("big.pdf", "application/pdf", len(content), None)
         spooled.write(pdf_bytes(size=3 * 1024 * 1024))
-        with pytest.raises(objects.StorageUnavailable):
+        with pytest.raises(StorageUnavailable):
             services.document_upload(
                 tenant=tenant, document_type="bank-statement", file=spooled, filename="big.pdf"
             )

@@ -19,9 +19,7 @@ def outbox(tenant) -> list[tuple[str, dict]]:
         return sorted(((row.event_type, row.data) for row in rows), key=repr)
 
 
-def test_upload_replace_download_and_delete_each_record_an_event(
-    local_object_storage, tenant, tenant_user
-):
+def test_upload_replace_download_and_delete_each_record_an_event(s3_bucket, tenant, tenant_user):
     document = upload(tenant, user=tenant_user)
     services.document_replace(
         document=document, file=io.BytesIO(pdf_bytes("v2")), filename="v2.pdf", user=tenant_user
@@ -44,20 +42,20 @@ def test_upload_replace_download_and_delete_each_record_an_event(
     assert sorted(data["version"] for data in uploads) == [1, 2]
 
 
-def test_an_upload_rolled_back_records_no_event(local_object_storage, tenant):
+def test_an_upload_rolled_back_records_no_event(s3_bucket, tenant):
     with pytest.raises(RuntimeError), transaction.atomic():
         upload(tenant)
         raise RuntimeError("the caller's transaction fails after the upload")
     assert outbox(tenant) == []
 
 
-def test_a_refused_upload_records_no_event(local_object_storage, tenant):
+def test_a_refused_upload_records_no_event(s3_bucket, tenant):
     with pytest.raises(services.DocumentRejected):
         upload(tenant, b"")
     assert outbox(tenant) == []
 
 
-def test_tier_change_and_restore_record_events(local_object_storage, tenant):
+def test_tier_change_and_restore_record_events(s3_bucket, tenant):
     from documents import restore, tiering
     from documents.models import StorageClass
 

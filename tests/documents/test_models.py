@@ -12,7 +12,7 @@ TABLES = ["documents", "document_versions", "document_access_log"]
 
 
 @pytest.fixture
-def both(local_object_storage, tenant, other_tenant):
+def both(s3_bucket, tenant, other_tenant):
     return upload(tenant, name="acme.pdf"), upload(other_tenant, name="globex.pdf")
 
 

@@ -275,14 +275,6 @@ def test_multipart_needs_a_signed_in_user(s3_bucket, tenant):
     assert status == 401
 
 
-def test_presigned_upload_is_refused_clearly_in_local_file_mode(
-    local_object_storage, tenant_client
-):
-    status, error = start(tenant_client, pdf_bytes())
-    assert (status, error["code"]) == (400, "no_s3")
-    assert "upload through the page" in error["error"]
-
-
 def test_part_numbers_outside_the_upload_are_refused(s3_bucket, tenant_client):
     _, started = start(tenant_client, pdf_bytes())
     status, error = post_json(

@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from documents import objects, reconcile, services
+from documents import reconcile, services
 from documents.models import Document, DocumentVersion
+from metis.objectstore import store
 from tenants import db
-from tests.documents.conftest import bucket_keys, local_files, pdf_bytes, upload
+from tests.documents.conftest import bucket_keys, pdf_bytes, stored_keys, upload
 
 NOW = timedelta(0)
 
@@ -17,7 +18,7 @@ NOW = timedelta(0)
 def test_reconcile_finds_and_repairs_drift_on_s3(s3_bucket, s3_server, tenant, other_tenant):
     kept = upload(tenant, name="kept.pdf")
     lost = upload(other_tenant, name="lost.pdf")
-    objects.object_purge(lost.storage_key)  # a row without its object
+    store.documents_store().purge(lost.storage_key)  # a row without its object
     orphan = f"tenants/{tenant.pk}/documents/pan/{kept.pk}/orphan.pdf"
     s3_server.client().put_object(Bucket=s3_bucket, Key=orphan, Body=b"%PDF-1.7 orphan")
     stale = s3_server.client().create_multipart_upload(
@@ -46,13 +47,13 @@ def test_young_orphans_are_left_alone(s3_bucket, s3_server, tenant):
     assert not reconcile.storage_drift_find(progress=lambda line: None)
 
 
-def test_a_lost_replacement_falls_back_to_the_previous_version(local_object_storage, tenant):
+def test_a_lost_replacement_falls_back_to_the_previous_version(s3_bucket, tenant):
     document = upload(tenant, name="v1.pdf")
     first_key = document.storage_key
     services.document_replace(document=document, file=io.BytesIO(pdf_bytes()), filename="v2.pdf")
     with db.tenant_context(tenant.pk):
         document.refresh_from_db()
-    (local_object_storage / document.storage_key).unlink()
+    store.documents_store().purge(document.storage_key)
     drift = reconcile.storage_drift_find(min_age=NOW, progress=lambda line: None)
     assert [row[2] for row in drift.rows_without_objects] == [2]
     reconcile.storage_drift_repair(drift=drift, progress=lambda line: None)
@@ -62,17 +63,17 @@ def test_a_lost_replacement_falls_back_to_the_previous_version(local_object_stor
     assert document.deleted_at is None and services.document_is_downloadable(document)
 
 
-def test_reconcile_command_reports_then_repairs(local_object_storage, tenant, capsys):
+def test_reconcile_command_reports_then_repairs(s3_bucket, tenant, capsys):
     upload(tenant)
-    orphan = local_object_storage / f"tenants/{tenant.pk}/reports/stray.pdf"
-    orphan.parent.mkdir(parents=True)
-    orphan.write_bytes(b"%PDF-1.7 stray")
+    store.documents_store().put_bytes(
+        key=f"tenants/{tenant.pk}/reports/stray.pdf", data=b"%PDF-1.7 stray", content_type="x/y"
+    )
     with pytest.raises(CommandError, match="1 object\\(s\\) without rows"):
         call_command("reconcile_storage", "--min-age-minutes=0")
     assert f"object without row: tenants/{tenant.pk}/reports/stray.pdf" in capsys.readouterr().out
     call_command("reconcile_storage", "--min-age-minutes=0", "--repair")
     assert "Repaired" in capsys.readouterr().out
-    assert len(local_files(local_object_storage)) == 1
+    assert len(stored_keys()) == 1
     call_command("reconcile_storage", "--min-age-minutes=0")
     assert "No drift" in capsys.readouterr().out
     with db.tenant_context(tenant.pk):

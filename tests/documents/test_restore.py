@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from documents import restore, services
-from documents.models import AccessAction, Document, DocumentAccess, RestoreStatus, StorageClass
+from documents.models import AccessAction, DocumentAccess, RestoreStatus, StorageClass
 from documents.tasks import check_restores_for_tenant
 from tenants import db
 from tests.documents.stored_documents import enable_versioning, put_document, reload, set_restore
@@ -129,23 +129,6 @@ def test_restore_header_is_parsed_as_aws_sends_it():
     ) == (False, datetime(2012, 12, 21, tzinfo=UTC))
     assert restore.parse_restore_header(None) is None
     assert restore.parse_restore_header("garbage") is None
-
-
-def test_restore_on_local_files_is_ready_at_once(local_object_storage, tenant):
-    with db.tenant_context(tenant.pk):
-        document = Document.objects.create(
-            tenant=tenant,
-            document_type="pan",
-            original_filename="p.pdf",
-            content_type="application/pdf",
-            size_bytes=3,
-            sha256="0" * 64,
-            storage_key=f"tenants/{tenant.pk}/documents/pan/x/p.pdf",
-            storage_class=GLACIER,
-        )
-        result = restore.document_restore_request(document=document)
-    assert result.status == RestoreStatus.READY
-    assert "Local file storage" in result.message
 
 
 def test_restore_check_skips_a_ready_copy_that_never_expires(s3, s3_bucket, tenant, monkeypatch):

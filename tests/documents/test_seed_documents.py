@@ -4,10 +4,11 @@ from django.core.management import call_command
 
 from documents.models import Document, DocumentAccess
 from tenants import db
+from tests.documents.conftest import stored_keys
 
 
 def test_seed_documents_uploads_through_the_services_and_tiers_the_old_ones(
-    local_object_storage, tenant, tenant_user
+    s3_bucket, tenant, tenant_user
 ):
     acme = tenant  # subdomain "acme"
     call_command("seed_documents", tenant=["acme"])
@@ -18,4 +19,4 @@ def test_seed_documents_uploads_through_the_services_and_tiers_the_old_ones(
         uploads = DocumentAccess.objects.for_tenant(acme).filter(action="upload").count()
     assert classes == ["GLACIER", "GLACIER", "STANDARD", "STANDARD", "STANDARD_IA", "STANDARD_IA"]
     assert uploads == 6
-    assert len([p for p in local_object_storage.rglob("*") if p.is_file()]) == 6
+    assert len(stored_keys()) == 6

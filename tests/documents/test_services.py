@@ -8,7 +8,7 @@ import pytest
 from documents import services
 from documents.models import AccessAction, Document, DocumentAccess, RestoreStatus, StorageClass
 from tenants import db
-from tests.documents.conftest import bucket_keys, local_files, pdf_bytes, png_bytes, upload
+from tests.documents.conftest import bucket_keys, pdf_bytes, png_bytes, stored_keys, upload
 
 
 def test_upload_stores_encrypted_object_under_the_spec_key_layout(s3_bucket, s3_server, tenant):
@@ -28,7 +28,7 @@ def test_upload_stores_encrypted_object_under_the_spec_key_layout(s3_bucket, s3_
         assert DocumentAccess.objects.get(document=document).action == AccessAction.UPLOAD
 
 
-def test_images_and_reports_get_their_own_folders(local_object_storage, tenant):
+def test_images_and_reports_get_their_own_folders(s3_bucket, tenant):
     image = upload(tenant, png_bytes(), document_type="image", name="selfie.png")
     report = upload(tenant, document_type="report", name="r.pdf")
     aadhar = upload(tenant, png_bytes(), document_type="aadhar", name="a.png")
@@ -36,7 +36,7 @@ def test_images_and_reports_get_their_own_folders(local_object_storage, tenant):
     assert image.storage_key.endswith(".png")
     assert report.storage_key.startswith(f"tenants/{tenant.pk}/reports/")
     assert aadhar.storage_key.startswith(f"tenants/{tenant.pk}/documents/aadhar/")
-    assert len(local_files(local_object_storage)) == 3
+    assert len(stored_keys()) == 3
 
 
 def test_replace_adds_a_version_and_keeps_the_earlier_object(s3_bucket, s3_server, tenant):
@@ -52,7 +52,7 @@ def test_replace_adds_a_version_and_keeps_the_earlier_object(s3_bucket, s3_serve
     assert set(bucket_keys(s3_server, s3_bucket)) == {old_key, second.storage_key}
 
 
-def test_delete_is_soft_and_keeps_objects(local_object_storage, tenant):
+def test_delete_is_soft_and_keeps_objects(s3_bucket, tenant):
     document = upload(tenant)
     services.document_delete(document=document)
     with db.tenant_context(tenant.pk):
@@ -60,7 +60,7 @@ def test_delete_is_soft_and_keeps_objects(local_object_storage, tenant):
         assert document.deleted_at is not None
         assert not Document.objects.for_tenant(tenant).live().exists()
         assert DocumentAccess.objects.filter(action=AccessAction.DELETE).count() == 1
-    assert local_files(local_object_storage) == [document.storage_key]
+    assert stored_keys() == [document.storage_key]
     with pytest.raises(services.DocumentNotDownloadable):
         services.document_download_url(document=document)
 

@@ -250,27 +250,6 @@ def test_tiering_needs_no_context_and_opens_only_the_given_tenants(s3, s3_bucket
     assert reload(document).storage_class == GLACIER
 
 
-def test_tiering_on_local_files_records_the_class_only(local_object_storage, tenant):
-    from documents.models import Document
-
-    with db.tenant_context(tenant.pk):
-        document = Document.objects.create(
-            tenant=tenant,
-            document_type="report",
-            original_filename="r.pdf",
-            content_type="application/pdf",
-            size_bytes=3,
-            sha256="0" * 64,
-            storage_key=f"tenants/{tenant.pk}/reports/x/r.pdf",
-        )
-    age(document, days=100)
-
-    report = tiering.documents_tier_due(tenant_id=tenant.pk)
-
-    assert report.outcomes == {tiering.RECORDED: 1}
-    assert reload(document).storage_class == GLACIER
-
-
 def test_staff_tier_change_moves_a_document_back_to_standard(s3, s3_bucket, tenant, staff_user):
     document = put_document(s3, s3_bucket, tenant, storage_class=GLACIER)
     with db.tenant_context(tenant.pk):

@@ -29,7 +29,7 @@ DROP_FILE = """
 
 
 @pytest.fixture
-def live_app(committed_db, local_object_storage):
+def live_app(committed_db, s3_bucket):
     with serve_app(threaded=True) as port:
         yield port
 

@@ -6,7 +6,7 @@ import pytest
 
 from documents import services
 from documents.validation import DocumentRejected, clean_filename, sniff_content_type
-from tests.documents.conftest import jpeg_bytes, local_files, pdf_bytes, png_bytes, upload
+from tests.documents.conftest import jpeg_bytes, pdf_bytes, png_bytes, stored_keys, upload
 
 
 def refused(
@@ -25,25 +25,25 @@ def test_magic_bytes_decide_the_type_not_the_name():
     assert sniff_content_type(b"PK\x03\x04") is None
 
 
-def test_empty_file_is_refused(local_object_storage, tenant):
+def test_empty_file_is_refused(s3_bucket, tenant):
     error = refused(tenant, b"")
     assert (error.code, error.message) == ("empty", "The file is empty.")
-    assert local_files(local_object_storage) == []
+    assert stored_keys() == []
 
 
-def test_file_over_the_configured_limit_is_refused(local_object_storage, settings, tenant):
+def test_file_over_the_configured_limit_is_refused(s3_bucket, settings, tenant):
     settings.DOCUMENT_MAX_UPLOAD_BYTES = 2048
     error = refused(tenant, pdf_bytes(size=4096))
     assert error.code == "too_large"
     assert error.message == "The file is 4.0 KB; the limit is 2.0 KB."
-    assert local_files(local_object_storage) == []
+    assert stored_keys() == []
 
 
-def test_a_text_file_named_pdf_is_refused(local_object_storage, tenant):
+def test_a_text_file_named_pdf_is_refused(s3_bucket, tenant):
     error = refused(tenant, b"just some text, honest", name="statement.pdf")
     assert error.code == "unknown_content"
     assert "not a PDF, JPEG or PNG (judged by its content, not its name)" in error.message
-    assert local_files(local_object_storage) == []
+    assert stored_keys() == []
 
 
 @pytest.mark.parametrize(
@@ -56,57 +56,55 @@ def test_a_text_file_named_pdf_is_refused(local_object_storage, tenant):
     ids=["png-statement", "jpeg-report", "pdf-image"],
 )
 def test_types_not_allowed_for_the_document_type_are_refused(
-    local_object_storage, tenant, document_type, content, message
+    s3_bucket, tenant, document_type, content, message
 ):
     error = refused(tenant, content(), document_type=document_type)
     assert (error.code, error.message) == ("content_not_allowed", message)
 
 
 @pytest.mark.parametrize("document_type", ["pan", "aadhar"])
-def test_identity_documents_accept_pdf_jpeg_and_png(local_object_storage, tenant, document_type):
+def test_identity_documents_accept_pdf_jpeg_and_png(s3_bucket, tenant, document_type):
     for content in (pdf_bytes(), jpeg_bytes(), png_bytes()):
         upload(tenant, content, document_type=document_type)
-    assert len(local_files(local_object_storage)) == 3
+    assert len(stored_keys()) == 3
 
 
-def test_unknown_document_type_is_refused(local_object_storage, tenant):
+def test_unknown_document_type_is_refused(s3_bucket, tenant):
     error = refused(tenant, pdf_bytes(), document_type="passport")
     assert error.code == "bad_type"
 
 
-def test_duplicate_content_in_the_same_tenant_is_reported(local_object_storage, tenant):
+def test_duplicate_content_in_the_same_tenant_is_reported(s3_bucket, tenant):
     content = pdf_bytes()
     first = upload(tenant, content, name="march.pdf")
     error = refused(tenant, content, name="march-again.pdf")
     assert error.code == "duplicate"
     assert "already stored as “march.pdf” (Bank statement, uploaded " in error.message
     assert error.params["document_id"] == str(first.pk)
-    assert local_files(local_object_storage) == [first.storage_key]
+    assert stored_keys() == [first.storage_key]
 
 
-def test_same_content_in_another_tenant_is_not_a_duplicate(
-    local_object_storage, tenant, other_tenant
-):
+def test_same_content_in_another_tenant_is_not_a_duplicate(s3_bucket, tenant, other_tenant):
     content = pdf_bytes()
     upload(tenant, content)
     upload(other_tenant, content)
-    assert len(local_files(local_object_storage)) == 2
+    assert len(stored_keys()) == 2
 
 
-def test_deleted_document_content_may_be_uploaded_again(local_object_storage, tenant):
+def test_deleted_document_content_may_be_uploaded_again(s3_bucket, tenant):
     content = pdf_bytes()
     services.document_delete(document=upload(tenant, content))
     upload(tenant, content)
 
 
-def test_replacing_with_identical_content_is_refused(local_object_storage, tenant):
+def test_replacing_with_identical_content_is_refused(s3_bucket, tenant):
     content = pdf_bytes()
     document = upload(tenant, content)
     with pytest.raises(DocumentRejected, match="identical to the current version"):
         services.document_replace(document=document, file=io.BytesIO(content), filename="x.pdf")
 
 
-def test_replacing_a_deleted_document_is_refused(local_object_storage, tenant):
+def test_replacing_a_deleted_document_is_refused(s3_bucket, tenant):
     document = services.document_delete(document=upload(tenant))
     with pytest.raises(DocumentRejected, match="deleted"):
         services.document_replace(document=document, file=io.BytesIO(pdf_bytes()), filename="x.pdf")

@@ -1,17 +1,16 @@
 """Tenant pages: list, upload, download, replace, delete; and never another tenant's document."""
 
 import time
+import urllib.error
 import urllib.request
 
 import pytest
-from django.core import signing
 from django.test import Client
 
-from documents import downloads
 from documents.models import AccessAction, Document, DocumentAccess
 from tenants import db
 from tests.conftest import host_of
-from tests.documents.conftest import local_files, pdf_bytes, png_bytes, upload, uploaded
+from tests.documents.conftest import pdf_bytes, png_bytes, stored_keys, upload, uploaded
 
 
 def post_upload(client, content: bytes, document_type="bank-statement", name="s.pdf", **extra):
@@ -52,7 +51,7 @@ def test_upload_through_the_page_then_download(s3_bucket, tenant_client, tenant,
         )
 
 
-def test_xhr_upload_answers_json(local_object_storage, tenant_client, tenant):
+def test_xhr_upload_answers_json(s3_bucket, tenant_client, tenant):
     response = post_upload(tenant_client, pdf_bytes(), HTTP_ACCEPT="application/json")
     assert response.status_code == 201
     assert response.json()["url"] == f"/documents/{only_document(tenant).pk}/"
@@ -61,9 +60,7 @@ def test_xhr_upload_answers_json(local_object_storage, tenant_client, tenant):
     assert refused.json()["errors"]["file"][0]["message"] == "The file is empty."
 
 
-def test_replace_keeps_earlier_versions_and_delete_is_soft(
-    local_object_storage, tenant_client, tenant
-):
+def test_replace_keeps_earlier_versions_and_delete_is_soft(s3_bucket, tenant_client, tenant):
     post_upload(tenant_client, pdf_bytes(), name="v1.pdf")
     document = only_document(tenant)
     response = tenant_client.post(
@@ -72,31 +69,29 @@ def test_replace_keeps_earlier_versions_and_delete_is_soft(
     assert response.status_code == 302
     detail = tenant_client.get(f"/documents/{document.pk}/").content.decode()
     assert "v1.pdf" in detail and "v2.pdf" in detail
-    assert len(local_files(local_object_storage)) == 2
+    assert len(stored_keys()) == 2
     assert tenant_client.post(f"/documents/{document.pk}/delete/").status_code == 302
     assert f"/documents/{document.pk}/" not in tenant_client.get("/documents/").content.decode()
     assert tenant_client.get(f"/documents/{document.pk}/").status_code == 404
-    assert len(local_files(local_object_storage)) == 2  # objects kept
+    assert len(stored_keys()) == 2  # objects kept
     with db.tenant_context(tenant.pk):
         actions = set(DocumentAccess.objects.values_list("action", flat=True))
     assert actions == {AccessAction.UPLOAD, AccessAction.REPLACE, AccessAction.DELETE}
 
 
-def test_validation_errors_are_shown_on_the_page(local_object_storage, tenant_client):
+def test_validation_errors_are_shown_on_the_page(s3_bucket, tenant_client):
     response = post_upload(tenant_client, png_bytes(), name="statement.pdf")
     assert response.status_code == 400
     assert "A Bank statement must be a PDF; this file is a PNG." in response.content.decode()
-    assert local_files(local_object_storage) == []
+    assert stored_keys() == []
 
 
-def test_upload_over_the_limit_is_stopped_while_reading(
-    local_object_storage, settings, tenant_client
-):
+def test_upload_over_the_limit_is_stopped_while_reading(s3_bucket, settings, tenant_client):
     settings.DOCUMENT_MAX_UPLOAD_BYTES = 1000
     response = post_upload(tenant_client, pdf_bytes(size=5000))
     assert response.status_code == 413
     assert "larger than the upload limit" in response.content.decode()
-    assert local_files(local_object_storage) == []
+    assert stored_keys() == []
 
 
 def test_glacier_document_download_is_refused_with_a_clear_message(
@@ -111,7 +106,7 @@ def test_glacier_document_download_is_refused_with_a_clear_message(
 
 
 def test_list_page_query_count_is_bounded(
-    local_object_storage, tenant, tenant_client, django_assert_max_num_queries
+    s3_bucket, tenant, tenant_client, django_assert_max_num_queries
 ):
     for _ in range(15):
         upload(tenant)
@@ -120,33 +115,38 @@ def test_list_page_query_count_is_bounded(
     assert response.content.count(b"/download/") == 15
 
 
-# --- Local-file mode ----------------------------------------------------------------------------
+# --- Downloads: presigned URLs to the S3 server ------------------------------------------------
 
 
-def test_local_mode_download_goes_through_a_signed_expiring_link(
-    local_object_storage, settings, tenant_client, tenant
+def test_download_redirects_to_a_presigned_url_that_expires(
+    s3_bucket, s3_server, settings, tenant_client, tenant
 ):
     content = pdf_bytes()
     post_upload(tenant_client, content, name="état.pdf")
     document = only_document(tenant)
     redirect = tenant_client.get(f"/documents/{document.pk}/download/")
-    assert redirect.url.startswith("/documents/file/")
-    served = Client(HTTP_HOST=host_of(tenant)).get(redirect.url)  # the token is the permission
-    assert served.status_code == 200
-    assert b"".join(served.streaming_content) == content
-    assert "filename*=utf-8''%C3%A9tat.pdf" in served["Content-Disposition"]
-    tampered = redirect.url[:-3] + ("aaa" if not redirect.url.endswith("aaa/") else "bbb") + "/"
-    assert tenant_client.get(tampered).status_code == 404
+    assert redirect.url.startswith(f"{s3_server.endpoint_url}/{s3_bucket}/{document.storage_key}?")
+    assert "X-Amz-Signature=" in redirect.url
+    with urllib.request.urlopen(redirect.url) as served:  # the signature is the permission
+        assert served.read() == content
+        assert "filename*=UTF-8''%C3%A9tat.pdf" in served.headers["Content-Disposition"]
+    tampered = redirect.url.replace(document.storage_key, document.storage_key[:-4] + "x.pdf")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(tampered)
+    assert refused.value.code == 403
     settings.PRESIGNED_URL_EXPIRES = 1
+    short = tenant_client.get(f"/documents/{document.pk}/download/").url
     time.sleep(2.1)
-    assert tenant_client.get(redirect.url).status_code == 404
+    with pytest.raises(urllib.error.HTTPError) as expired:
+        urllib.request.urlopen(short)
+    assert expired.value.code == 403
 
 
 # --- Another tenant's documents, by every route -------------------------------------------------
 
 
 @pytest.fixture
-def theirs(local_object_storage, other_tenant):
+def theirs(s3_bucket, other_tenant):
     return upload(other_tenant, pdf_bytes("GLOBEX-SECRET"), name="globex-secret.pdf")
 
 
@@ -160,7 +160,7 @@ def test_other_tenants_document_pages_are_404(theirs, tenant_client, suffix):
 
 
 def test_other_tenants_document_cannot_be_replaced_or_deleted(
-    theirs, tenant_client, other_tenant, local_object_storage
+    theirs, tenant_client, other_tenant, s3_bucket
 ):
     replace = tenant_client.post(
         f"/documents/{theirs.pk}/replace/", {"file": uploaded(pdf_bytes(), "x.pdf")}
@@ -169,18 +169,7 @@ def test_other_tenants_document_cannot_be_replaced_or_deleted(
     assert tenant_client.post(f"/documents/{theirs.pk}/delete/").status_code == 404
     theirs_now = only_document(other_tenant)
     assert theirs_now.deleted_at is None and theirs_now.original_filename == "globex-secret.pdf"
-    assert len(local_files(local_object_storage)) == 1
-
-
-def test_other_tenants_download_link_does_not_work_on_this_host(theirs, tenant):
-    link = f"/documents/file/{downloads.local_download_token(theirs)}/"
-    assert Client(HTTP_HOST=host_of(tenant)).get(link).status_code == 404
-
-
-def test_forged_token_for_a_key_outside_the_tenant_prefix_is_refused(theirs, tenant):
-    data = {"t": str(tenant.pk), "k": theirs.storage_key, "f": "x.pdf", "c": "application/pdf"}
-    token = signing.dumps(data, salt="documents.local-download", compress=True)
-    assert Client(HTTP_HOST=host_of(tenant)).get(f"/documents/file/{token}/").status_code == 404
+    assert len(stored_keys()) == 1
 
 
 def test_documents_pages_need_sign_in(tenant):
@@ -189,18 +178,21 @@ def test_documents_pages_need_sign_in(tenant):
 
 
 def test_large_page_upload_is_spooled_to_disk_and_sent_from_there(
-    s3_bucket, s3_server, tenant_client, tenant
+    s3_bucket, s3_server, tenant_client, tenant, monkeypatch
 ):
-    from unittest import mock
-
-    from documents import objects
+    from metis.objectstore.store import ObjectStore
 
     content = pdf_bytes(size=12 * 1024 * 1024)  # over FILE_UPLOAD_MAX_MEMORY_SIZE: a temp file
-    with mock.patch.object(
-        objects, "_s3_upload_from_disk", wraps=objects._s3_upload_from_disk
-    ) as from_disk:
-        assert post_upload(tenant_client, content).status_code == 302
-    assert from_disk.call_count == 1
+    sent_paths = []
+    put_file = ObjectStore.put_file
+
+    def recording_put_file(self, **kwargs):
+        sent_paths.append(kwargs["path"])
+        return put_file(self, **kwargs)
+
+    monkeypatch.setattr(ObjectStore, "put_file", recording_put_file)
+    assert post_upload(tenant_client, content).status_code == 302
+    assert len(sent_paths) == 1
     document = only_document(tenant)
     head = s3_server.client().head_object(Bucket=s3_bucket, Key=document.storage_key)
     assert (head["ContentLength"], head["ContentType"]) == (len(content), "application/pdf")
@@ -208,7 +200,7 @@ def test_large_page_upload_is_spooled_to_disk_and_sent_from_there(
 
 
 def test_body_announced_over_the_limit_is_refused_without_being_read(
-    local_object_storage, settings, tenant_client
+    s3_bucket, settings, tenant_client
 ):
     settings.DOCUMENT_MAX_UPLOAD_BYTES = 100 * 1024  # the form overhead allowance is 64 KiB
     response = post_upload(
@@ -219,4 +211,4 @@ def test_body_announced_over_the_limit_is_refused_without_being_read(
     assert response.json()["errors"]["file"][0]["message"] == (
         "The file is larger than the upload limit."
     )
-    assert local_files(local_object_storage) == []
+    assert stored_keys() == []

@@ -12,7 +12,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from metis.celery import app
 from tenants.tasks import TenantTask
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.pgbouncer
 
@@ -45,12 +45,6 @@ def _pgbouncer_binary() -> str | None:
     # Debian installs it in /usr/sbin, which a non-root PATH often lacks.
     path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
     return shutil.which("pgbouncer", path=path)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -163,7 +157,7 @@ def pgbouncer(django_db_setup) -> Iterator[PgBouncer]:
     workdir = Path(tempfile.mkdtemp(prefix="metis-pgbouncer-"))
     try:
         for _attempt in range(3):  # another process may take the free port before PgBouncer
-            port = _free_port()
+            port = free_port()
             process = _start(binary, workdir, port, db)
             if process is not None:
                 break

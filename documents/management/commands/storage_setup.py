@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from documents import bucket, storage
+from metis.objectstore import bucket, store
 
 
 class Command(BaseCommand):
@@ -15,18 +14,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        if not storage.is_s3():
-            root = settings.OBJECT_STORAGE_LOCAL_ROOT
-            existed = root.is_dir()
-            root.mkdir(parents=True, exist_ok=True)
-            self.stdout.write(
-                f"local files under {root} ({'already there' if existed else 'created'}): "
-                "no bucket, versioning, encryption or lifecycle to set up (set "
-                "AWS_STORAGE_BUCKET_NAME to use S3)"
-            )
-            return
-        name = settings.AWS_STORAGE_BUCKET_NAME
-        self.stdout.write(f"bucket {name} at {settings.AWS_S3_ENDPOINT_URL or 'AWS'}")
+        documents = store.documents_store()
+        self.stdout.write(f"bucket {documents.bucket} at {documents.endpoint.url or 'AWS'}")
         styles = {
             bucket.APPLIED: self.style.SUCCESS,
             bucket.ALREADY: str,
@@ -34,8 +23,7 @@ class Command(BaseCommand):
             bucket.FAILED: self.style.ERROR,
         }
         steps = bucket.bucket_setup(
-            client=storage.s3_client(),
-            bucket=name,
+            store=documents,
             report=lambda step: self.stdout.write(styles[step.outcome](f"  {step}")),
         )
         failed = [step.name for step in steps if step.outcome == bucket.FAILED]

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from django.core.management import CommandError, call_command
 
-from documents import bucket
+from metis.objectstore import bucket, encryption
 
 
 @pytest.fixture
@@ -19,11 +19,6 @@ def missing_bucket(s3_bucket, settings):
     """Storage configured for a bucket that does not exist yet."""
     name = f"metis-setup-{uuid.uuid4().hex[:12]}"
     settings.AWS_STORAGE_BUCKET_NAME = name
-    default = settings.STORAGES["default"]
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {**default, "OPTIONS": {**default["OPTIONS"], "bucket_name": name}},
-    }
     return name
 
 
@@ -121,25 +116,13 @@ def test_storage_setup_rewrites_only_what_the_settings_changed(s3_server, missin
 def test_storage_setup_fails_loudly_when_the_server_denies_access(
     s3_server, missing_bucket, settings
 ):
-    default = settings.STORAGES["default"]
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {**default, "OPTIONS": {**default["OPTIONS"], "secret_key": "wrong"}},
-    }
+    settings.AWS_SECRET_ACCESS_KEY = "wrong"
     out = io.StringIO()
     with pytest.raises(CommandError, match="failed at: bucket"):
         call_command("storage_setup", stdout=out, no_color=True)
     assert "bucket: failed (403" in out.getvalue()
     with pytest.raises(ClientError):
         s3_server.client().head_bucket(Bucket=missing_bucket)  # nothing was created
-
-
-def test_storage_setup_on_local_files_only_creates_the_directory(local_object_storage):
-    assert not local_object_storage.exists()
-    lines = storage_setup()
-    assert local_object_storage.is_dir()
-    assert "created" in lines[0] and "no bucket" in lines[0]
-    assert "already there" in storage_setup()[0]
 
 
 def test_lifecycle_rules_use_the_tiering_settings(settings):
@@ -155,13 +138,13 @@ def test_kms_encryption_names_the_key(settings):
     # SeaweedFS has no KMS, so this configuration is checked as data only.
     settings.AWS_S3_SSE = "aws:kms"
     settings.AWS_S3_SSE_KMS_KEY_ID = "arn:aws:kms:ap-south-1:123456789012:key/abc"
-    assert bucket.encryption_rule() == {
+    assert encryption.default_encryption_rule() == {
         "ApplyServerSideEncryptionByDefault": {
             "SSEAlgorithm": "aws:kms",
             "KMSMasterKeyID": "arn:aws:kms:ap-south-1:123456789012:key/abc",
         }
     }
-    assert bucket.sse_parameters() == {
+    assert encryption.sse_parameters() == {
         "ServerSideEncryption": "aws:kms",
         "SSEKMSKeyId": "arn:aws:kms:ap-south-1:123456789012:key/abc",
     }

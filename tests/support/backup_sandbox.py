@@ -18,7 +18,8 @@ from pathlib import Path
 import psycopg
 
 from backups import cluster, config
-from documents.s3server import SeaweedS3, _free_ports
+from tests.support.ports import free_port
+from tests.support.seaweedfs import SeaweedS3
 
 
 def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
@@ -53,7 +54,7 @@ def tls_s3_server() -> tuple[SeaweedS3, str]:
     https endpoint URL. Stop it with `tls_s3_stop`."""
     root = Path(tempfile.mkdtemp(prefix="metis-s3-tls-"))
     cert, key = _self_signed_certificate(root)
-    https_port = _free_ports(1)[0]
+    https_port = free_port()
     server = SeaweedS3(
         data_dir=root / "weed",
         extra_args=(f"-s3.cert.file={cert}", f"-s3.key.file={key}", f"-s3.port.https={https_port}"),

