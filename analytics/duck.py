@@ -56,7 +56,7 @@ def object_url(key: str) -> str:
     return store.documents_store().url_of(key)
 
 
-def _s3_secret_sql(scope: str) -> str:
+def s3_secret_sql(scope: str) -> str:
     reader = store.documents_store().endpoint
     endpoint = urlparse(reader.url)
     options = {
@@ -96,7 +96,7 @@ def connect(*, views: dict[str, str]) -> duckdb.DuckDBPyConnection:
     try:
         urls = {name: object_url(key) for name, key in views.items()}
         connection.execute(f"LOAD {quote_literal(str(httpfs_extension_path()))}")
-        connection.execute(_s3_secret_sql(store.documents_store().url_of("")))
+        connection.execute(s3_secret_sql(store.documents_store().url_of("")))
         for name, url in urls.items():
             connection.execute(
                 f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({quote_literal(url)})'

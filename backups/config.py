@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from metis.objectstore import store
+
 
 @dataclass(frozen=True)
 class Target:
@@ -87,9 +89,9 @@ def repo() -> Repo:
     }
     if settings.BACKUP_REPO_TYPE == "posix":
         return Repo(type="posix", path=str(settings.BACKUP_REPO_LOCAL_PATH), **common)
-    bucket = settings.BACKUP_REPO_BUCKET or settings.AWS_STORAGE_BUCKET_NAME
-    endpoint = settings.BACKUP_REPO_S3_ENDPOINT_URL or settings.AWS_S3_ENDPOINT_URL
-    parts = urlsplit(endpoint or f"https://s3.{settings.AWS_S3_REGION_NAME}.amazonaws.com")
+    backups = store.backups_store()  # the same bucket and keys the backup artifacts use
+    endpoint = settings.BACKUP_REPO_S3_ENDPOINT_URL or backups.endpoint.url
+    parts = urlsplit(endpoint or f"https://s3.{backups.endpoint.region}.amazonaws.com")
     if parts.scheme != "https":
         # pgBackRest's S3 driver speaks TLS only (docs/operations.md, "Backups and recovery").
         raise BackupConfigError(
@@ -99,13 +101,13 @@ def repo() -> Repo:
     return Repo(
         type="s3",
         path=settings.BACKUP_REPO_PATH,
-        bucket=bucket,
+        bucket=backups.bucket,
         endpoint_host=parts.hostname or "",
         endpoint_port=parts.port or 443,
-        region=settings.AWS_S3_REGION_NAME,
+        region=backups.endpoint.region,
         verify_tls=settings.BACKUP_REPO_S3_VERIFY_TLS,
-        access_key=settings.AWS_ACCESS_KEY_ID,
-        secret_key=settings.AWS_SECRET_ACCESS_KEY,
+        access_key=backups.endpoint.access_key,
+        secret_key=backups.endpoint.secret_key,
         **common,
     )
 

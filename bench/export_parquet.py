@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -41,7 +40,9 @@ from documents.models import Document  # noqa: E402
 from tenants import db, services  # noqa: E402
 from tenants.models import TenantUser  # noqa: E402
 from tests.support import scratch  # noqa: E402
+from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
+BUCKET = "metis-bench-export"
 DATABASE = "bench_metis_export"
 TENANTS = 4
 DOCUMENTS_PER_TENANT = 50_000
@@ -102,18 +103,21 @@ def timed(action) -> float:
     return time.perf_counter() - started
 
 
-def local_storage(root: Path) -> override_settings:
-    """Settings for a private local object store (override_settings resets the storages)."""
+def private_s3(server: SeaweedS3) -> override_settings:
+    """Settings that point the object-storage room at the benchmark's own server."""
+    server.client().create_bucket(Bucket=BUCKET)
     return override_settings(
-        AWS_STORAGE_BUCKET_NAME="",
-        STORAGES={
-            **settings.STORAGES,
-            "default": {
-                "BACKEND": "django.core.files.storage.FileSystemStorage",
-                "OPTIONS": {"location": root, "allow_overwrite": False},
-            },
-        },
+        AWS_STORAGE_BUCKET_NAME=BUCKET,
+        AWS_S3_ENDPOINT_URL=server.endpoint_url,
+        AWS_ACCESS_KEY_ID=server.access_key,
+        AWS_SECRET_ACCESS_KEY=server.secret_key,
+        AWS_S3_SSE="AES256",
     )
+
+
+def parquet_bytes(server: SeaweedS3) -> int:
+    listing = server.client().list_objects_v2(Bucket=BUCKET, Prefix=exports.EXPORT_PREFIX)
+    return sum(o["Size"] for o in listing.get("Contents", []) if o["Key"].endswith(".parquet"))
 
 
 def main() -> None:
@@ -122,10 +126,7 @@ def main() -> None:
         scratch.scratch_database_create(DATABASE)
         seed()
         total_rows = TENANTS * (1 + USERS_PER_TENANT + DOCUMENTS_PER_TENANT)
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-export-") as root,
-            local_storage(Path(root)),
-        ):
+        with SeaweedS3() as server, private_s3(server):
             assert raw_read() == total_rows
 
             print("timing the export…", flush=True)
@@ -136,12 +137,14 @@ def main() -> None:
                     samples.append(timed(action))
             manifest = exports.latest_export()
             assert sum(t["rows"] for t in manifest["tables"].values()) == total_rows
-            size = sum(p.stat().st_size for p in Path(root).rglob("*.parquet")) / EXPORT_ROUNDS
+            size = parquet_bytes(server) / EXPORT_ROUNDS
 
             print("timing workbench queries…", flush=True)
             staff = User.objects.create_superuser("bench", "bench@metis.example", "x")
             views = {name: manifest["tables"][name]["key"] for name in exports.TABLE_NAMES}
             plain = duckdb.connect(config={"threads": settings.DUCKDB_THREADS})
+            plain.execute(f"LOAD {duck.quote_literal(str(duck.httpfs_extension_path()))}")
+            plain.execute(duck.s3_secret_sql(duck.object_url("")))
             for name, key in views.items():
                 plain.execute(
                     f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
@@ -165,7 +168,7 @@ def main() -> None:
 
         export_med, raw_med = statistics.median(export_s), statistics.median(raw_s)
         print(f"\nExport of {total_rows:,} rows ({TENANTS} tenants), {EXPORT_ROUNDS} runs per side")
-        print(f"  export_run (Parquet, local files): median {export_med:.2f} s")
+        print(f"  export_run (Parquet, to S3)      : median {export_med:.2f} s")
         print(f"    = {total_rows / export_med:,.0f} rows/s, {size / 1e6:.1f} MB of Parquet")
         print(f"  raw read of the same columns:      median {raw_med:.2f} s")
         print(f"  ratio export / raw read: {export_med / raw_med:.2f}x")

@@ -1,8 +1,10 @@
 """The object-storage room against a real S3 server (SeaweedFS with auth on)."""
 
 import io
+import re
 import threading
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
@@ -110,3 +112,28 @@ def test_tenant_prefix_check_refuses_other_tenants_and_dot_dot():
     assert prefixes.key_belongs_to_tenant(f"tenants/{tenant}/documents/pan/x.pdf", tenant)
     assert not prefixes.key_belongs_to_tenant(f"tenants/{other}/documents/pan/x.pdf", tenant)
     assert not prefixes.key_belongs_to_tenant(f"tenants/{tenant}/../{other}/x.pdf", tenant)
+
+
+def _app_sources():
+    root = Path(__file__).resolve().parents[2]
+    for package in ("metis", "tenants", "documents", "analytics", "backups", "scripts"):
+        for path in sorted((root / package).rglob("*.py")):
+            if "migrations" not in path.parts:
+                yield path.relative_to(root).as_posix(), path.read_text()
+
+
+def test_only_the_room_builds_s3_clients():
+    builders = re.compile(r"boto3\.(client|resource|session)\b|botocore\.session|\bSession\(\)")
+    building = [name for name, text in _app_sources() if builders.search(text)]
+    assert building == ["metis/objectstore/clients.py"]
+
+
+def test_nothing_outside_the_room_branches_on_the_storage_backend():
+    branches = re.compile(r"\bis_s3\b|FileSystemStorage|AWS_STORAGE_BUCKET_NAME")
+    branching = [
+        name
+        for name, text in _app_sources()
+        if branches.search(text) and not name.startswith("metis/objectstore/")
+    ]
+    # settings.py declares the setting; scripts/local_services.py writes it for make run.
+    assert branching == ["metis/settings.py", "scripts/local_services.py"]
