@@ -91,7 +91,9 @@ def _pid_alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except OSError:
         return False
-    return True
+    stat = Path(f"/proc/{pid}/stat")
+    # An exited child its parent has not reaped yet is a zombie: it serves nothing.
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 def embedded_s3() -> dict[str, str]:
