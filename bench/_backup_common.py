@@ -25,7 +25,6 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from backups import cluster, config  # noqa: E402
-from backups.services import physical  # noqa: E402
 from tests.support import backup_sandbox as sandbox  # noqa: E402
 from tests.support import scratch  # noqa: E402
 
@@ -41,37 +40,26 @@ def backup_sandbox(*, archive_timeout: str | None = None):
     server.client().create_bucket(Bucket=bucket)
     work = Path(tempfile.mkdtemp(prefix="metis-bench-backup-"))
     work.chmod(0o755)
-    box = sandbox.SandboxCluster()
+    box = None
     try:
-        target = box.create()
-        overrides = sandbox.backup_settings(
-            s3=server,
+        box = sandbox.archiving_sandbox(
+            settings=settings,
+            server=server,
             https_endpoint=https_endpoint,
             bucket=bucket,
             work=work,
-            pg=target,
-            repo_path=f"/system/backups/{target.stanza}",
-        )
-        overrides["BACKUP_PROCESS_MAX"] = 2
-        for name, value in overrides.items():
-            setattr(settings, name, value)
-        repo = config.repo()
-        config.write_pgbackrest_config(repo, target)
-        box.start_archiving(
-            config.secret_environment(repo),
-            extra={
+            overrides={"BACKUP_PROCESS_MAX": 2},
+            postgresql={
                 **({"archive_timeout": archive_timeout} if archive_timeout else {}),
                 "shared_buffers": "256MB",
                 "max_wal_size": "4GB",
                 "checkpoint_timeout": "30min",
             },
         )
-        physical.stanza_ensure()
-        box.server = server
-        box.bucket = bucket
         yield box
     finally:
-        box.destroy()
+        if box is not None:
+            box.destroy()
         sandbox.tls_s3_stop(server)
         shutil.rmtree(work, ignore_errors=True)
         scratch.scratch_database_drop(CATALOG_DATABASE)

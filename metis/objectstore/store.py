@@ -63,10 +63,13 @@ class ObjectStore:
 
     # --- Writes ------------------------------------------------------------------------------
 
-    def _put(self, key: str, send: Callable[[dict], None], extra: dict) -> str:
+    def _put(self, key: str, send: Callable[[dict], dict | None], extra: dict) -> str:
         try:
-            send({**self.sse, **extra})
-            return _version(self.client.head_object(Bucket=self.bucket, Key=key))
+            response = send({**self.sse, **extra})
+            # A single PUT answers with its version; boto3's transfers answer nothing: ask.
+            if response is None:
+                response = self.client.head_object(Bucket=self.bucket, Key=key)
+            return _version(response)
         except STORE_ERRORS as exc:
             self.purge_quietly(key)
             raise StorageUnavailable(f"The object store failed while saving {key}: {exc}") from exc

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from backups import config
-from backups.services import physical
 from tests.support import backup_sandbox as sandbox
 
 
@@ -33,26 +31,9 @@ def pg_sandbox(tls_s3, settings):
     server, https_endpoint, bucket = tls_s3
     work = Path(tempfile.mkdtemp(prefix="metis-backup-work-"))
     work.chmod(0o755)
-    box = sandbox.SandboxCluster()
-    target = box.create()
-    overrides = sandbox.backup_settings(
-        s3=server,
-        https_endpoint=https_endpoint,
-        bucket=bucket,
-        work=work,
-        pg=target,
-        repo_path=f"/system/backups/{target.stanza}",
+    box = sandbox.archiving_sandbox(
+        settings=settings, server=server, https_endpoint=https_endpoint, bucket=bucket, work=work
     )
-    for name, value in overrides.items():
-        setattr(settings, name, value)
-    repo = config.repo()
-    config.write_pgbackrest_config(repo, target)
-    box.start_archiving(config.secret_environment(repo))
-    physical.stanza_ensure()
-    box.s3 = server
-    box.bucket = bucket
-    box.repo = repo
-    box.overrides = overrides
     yield box
     box.destroy()
     shutil.rmtree(work, ignore_errors=True)

@@ -9,8 +9,7 @@ from django.core.management import CommandError, call_command
 @pytest.fixture
 def backup_settings(settings, tmp_path):
     settings.BACKUP_REPO_CIPHER_PASS = "unit-test"
-    settings.BACKUP_REPO_BUCKET = ""
-    settings.AWS_STORAGE_BUCKET_NAME = ""
+    settings.BACKUP_REPO_TYPE = "posix"  # these refusals come before any repository access
     settings.BACKUP_PG_DATA_DIR = str(tmp_path / "live")
     (tmp_path / "live").mkdir()
     (tmp_path / "live" / "PG_VERSION").write_text("15\n")

@@ -59,6 +59,7 @@ def test_drill_restores_the_latest_backup_replays_and_passes_the_checks(db, pg_s
 
 def test_drill_without_a_backup_is_recorded_as_failed(db, settings):
     settings.BACKUP_REPO_CIPHER_PASS = "any"
+    settings.BACKUP_REPO_TYPE = "posix"
 
     with pytest.raises(RuntimeError, match="no successful physical backup"):
         drill.drill_run(force_wal_switch=True)

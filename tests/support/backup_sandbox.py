@@ -117,6 +117,11 @@ class SandboxCluster:
     bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     root: Path | None = None
     target: config.Target | None = None
+    # Set by archiving_sandbox: the S3 server, bucket, repository and settings it used.
+    s3: SeaweedS3 | None = None
+    bucket: str = ""
+    repo: config.Repo | None = None
+    overrides: dict = field(default_factory=dict)
 
     def create(self) -> config.Target:
         os_user = default_os_user()
@@ -157,6 +162,47 @@ class SandboxCluster:
             cluster.remove(self.target)
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def archiving_sandbox(
+    *,
+    settings,
+    server: SeaweedS3,
+    https_endpoint: str,
+    bucket: str,
+    work: Path,
+    overrides: dict | None = None,
+    postgresql: dict[str, str] | None = None,
+) -> SandboxCluster:
+    """Create a cluster archiving into `bucket`, point `settings` at it, create its stanza.
+
+    `overrides` are more Django settings; `postgresql` more postgresql.conf settings. The
+    caller destroys the returned cluster. Shared by the backup tests and the benchmarks.
+    """
+    from backups.services import physical
+
+    box = SandboxCluster()
+    target = box.create()
+    values = backup_settings(
+        s3=server,
+        https_endpoint=https_endpoint,
+        bucket=bucket,
+        work=work,
+        pg=target,
+        repo_path=f"/system/backups/{target.stanza}",
+    )
+    values |= overrides or {}
+    for name, value in values.items():
+        setattr(settings, name, value)
+    repo = config.repo()
+    config.write_pgbackrest_config(repo, target)
+    box.start_archiving(config.secret_environment(repo), extra=postgresql)
+    physical.stanza_ensure()
+    box.s3 = server
+    box.bucket = bucket
+    box.repo = repo
+    box.overrides = values
+    return box
 
 
 def switch_wal_and_wait(conn: psycopg.Connection, *, timeout: float = 60) -> str:
