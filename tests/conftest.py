@@ -6,6 +6,7 @@ owner, and every test then talks to it as the runtime role that RLS binds, as pr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
+from metis.objectstore.errors import STORE_ERRORS
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 from tests.support import scratch
 from tests.support.seaweedfs import SeaweedS3
@@ -129,7 +131,20 @@ def s3_bucket(s3_server, settings):
     client = s3_server.client()
     client.create_bucket(Bucket=bucket)
     point_storage_at(settings, s3_server, bucket)
-    return bucket
+    yield bucket
+    # SeaweedFS gives each bucket volumes of its own: drop the bucket, or a session runs out.
+    with contextlib.suppress(*STORE_ERRORS):
+        bucket_delete(client, bucket)
+
+
+def bucket_delete(client, bucket: str) -> None:
+    """Delete every version, delete marker and unfinished upload, then the bucket itself."""
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+            client.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"])
+    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    client.delete_bucket(Bucket=bucket)
 
 
 def point_storage_at(settings, server, bucket: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -12,14 +13,17 @@ from botocore.exceptions import ClientError
 from django.core.management import CommandError, call_command
 
 from metis.objectstore import bucket, encryption
+from tests.conftest import bucket_delete
 
 
 @pytest.fixture
-def missing_bucket(s3_bucket, settings):
+def missing_bucket(s3_bucket, s3_server, settings):
     """Storage configured for a bucket that does not exist yet."""
     name = f"metis-setup-{uuid.uuid4().hex[:12]}"
     settings.AWS_STORAGE_BUCKET_NAME = name
-    return name
+    yield name
+    with contextlib.suppress(ClientError):
+        bucket_delete(s3_server.client(), name)
 
 
 def storage_setup() -> list[str]:
