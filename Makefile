@@ -5,16 +5,24 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test setup setup-dev services-run services-test db-run stop lint bench clean
+.PHONY: run test setup setup-dev services-run services-test db-run stop lint typecheck lock bench clean
 
-$(VENV)/.installed: requirements.txt
+# Every install is from the hash-locked files (see `make lock`). `make run` needs the runtime
+# packages plus the embedded services (requirements-local.txt); the tests, lint and type check need
+# all three files, installed in one pip call so pip checks them together.
+PIP_INSTALL := $(PY) -m pip install --quiet --require-hashes
+
+$(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.created requirements.txt requirements-local.txt
+	$(PIP_INSTALL) -r requirements.txt -r requirements-local.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements.txt -r requirements-local.txt -r requirements-dev.txt
 	touch $@
 
 setup: $(VENV)/.installed
@@ -42,9 +50,27 @@ test: setup-dev
 stop:
 	$(PY) scripts/local_services.py stop
 
+## lint: ruff (lint rules and formatting) and the type check; non-zero on any violation.
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) typecheck
+
+## typecheck: mypy with django-stubs over the packages pyproject.toml lists.
+typecheck: setup-dev
+	$(VENV)/bin/mypy
+
+## lock: recompile the hash-locked requirements*.txt from the requirements*.in files. Pins stay
+## unless an .in changed; `make lock LOCK_ARGS=--upgrade` also takes new transitive releases.
+## local and dev are compiled against the runtime lock, so a package has one version everywhere.
+LOCK_ARGS ?=
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-find-links --no-emit-index-url --no-emit-trusted-host $(LOCK_ARGS)
+lock: setup-dev
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -c requirements.txt -o requirements-local.txt requirements-local.in
+	$(PIP_COMPILE) -c requirements.txt -c requirements-local.txt -o requirements-dev.txt \
+		requirements-dev.in
 
 ## bench: every benchmark under bench/ (each prints ratios against a baseline of the same run).
 bench: setup-dev
