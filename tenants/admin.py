@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from tenants.models import StaffTenantAccess, Tenant, TenantUser
+from tenants.http import StaffRequest
+from tenants.models import StaffTenantAccess, Tenant, TenantOwnedQuerySet, TenantUser
+
+
+def _staff(request: HttpRequest) -> StaffRequest:
+    # ModelAdmin's hooks are typed with HttpRequest; on the staff host the middleware
+    # (tenants.staff.scope_for) has added the chosen scope.
+    return cast(StaffRequest, request)
 
 
 @admin.register(Tenant)
@@ -25,15 +34,17 @@ class TenantOwnedAdmin(admin.ModelAdmin):
     """
 
     def get_queryset(self, request: HttpRequest):
-        queryset = super().get_queryset(request)
-        if request.staff_tenant is not None:
-            return queryset.for_tenant(request.staff_tenant)
-        if request.staff_all_tenants:
+        queryset = cast(TenantOwnedQuerySet, super().get_queryset(request))
+        scope = _staff(request)
+        if scope.staff_tenant is not None:
+            return queryset.for_tenant(scope.staff_tenant)
+        if scope.staff_all_tenants:
             return queryset
         return queryset.none()
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
-        if request.staff_tenant is None and not request.staff_all_tenants:
+        scope = _staff(request)
+        if scope.staff_tenant is None and not scope.staff_all_tenants:
             messages.info(request, "Choose a tenant context to see its rows.")
         return super().changelist_view(request, extra_context)
 
@@ -41,17 +52,20 @@ class TenantOwnedAdmin(admin.ModelAdmin):
         return [*(super().get_exclude(request, obj) or []), "tenant"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.staff_tenant is not None and super().has_add_permission(request)
+        chosen = _staff(request).staff_tenant is not None
+        return chosen and super().has_add_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.staff_tenant is not None and super().has_change_permission(request, obj)
+        chosen = _staff(request).staff_tenant is not None
+        return chosen and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.staff_tenant is not None and super().has_delete_permission(request, obj)
+        chosen = _staff(request).staff_tenant is not None
+        return chosen and super().has_delete_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj, form, change) -> None:
         if not change:
-            obj.tenant = request.staff_tenant
+            obj.tenant = _staff(request).staff_tenant
         super().save_model(request, obj, form, change)
 
 

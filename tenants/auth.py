@@ -7,11 +7,11 @@ tenant that created it, and the user is looked up under that tenant's RLS contex
 from __future__ import annotations
 
 from django.contrib.auth.hashers import make_password
-from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from analytics import events
+from tenants.http import MetisRequest, TenantRequest
 from tenants.models import Tenant, TenantUser
 
 USER_KEY = "_tenant_user_id"
@@ -37,7 +37,7 @@ def tenant_user_authenticate(*, tenant: Tenant, email: str, password: str) -> Te
     return user if user.check_password(password) else None
 
 
-def tenant_login_failed(request: HttpRequest, *, email: str) -> None:
+def tenant_login_failed(request: TenantRequest, *, email: str) -> None:
     """Record a failed sign-in (the email's domain only: no addresses in analytics)."""
     domain = email.rsplit("@", 1)[-1].lower()[:100] if "@" in email else ""
     events.record_event(
@@ -45,7 +45,7 @@ def tenant_login_failed(request: HttpRequest, *, email: str) -> None:
     )
 
 
-def tenant_login(request: HttpRequest, user: TenantUser) -> None:
+def tenant_login(request: TenantRequest, user: TenantUser) -> None:
     if user.tenant_id != request.tenant.pk:
         raise PermissionError("a user signs in only on their own tenant's host")
     request.session.cycle_key()  # no session fixation
@@ -57,7 +57,7 @@ def tenant_login(request: HttpRequest, user: TenantUser) -> None:
     events.record_event(tenant=request.tenant, event_type=events.SIGN_IN, user=user)
 
 
-def tenant_logout(request: HttpRequest) -> None:
+def tenant_logout(request: TenantRequest) -> None:
     user = getattr(request, "tenant_user", None)
     if user is not None:
         events.record_event(tenant=request.tenant, event_type=events.SIGN_OUT, user=user)
@@ -65,7 +65,7 @@ def tenant_logout(request: HttpRequest) -> None:
     request.tenant_user = None
 
 
-def get_tenant_user(request: HttpRequest) -> TenantUser | None:
+def get_tenant_user(request: MetisRequest) -> TenantUser | None:
     """Return the signed-in user of this request's tenant, or None."""
     session = request.session
     tenant = getattr(request, "tenant", None)

@@ -22,7 +22,7 @@ def database_posture_errors(connection) -> list[checks.CheckMessage]:
             "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
         )
         role, is_superuser, bypasses_rls = cursor.fetchone()
-    errors = []
+    errors: list[checks.CheckMessage] = []
     if is_superuser:
         errors.append(
             checks.Error(
@@ -90,4 +90,4 @@ def require_safe_database() -> None:
         # A worker forks after this: give no pooled connection to its children.
         connection = connections[RUNTIME_ALIAS]
         connection.close()
-        connection.close_pool()
+        connection.close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper has it

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import cast
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
 from tenants import auth, db, staff
+from tenants.http import MetisRequest, StaffRequest
 from tenants.models import DNS_LABEL, Tenant
 
 _LABEL = re.compile(DNS_LABEL)
@@ -27,12 +29,13 @@ class TenantMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: MetisRequest) -> HttpResponse:
         # get_host() validates against ALLOWED_HOSTS and raises DisallowedHost (→ 400).
         host = request.get_host().rsplit(":", 1)[0].lower().rstrip(".")
         request.tenant = None
         if host in settings.METIS_ADMIN_HOSTS:
-            return self._serve_staff(request)
+            # scope_for gives it the staff attributes before any view sees it.
+            return self._serve_staff(cast(StaffRequest, request))
         base = "." + settings.METIS_BASE_DOMAIN
         subdomain = host[: -len(base)] if host.endswith(base) else ""
         if not _LABEL.match(subdomain):
@@ -48,6 +51,6 @@ class TenantMiddleware:
             request.tenant_user = auth.get_tenant_user(request)
             return self.get_response(request)
 
-    def _serve_staff(self, request: HttpRequest) -> HttpResponse:
+    def _serve_staff(self, request: StaffRequest) -> HttpResponse:
         with staff.scope_for(request):
             return self.get_response(request)

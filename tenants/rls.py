@@ -49,15 +49,18 @@ class RowLevelSecurity(models.BaseConstraint):
         super().__init__(name=name, **kwargs)
         self.column = column
 
-    def constraint_sql(self, model, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    # Returns None, not SQL (the schema editor skips empty constraint SQL), hence the ignore.
+    def constraint_sql(  # type: ignore[override]
+        self, model, schema_editor: BaseDatabaseSchemaEditor
+    ) -> None:
         # CREATE TABLE inlines constraint SQL; policies must follow the table, so defer them.
         schema_editor.deferred_sql.append(self.create_sql(model, schema_editor))
         return None
 
-    def create_sql(self, model, schema_editor: BaseDatabaseSchemaEditor) -> str:
+    def create_sql(self, model, schema_editor: BaseDatabaseSchemaEditor | None) -> str:
         return enable_sql(model._meta.db_table, self.column)
 
-    def remove_sql(self, model, schema_editor: BaseDatabaseSchemaEditor) -> str:
+    def remove_sql(self, model, schema_editor: BaseDatabaseSchemaEditor | None) -> str:
         return disable_sql(model._meta.db_table)
 
     def validate(self, model, instance, exclude=None, using=None) -> None:

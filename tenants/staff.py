@@ -15,6 +15,7 @@ from django.http import HttpRequest
 
 from analytics import events
 from tenants import db
+from tenants.http import StaffRequest
 from tenants.models import StaffTenantAccess, Tenant
 
 SESSION_KEY = "staff_tenant_scope"
@@ -52,7 +53,7 @@ def staff_scope_clear(*, request: HttpRequest) -> None:
 
 
 @contextmanager
-def scope_for(request: HttpRequest) -> Iterator[None]:
+def scope_for(request: StaffRequest) -> Iterator[None]:
     """Run a staff-host request in the tenant context its staff member chose, if any."""
     request.staff_tenant = None
     request.staff_all_tenants = False

@@ -13,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from tenants import auth
+from tenants.http import TenantRequest
 from tenants.models import TenantUser
 
 
@@ -30,7 +31,7 @@ def safe_next_url(request: HttpRequest, *, fallback: str) -> str:
 
 def tenant_login_required(view):
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: TenantRequest, *args, **kwargs) -> HttpResponse:
         if request.tenant_user is None:
             return redirect(f"{reverse('tenant-login')}?next={request.get_full_path()}")
         return view(request, *args, **kwargs)
@@ -38,7 +39,7 @@ def tenant_login_required(view):
     return wrapper
 
 
-def login_view(request: HttpRequest) -> HttpResponse:
+def login_view(request: TenantRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = auth.tenant_user_authenticate(
@@ -57,7 +58,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def logout_view(request: HttpRequest) -> HttpResponse:
+def logout_view(request: TenantRequest) -> HttpResponse:
     auth.tenant_logout(request)
     return redirect("tenant-login")
 
@@ -66,13 +67,13 @@ TEAM_PAGE_SIZE = 50
 
 
 @tenant_login_required
-def home_view(request: HttpRequest) -> HttpResponse:
+def home_view(request: TenantRequest) -> HttpResponse:
     team = TenantUser.objects.for_tenant(request.tenant).active()
     page = Paginator(team, TEAM_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "tenants/home.html", {"team": page})
 
 
 @tenant_login_required
-def team_member_view(request: HttpRequest, user_id) -> HttpResponse:
+def team_member_view(request: TenantRequest, user_id) -> HttpResponse:
     member = get_object_or_404(TenantUser.objects.for_tenant(request.tenant), pk=user_id)
     return render(request, "tenants/team_member.html", {"member": member})
