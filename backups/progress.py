@@ -1,43 +1,42 @@
-"""Progress of long jobs on a terminal: a bar when stderr is a TTY, else percent lines."""
+"""Progress of long backup jobs: a tqdm bar on a terminal, nothing in a log."""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
+
+from tqdm import tqdm
 
 
 class Progress:
-    """Report a job's percent done to a stream, at most one line per percent point."""
+    """Show a job's percent done (the jobs' `on_progress` callback) and its named stages.
 
-    def __init__(self, label: str, *, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label = label
+    The bar is drawn only when the stream is a terminal (tqdm's `disable=None`): CI and cron logs
+    get no progress lines, only the stages passed to `step`.
+    """
+
+    def __init__(self, label: str, *, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.width = width
-        self.started = time.monotonic()
-        self._last_shown = -1
+        self._bar = tqdm(
+            total=100,
+            desc=label,
+            file=self.stream,
+            disable=None,
+            bar_format="{desc}: {percentage:5.1f}%|{bar}| {elapsed}{postfix}",
+        )
+        self.label = label
 
     def update(self, percent: float, note: str = "") -> None:
         percent = max(0.0, min(100.0, percent))
-        if int(percent) == self._last_shown and percent < 100:
-            return
-        self._last_shown = int(percent)
-        elapsed = time.monotonic() - self.started
-        tty = getattr(self.stream, "isatty", lambda: False)()
-        if tty:
-            done = int(self.width * percent / 100)
-            bar = "#" * done + "-" * (self.width - done)
-            self.stream.write(f"\r{self.label} [{bar}] {percent:5.1f}% {elapsed:6.1f}s {note}")
-            if percent >= 100:
-                self.stream.write("\n")
-        else:
-            self.stream.write(
-                f"{self.label}: {percent:5.1f}% ({elapsed:.1f}s) {note}\n".rstrip() + "\n"
-            )
-        self.stream.flush()
+        if note:
+            self._bar.set_postfix_str(note, refresh=False)
+        if percent > self._bar.n:  # pgBackRest may repeat a figure; a bar never goes back
+            self._bar.update(percent - self._bar.n)
+        if percent >= 100:
+            self._bar.close()
 
     def step(self, message: str) -> None:
         """Report a named stage of a job that has no percentage of its own."""
-        elapsed = time.monotonic() - self.started
-        self.stream.write(f"{self.label}: {message} ({elapsed:.1f}s)\n")
-        self.stream.flush()
+        elapsed = self._bar.format_interval(self._bar.format_dict["elapsed"])
+        # tqdm.write clears the bar first and redraws it after, so the line does not garble it.
+        tqdm.write(f"{self.label}: {message} ({elapsed})", file=self.stream)

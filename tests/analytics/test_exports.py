@@ -13,6 +13,7 @@ from analytics import exports
 from metis.objectstore import store
 from metis.objectstore.errors import StorageUnavailable
 from tenants.models import Tenant
+from tests.terminal import Terminal
 
 
 def _read_s3(s3_server, bucket, key):
@@ -166,14 +167,21 @@ def test_export_needs_the_all_tenants_mode_to_see_tenant_rows(dataset, s3_bucket
     assert run.tables["tenants"]["rows"] == 2  # the tenant registry is not tenant-owned
 
 
-def test_export_parquet_command_reports_progress_and_keys(dataset, s3_bucket, capsys):
-    call_command("export_parquet", "--chunk-size", "1")
-    out, err = capsys.readouterr()
-    assert "100% 6/6" in err
+def test_export_parquet_command_reports_progress_and_keys(dataset, s3_bucket):
+    out, err = io.StringIO(), Terminal()
+    call_command("export_parquet", "--chunk-size", "1", stdout=out, stderr=err)
+    finished = [frame for frame in err.getvalue().split("\r") if "100%" in frame]
+    assert any(frame.startswith("documents: 100%|##########| 6/6 ") for frame in finished)
     manifest = exports.latest_export()
-    assert f"documents: 6 rows -> {manifest['tables']['documents']['key']}" in out
+    assert f"documents: 6 rows -> {manifest['tables']['documents']['key']}" in out.getvalue()
     latest = store.documents_store().read_bytes("system/exports/latest.json")
     assert json.loads(latest) == manifest
+
+
+def test_export_parquet_command_draws_no_progress_when_stderr_is_not_a_terminal(dataset, s3_bucket):
+    err = io.StringIO()
+    call_command("export_parquet", "--chunk-size", "1", stdout=io.StringIO(), stderr=err)
+    assert err.getvalue() == ""
 
 
 def test_prune_keeps_the_newest_runs_and_leaves_other_folders(dataset, s3_bucket):

@@ -34,8 +34,9 @@ def test_backup_run_command_backs_up_verifies_and_shows_progress(db, pg_sandbox)
     from io import StringIO
 
     from backups.models import BackupRun
+    from tests.terminal import Terminal
 
-    out, err = StringIO(), StringIO()
+    out, err = StringIO(), Terminal()
 
     call_command("backup_run", "full", "--verify", stdout=out, stderr=err)
 
@@ -43,5 +44,5 @@ def test_backup_run_command_backs_up_verifies_and_shows_progress(db, pg_sandbox)
     assert run.is_good()
     assert f"full backup {run.label}: succeeded" in out.getvalue()
     assert "verified=True restore_tested=True" in out.getvalue()
-    progress = [line for line in err.getvalue().splitlines() if line.startswith("backup full:")]
-    assert len(progress) >= 3 and progress[-1].startswith("backup full: 100.0%")
+    drawn = [frame for frame in err.getvalue().split("\r") if frame.startswith("backup full:")]
+    assert drawn and drawn[-1].startswith("backup full: 100.0%|##########|")

@@ -22,6 +22,7 @@ from tests.documents.stored_documents import (
     storage_class_of,
     versions_of,
 )
+from tests.terminal import Terminal
 
 IA, GLACIER, STANDARD = StorageClass.STANDARD_IA, StorageClass.GLACIER, StorageClass.STANDARD
 
@@ -310,17 +311,27 @@ def test_tier_documents_applies_the_plan_for_one_tenant_with_a_progress_bar(
 ):
     ours = [put_document(s3, s3_bucket, tenant, days_old=d) for d in (40, 100, 100)]
     theirs = put_document(s3, s3_bucket, other_tenant, days_old=100)
-    out, err = io.StringIO(), io.StringIO()
+    out, err = io.StringIO(), Terminal()
 
     call_command("tier_documents", "--tenant", "acme", "--batch-size", "2", stdout=out, stderr=err)
 
-    assert "3/3" in err.getvalue() and "100%" in err.getvalue()
+    assert err.getvalue().rsplit("\r", 1)[-1].startswith("100%|##########| 3/3 ")
     assert "3 moved" in out.getvalue()
     assert [reload(d).storage_class for d in ours] == [IA, GLACIER, GLACIER]
     assert reload(theirs).storage_class == STANDARD
     out = io.StringIO()
     call_command("tier_documents", "--tenant", "acme", stdout=out, stderr=io.StringIO())
     assert "0 document(s) due" in out.getvalue()
+
+
+def test_tier_documents_draws_no_progress_when_stderr_is_not_a_terminal(s3, s3_bucket, tenant):
+    document = put_document(s3, s3_bucket, tenant, days_old=100)
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("tier_documents", "--tenant", "acme", stdout=out, stderr=err)
+
+    assert "1 moved" in out.getvalue() and err.getvalue() == ""
+    assert reload(document).storage_class == GLACIER
 
 
 def test_a_replaced_document_counts_its_age_from_the_newest_version(s3, s3_bucket, tenant):

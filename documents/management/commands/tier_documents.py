@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from tqdm import tqdm
 
 from documents import tiering
 from tenants.models import Tenant
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr: `[#####.....]  50% 100/200`."""
-
-    def __init__(self, total: int, stream=sys.stderr, width: int = 30) -> None:
-        self.total, self.done, self.stream, self.width = total, 0, stream, width
-
-    def advance(self, step: int = 1) -> None:
-        self.done += step
-        filled = self.width * self.done // self.total if self.total else self.width
-        percent = 100 * self.done // self.total if self.total else 100
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {percent:3d}% {self.done}/{self.total}")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 class Command(BaseCommand):
@@ -60,19 +40,19 @@ class Command(BaseCommand):
             if dry_run:
                 self.stdout.write("dry run: nothing moved")
             return
-        bar = ProgressBar(total, stream=self.stderr._out)
         reports = []
-        for t, counts in plan.items():
-            if counts:
-                reports.append(
-                    tiering.documents_tier_due(
-                        tenant_id=t.pk,
-                        now=now,
-                        batch_size=batch_size,
-                        on_progress=lambda document, outcome: bar.advance(),
+        # Drawn only when stderr is a terminal (disable=None): logs get no progress lines.
+        with tqdm(total=total, file=self.stderr._out, disable=None, unit="doc") as bar:
+            for t, counts in plan.items():
+                if counts:
+                    reports.append(
+                        tiering.documents_tier_due(
+                            tenant_id=t.pk,
+                            now=now,
+                            batch_size=batch_size,
+                            on_progress=lambda document, outcome: bar.update(),
+                        )
                     )
-                )
-        bar.finish()
         failed = 0
         for report in reports:
             self.stdout.write(str(report))
