@@ -16,11 +16,12 @@ from __future__ import annotations
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TextIO
 
 from django.utils import timezone
+from tqdm import tqdm
 
 from documents.models import Document, DocumentVersion
 from metis.objectstore import store
@@ -29,8 +30,10 @@ from tenants import db
 ROOT = "tenants/"
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def _bar(stream: TextIO | None, desc: str, total: int | None = None) -> tqdm:
+    # Drawn only on a terminal (disable=None): a cron or CI log gets no progress lines.
+    # sys.stderr is read per call, not bound as a default, so a swapped stderr is honoured.
+    return tqdm(total=total, desc=desc, file=stream or sys.stderr, disable=None)
 
 
 @dataclass
@@ -43,15 +46,14 @@ class Drift:
         return bool(self.objects_without_rows or self.rows_without_objects or self.stale_uploads)
 
 
-def _stored_objects(progress: Callable[[str], None]) -> dict[str, datetime]:
+def _stored_objects(stream: TextIO | None) -> dict[str, datetime]:
     """Every key under tenants/ with the time of its newest version."""
     found: dict[str, datetime] = {}
-    for count, version in enumerate(store.documents_store().versions(ROOT), 1):
-        key, modified = version["Key"], version["LastModified"]
-        found[key] = max(found.get(key, modified), modified)
-        if count % 1000 == 0:
-            progress(f"listing objects: {len(found):,}")
-    progress(f"listing objects: {len(found):,}")
+    with _bar(stream, "listing object versions") as bar:
+        for version in store.documents_store().versions(ROOT):
+            key, modified = version["Key"], version["LastModified"]
+            found[key] = max(found.get(key, modified), modified)
+            bar.update()
     return found
 
 
@@ -64,11 +66,14 @@ def _stale_uploads(older_than: datetime) -> list[tuple[str, str]]:
 
 
 def storage_drift_find(
-    *, min_age: timedelta = timedelta(hours=1), progress: Callable[[str], None] = _stderr
+    *, min_age: timedelta = timedelta(hours=1), stream: TextIO | None = None
 ) -> Drift:
-    """Compare every object under tenants/ with every version row of every tenant."""
+    """Compare every object under tenants/ with every version row of every tenant.
+
+    Progress bars go to `stream` (default stderr) when it is a terminal.
+    """
     older_than = timezone.now() - min_age
-    stored = _stored_objects(progress)
+    stored = _stored_objects(stream)
     drift = Drift()
     referenced: set[str] = set()
     # Staff read-only mode: the one reader allowed to see every tenant's rows.
@@ -76,12 +81,12 @@ def storage_drift_find(
         rows = DocumentVersion.objects.values_list(
             "tenant_id", "document_id", "number", "storage_key"
         ).order_by()
-        for count, (tenant_id, document_id, number, key) in enumerate(rows.iterator(2000), 1):
-            referenced.add(key)
-            if key not in stored:
-                drift.rows_without_objects.append((tenant_id, document_id, number, key))
-            if count % 10_000 == 0:
-                progress(f"checking rows: {count:,}")
+        with _bar(stream, "checking rows") as bar:
+            for tenant_id, document_id, number, key in rows.iterator(2000):
+                referenced.add(key)
+                if key not in stored:
+                    drift.rows_without_objects.append((tenant_id, document_id, number, key))
+                bar.update()
     drift.objects_without_rows = sorted(
         key for key, modified in stored.items() if key not in referenced and modified <= older_than
     )
@@ -113,22 +118,26 @@ def document_versions_drop_missing(
     return document
 
 
-def storage_drift_repair(*, drift: Drift, progress: Callable[[str], None] = _stderr) -> None:
-    """Delete orphaned objects, drop rows of missing objects, abort stale multipart uploads."""
+def storage_drift_repair(*, drift: Drift, stream: TextIO | None = None) -> None:
+    """Delete orphaned objects, drop rows of missing objects, abort stale multipart uploads.
+
+    Progress bars go to `stream` (default stderr) when it is a terminal.
+    """
     documents = store.documents_store()
-    total = len(drift.objects_without_rows)
-    for done, key in enumerate(drift.objects_without_rows, 1):
-        documents.purge(key)
-        progress(f"deleting objects without rows: {done}/{total}")
+    with _bar(stream, "deleting objects without rows", len(drift.objects_without_rows)) as bar:
+        for key in drift.objects_without_rows:
+            documents.purge(key)
+            bar.update()
     missing: dict[tuple[uuid.UUID, uuid.UUID], list[int]] = defaultdict(list)
     for tenant_id, document_id, number, _key in drift.rows_without_objects:
         missing[(tenant_id, document_id)].append(number)
-    for done, ((tenant_id, document_id), numbers) in enumerate(missing.items(), 1):
-        document_versions_drop_missing(
-            tenant_id=tenant_id, document_id=document_id, numbers=numbers
-        )
-        progress(f"repairing documents without objects: {done}/{len(missing)}")
-    for key, upload_id in drift.stale_uploads:
-        documents.multipart_abort(key=key, upload_id=upload_id)
-    if drift.stale_uploads:
-        progress(f"aborted {len(drift.stale_uploads)} stale multipart upload(s)")
+    with _bar(stream, "repairing documents without objects", len(missing)) as bar:
+        for (tenant_id, document_id), numbers in missing.items():
+            document_versions_drop_missing(
+                tenant_id=tenant_id, document_id=document_id, numbers=numbers
+            )
+            bar.update()
+    with _bar(stream, "aborting stale multipart uploads", len(drift.stale_uploads)) as bar:
+        for key, upload_id in drift.stale_uploads:
+            documents.multipart_abort(key=key, upload_id=upload_id)
+            bar.update()

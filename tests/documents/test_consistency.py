@@ -151,10 +151,7 @@ def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
         assert server.client().list_objects_v2(Bucket="midway").get("KeyCount", 0) == 0
         # Parts the dead server kept of the unfinished multipart upload: reconcile aborts them.
         point_storage_at(settings, server, "midway")
-        quiet = {"progress": lambda line: None}
-        reconcile.storage_drift_repair(
-            drift=reconcile.storage_drift_find(min_age=timedelta(0), **quiet), **quiet
-        )
+        reconcile.storage_drift_repair(drift=reconcile.storage_drift_find(min_age=timedelta(0)))
         assert server.client().list_multipart_uploads(Bucket="midway").get("Uploads", []) == []
         # A spooled page upload (sent from its temporary file) with S3 down: refused, no row.
         server.stop()

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, repair: bool, min_age_minutes: int, **options):
-        drift = reconcile.storage_drift_find(min_age=timedelta(minutes=min_age_minutes))
+        drift = reconcile.storage_drift_find(
+            min_age=timedelta(minutes=min_age_minutes), stream=self.stderr._out
+        )
         for key in drift.objects_without_rows:
             self.stdout.write(f"object without row: {key}")
         for tenant_id, document_id, number, key in drift.rows_without_objects:
@@ -44,5 +46,5 @@ class Command(BaseCommand):
             return
         if not repair:
             raise CommandError(f"Drift found: {summary}. Run again with --repair to fix it.")
-        reconcile.storage_drift_repair(drift=drift)
+        reconcile.storage_drift_repair(drift=drift, stream=self.stderr._out)
         self.stdout.write(self.style.SUCCESS(f"Repaired: {summary}"))
