@@ -32,6 +32,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import django
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
@@ -122,7 +123,7 @@ def main() -> None:
             first = time.perf_counter()
             dashboards.run_query(client, "events_by_hour", scope())
             first_run = time.perf_counter() - first
-            for n in range(RUNS):
+            for _ in tqdm(range(RUNS), desc="query runs", file=sys.stderr, disable=None):
                 timed("baseline", lambda: client.query("SELECT count() FROM events").result_rows)
                 chosen = scope()
                 rows_seen.append(
@@ -133,17 +134,13 @@ def main() -> None:
                         )
                     )
                 )
-                print(f"\rquery runs {n + 1}/{RUNS}", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
-        for n in range(RUNS):
+        for _ in tqdm(range(RUNS), desc="request runs", file=sys.stderr, disable=None):
             chosen = scope()
             with db.tenant_context(chosen.tenant_id):
                 dashboards._bump()  # a cache miss, as after a drain (what invalidate() does)
                 timed("request", lambda s=chosen: dashboards.clickhouse_charts(s))
                 result = timed("cached", lambda s=chosen: dashboards.clickhouse_charts(s))
                 assert result["cached"]
-            print(f"\rrequest runs {n + 1}/{RUNS}", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
 
         base50, base95 = percentiles(samples["baseline"])
         print(f"events: {total:,} over 30 days, {TENANTS} tenants; {RUNS} runs each")

@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import django
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
@@ -81,7 +82,7 @@ def seed() -> list:
     ]
     # One hash for every user: hashing 100,000 passwords would take longer than the benchmark.
     password_hash = make_password(PASSWORD)
-    total, done, started = TENANTS * USERS_PER_TENANT, 0, time.perf_counter()
+    seeding = tqdm(total=TENANTS * USERS_PER_TENANT, desc="seeding users", disable=None)
     for tenant in tenants:
         for start in range(1, USERS_PER_TENANT + 1, SEED_CHUNK):
             stop = min(start + SEED_CHUNK, USERS_PER_TENANT + 1) - 1
@@ -93,10 +94,8 @@ def seed() -> list:
                     "'User ' || i, %s FROM generate_series(%s, %s) AS i",
                     [tenant.pk, tenant.subdomain, password_hash, start, stop],
                 )
-            done += stop - start + 1
-            elapsed = time.perf_counter() - started
-            print(f"\rseeding users: {done:,}/{total:,} ({elapsed:.0f} s)", end="", flush=True)
-    print()
+            seeding.update(stop - start + 1)
+    seeding.close()
     return tenants
 
 

@@ -29,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import django
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
@@ -63,7 +64,7 @@ def configure_storage(server: SeaweedS3) -> None:
 def put_objects(client, tenant, count: int, label: str) -> list[tuple[uuid.UUID, str, str]]:
     """Store `count` encrypted objects under the tenant's prefix; return (id, key, version)."""
     stored = []
-    for number in range(count):
+    for _ in tqdm(range(count), desc=f"  storing {label}", file=sys.stderr, disable=None):
         document_id = uuid.uuid4()
         key = keys.document_key(
             tenant_id=tenant.pk, document_type="pan", document_id=document_id, extension="pdf"
@@ -78,8 +79,6 @@ def put_objects(client, tenant, count: int, label: str) -> list[tuple[uuid.UUID,
             Metadata={"sha256": hashlib.sha256(body).hexdigest()},
         )
         stored.append((document_id, key, put["VersionId"]))
-        print(f"\r  storing {label}: {number + 1}/{count}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
     return stored
 
 
