@@ -19,7 +19,7 @@ from tenants import roles
 def close_all_connections() -> None:
     for alias in connections:
         connections[alias].close()
-        connections[alias].close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper
+        connections[alias].close_pool()
 
 
 def scratch_database_create(name: str) -> None:
