@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 from django.conf import settings
@@ -119,7 +120,7 @@ def _ensure_bucket(client, bucket: str, steps: _Steps) -> bool:
         if error_status(error) != 404:
             steps.error("bucket", error)
             return False
-    arguments = {"Bucket": bucket}
+    arguments: dict[str, Any] = {"Bucket": bucket}
     region = settings.AWS_S3_REGION_NAME
     if region and region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
         arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -22,7 +22,7 @@ class Endpoint:
     region: str
     access_key: str
     secret_key: str
-    addressing_style: str = "path"
+    addressing_style: Literal["auto", "virtual", "path"] = "path"
 
 
 _clients: dict[Endpoint, Any] = {}
