@@ -46,7 +46,7 @@ test: setup-dev
 	$(PY) scripts/local_services.py test
 	METIS_ENV_FILE=var/test.env $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## stop: stop the embedded PostgreSQL that `make run` started.
+## stop: stop the embedded PostgreSQL and S3 server that `make run` started.
 stop:
 	$(PY) scripts/local_services.py stop
 
