@@ -29,4 +29,4 @@ def document_request_restore(request: HttpRequest, document_id: uuid.UUID) -> Ht
     else:
         level = messages.ERROR if result.status == RestoreStatus.FAILED else messages.SUCCESS
         messages.add_message(request, level, result.message)
-    return redirect(tenant_views.safe_next_url(request, fallback=reverse("tenant-home")))
+    return redirect(tenant_views.safe_next_url(request, fallback=reverse("tenants:home")))

@@ -59,7 +59,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "metis.urls"
-TENANT_URLCONF = "tenants.urls"
+TENANT_URLCONF = "metis.tenant_urls"
 
 TEMPLATES = [
     {
@@ -302,7 +302,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "tenant-login"
+LOGIN_URL = "tenants:login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -20,8 +20,8 @@ _LABEL = re.compile(DNS_LABEL)
 class TenantMiddleware:
     """Serve tenant hosts inside their tenant's context, and staff hosts as the admin.
 
-    - `<subdomain>.<base domain>`: the tenant's pages (tenants.urls), scoped to that tenant;
-      unknown → 404, inactive → 403 page, malformed → 400.
+    - `<subdomain>.<base domain>`: the tenant's pages (settings.TENANT_URLCONF), scoped to that
+      tenant; unknown → 404, inactive → 403 page, malformed → 400.
     - the bare base domain or an admin host: the staff site, scoped to the tenant a staff member
       chose explicitly (or none).
     """

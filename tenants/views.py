@@ -33,7 +33,7 @@ def tenant_login_required(view):
     @wraps(view)
     def wrapper(request: TenantRequest, *args, **kwargs) -> HttpResponse:
         if request.tenant_user is None:
-            return redirect(f"{reverse('tenant-login')}?next={request.get_full_path()}")
+            return redirect(f"{reverse('tenants:login')}?next={request.get_full_path()}")
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -49,7 +49,7 @@ def login_view(request: TenantRequest) -> HttpResponse:
         )
         if user is not None:
             auth.tenant_login(request, user)
-            return redirect(safe_next_url(request, fallback=reverse("tenant-home")))
+            return redirect(safe_next_url(request, fallback=reverse("tenants:home")))
         auth.tenant_login_failed(request, email=form.cleaned_data["email"])
         form.add_error(None, "Email or password is not right for this organisation.")
     status = 400 if request.method == "POST" else 200
@@ -60,7 +60,7 @@ def login_view(request: TenantRequest) -> HttpResponse:
 @require_POST
 def logout_view(request: TenantRequest) -> HttpResponse:
     auth.tenant_logout(request)
-    return redirect("tenant-login")
+    return redirect("tenants:login")
 
 
 TEAM_PAGE_SIZE = 50

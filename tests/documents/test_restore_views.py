@@ -69,7 +69,7 @@ def test_restore_button_posts_to_the_restore_view_for_glacier_documents_only(
     archived = put_document(s3, s3_bucket, tenant, storage_class=StorageClass.GLACIER)
     current = put_document(s3, s3_bucket, tenant)
     request = rf.get("/documents/?page=3")
-    set_urlconf("tenants.urls")
+    set_urlconf("metis.tenant_urls")
     try:
         html = render_to_string(
             "documents/_restore_button.html", {"document": archived}, request=request
