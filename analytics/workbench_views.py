@@ -1,4 +1,4 @@
-"""The SQL workbench admin page (registered by tenants.admin_site under /admin/analytics/).
+"""The SQL workbench admin page (analytics.admin_urls puts it in the admin site).
 
 Superusers only, not every staff member: the exports hold every tenant's rows, and crossing
 tenants is a superuser right elsewhere too (the all-tenants admin mode).

@@ -1,4 +1,4 @@
-"""Staff admin for the backup catalog, the retention policy and the RPO/RTO dashboard."""
+"""Staff admin for the backup catalog and the retention policy (the dashboard: admin_views.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
-from django.template.response import TemplateResponse
-from django.urls import path
 
-from backups import dashboard, tasks
+from backups import tasks
 from backups.models import BackupRun, RestoreDrill, RetentionPolicy, WalArchiveCheck
 
 
@@ -77,27 +75,6 @@ class BackupRunAdmin(ReadOnlyCatalogAdmin):
         for run_id in ids:
             transaction.on_commit(partial(tasks.verify_backup.delay, run_id))
         messages.info(request, f"Verification queued for {len(ids)} backup(s).")
-
-    def get_urls(self):
-        return [
-            path(
-                "dashboard/",
-                self.admin_site.admin_view(self.dashboard_view),
-                name="backups_dashboard",
-            ),
-            *super().get_urls(),
-        ]
-
-    def dashboard_view(self, request: HttpRequest):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Backups: recovery targets",
-            "tiles": dashboard.tiles(),
-            "latest_runs": BackupRun.objects.all()[:10],
-            "latest_drills": RestoreDrill.objects.select_related("backup")[:5],
-            "latest_checks": WalArchiveCheck.objects.all()[:5],
-        }
-        return TemplateResponse(request, "admin/backups/dashboard.html", context)
 
 
 @admin.register(WalArchiveCheck)

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.contrib.admin import apps as admin_apps
 
 
 class TenantsConfig(AppConfig):
@@ -8,8 +7,3 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from tenants import checks  # noqa: F401  (registers the system checks)
-
-
-class MetisAdminConfig(admin_apps.AdminConfig):
-    default = False
-    default_site = "tenants.admin_site.MetisAdminSite"

@@ -1,0 +1,22 @@
+"""The backups dashboard: the RPO/RTO tiles and the latest catalog rows (backups.admin_urls)."""
+
+from __future__ import annotations
+
+from django.contrib.admin import AdminSite
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from backups import dashboard
+from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
+
+
+def dashboard_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
+    context = {
+        **site.each_context(request),
+        "title": "Backups: recovery targets",
+        "tiles": dashboard.tiles(),
+        "latest_runs": BackupRun.objects.all()[:10],
+        "latest_drills": RestoreDrill.objects.select_related("backup")[:5],
+        "latest_checks": WalArchiveCheck.objects.all()[:5],
+    }
+    return TemplateResponse(request, "admin/backups/dashboard.html", context)

@@ -1,0 +1,37 @@
+"""The staff admin site: its titles, the tenant-context bar and each app's staff pages.
+
+Apps keep registering their ModelAdmins with `@admin.register` (this is the default site, through
+`metis.apps.MetisAdminConfig`); an app's pages that are not a model's live in its `admin_urls.py`,
+under the app's namespace inside the admin's (`admin:analytics:dashboard`).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import include, path
+
+import analytics.admin_urls
+import backups.admin_urls
+import tenants.admin_urls
+
+
+class MetisAdminSite(admin.AdminSite):
+    site_header = "Metis Storage"
+    site_title = "Metis Storage admin"
+    index_title = "Storage administration"
+
+    def get_urls(self):
+        # Before the admin's own: /admin/analytics/ would otherwise be the app's model index.
+        apps = (tenants.admin_urls, analytics.admin_urls, backups.admin_urls)
+        return [
+            *(path("", include((app.admin_urls(self), app.app_name))) for app in apps),
+            *super().get_urls(),
+        ]
+
+    def each_context(self, request: HttpRequest) -> dict:
+        # Every admin page shows whose rows it shows (the bar in admin/base_site.html).
+        context = super().each_context(request)
+        context["staff_tenant"] = getattr(request, "staff_tenant", None)
+        context["staff_all_tenants"] = getattr(request, "staff_all_tenants", False)
+        return context
