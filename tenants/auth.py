@@ -11,7 +11,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from analytics import events
+from metis.events import recorder
+from tenants import events
 from tenants.models import Tenant, TenantUser
 
 USER_KEY = "_tenant_user_id"
@@ -40,7 +41,7 @@ def tenant_user_authenticate(*, tenant: Tenant, email: str, password: str) -> Te
 def tenant_login_failed(request: HttpRequest, *, email: str) -> None:
     """Record a failed sign-in (the email's domain only: no addresses in analytics)."""
     domain = email.rsplit("@", 1)[-1].lower()[:100] if "@" in email else ""
-    events.record_event(
+    recorder.record_event(
         tenant=request.tenant, event_type=events.SIGN_IN_FAILED, data={"email_domain": domain}
     )
 
@@ -54,13 +55,13 @@ def tenant_login(request: HttpRequest, user: TenantUser) -> None:
     request.session[HASH_KEY] = _session_hash(user)
     TenantUser.objects.filter(pk=user.pk).update(last_login=timezone.now())
     request.tenant_user = user
-    events.record_event(tenant=request.tenant, event_type=events.SIGN_IN, user=user)
+    recorder.record_event(tenant=request.tenant, event_type=events.SIGN_IN, user=user)
 
 
 def tenant_logout(request: HttpRequest) -> None:
     user = getattr(request, "tenant_user", None)
     if user is not None:
-        events.record_event(tenant=request.tenant, event_type=events.SIGN_OUT, user=user)
+        recorder.record_event(tenant=request.tenant, event_type=events.SIGN_OUT, user=user)
     request.session.flush()
     request.tenant_user = None
 
