@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from documents.models import Document, DocumentVersion
@@ -93,7 +94,8 @@ def document_versions_drop_missing(
     *, tenant_id: uuid.UUID, document_id: uuid.UUID, numbers: list[int]
 ) -> Document:
     """Forget versions whose objects are gone; fall back to the newest remaining version."""
-    with db.tenant_context(tenant_id):
+    db.require_tenant_context(tenant_id)
+    with transaction.atomic():
         document = Document.objects.for_tenant(tenant_id).select_for_update().get(pk=document_id)
         versions = DocumentVersion.objects.for_tenant(tenant_id).filter(document=document)
         lost_keys = list(versions.filter(number__in=numbers).values_list("storage_key", flat=True))
@@ -124,9 +126,11 @@ def storage_drift_repair(*, drift: Drift, progress: Callable[[str], None] = _std
     for tenant_id, document_id, number, _key in drift.rows_without_objects:
         missing[(tenant_id, document_id)].append(number)
     for done, ((tenant_id, document_id), numbers) in enumerate(missing.items(), 1):
-        document_versions_drop_missing(
-            tenant_id=tenant_id, document_id=document_id, numbers=numbers
-        )
+        # A repair job over every tenant: this loop is its entry point, one context per document.
+        with db.tenant_context(tenant_id):
+            document_versions_drop_missing(
+                tenant_id=tenant_id, document_id=document_id, numbers=numbers
+            )
         progress(f"repairing documents without objects: {done}/{len(missing)}")
     for key, upload_id in drift.stale_uploads:
         documents.multipart_abort(key=key, upload_id=upload_id)
