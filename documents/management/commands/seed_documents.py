@@ -3,6 +3,7 @@ every tier. Idempotent: a tenant that already has documents is left alone."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 from datetime import timedelta
@@ -10,7 +11,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from documents import services, tiering
+from documents import consistency, services, tiering
 from documents.models import Document, DocumentVersion
 from tenants import db
 from tenants.models import Tenant, TenantUser
@@ -54,7 +55,10 @@ class Command(BaseCommand):
             user = TenantUser.objects.for_tenant(tenant).order_by("email").first()
         now = timezone.now()
         for document_type, filename, kind, age_days in DEMO_DOCUMENTS:
-            with db.tenant_context(tenant.pk):
+            # The command is the entry point: it opens the context, and sweeps once it ended.
+            with contextlib.ExitStack() as after:
+                after.callback(consistency.purge_uncommitted)
+                after.enter_context(db.tenant_context(tenant.pk))
                 document = services.document_upload(
                     tenant=tenant,
                     document_type=document_type,
