@@ -8,7 +8,8 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from analytics import services
-from analytics.models import EventOutbox, OutboxStatus, WorkbenchQuery
+from analytics.models import WorkbenchQuery
+from metis.events.models import EventOutbox, OutboxStatus
 from tenants.admin import TenantOwnedAdmin
 
 

@@ -39,7 +39,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from analytics import clickhouse, dashboards
-from analytics.models import EventOutbox, OutboxStatus
+from metis.events import recorder
+from metis.events.models import EventOutbox, OutboxStatus
 from tenants import db
 from tenants.models import Tenant
 
@@ -290,13 +291,13 @@ def outbox_drain(*, batch_size: int | None = None) -> DrainResult:
 
 def outbox_requeue_rejected(*, tenant_id: uuid.UUID | str, ids: list[uuid.UUID]) -> int:
     """Put rejected rows back in the queue (after the cause was fixed); return how many."""
-    with db.tenant_context(tenant_id):
-        return (
-            EventOutbox.objects.for_tenant(tenant_id)
-            .rejected()
-            .filter(pk__in=ids)
-            .update(status=OutboxStatus.PENDING, batch_token=None, claimed_at=None)
-        )
+    db.require_tenant_context(tenant_id)
+    return (
+        EventOutbox.objects.for_tenant(tenant_id)
+        .rejected()
+        .filter(pk__in=ids)
+        .update(status=OutboxStatus.PENDING, batch_token=None, claimed_at=None)
+    )
 
 
 def outbox_purge_sent(*, older_than: timedelta | None = None) -> int:
@@ -320,12 +321,11 @@ def outbox_record_history(*, tenant_id: uuid.UUID, history: list[tuple]) -> int:
     `history` holds (occurred_at, event_type, data, user_id) tuples; the types are checked like
     record_event's. The drain delivers them like any other event.
     """
-    from analytics import events
-
-    unknown = {event_type for _, event_type, _, _ in history} - events.EVENT_TYPES
+    unknown = {event_type for _, event_type, _, _ in history} - recorder.event_types()
     if unknown:
         raise ValueError(f"unknown event types: {sorted(unknown)}")
-    with db.tenant_context(tenant_id):
+    db.require_tenant_context(tenant_id)
+    with transaction.atomic():
         created = EventOutbox.objects.bulk_create(
             [
                 EventOutbox(

@@ -234,9 +234,10 @@ def make_unique(path: Path) -> None:
 
 def seed_tenant():
     """A tenant and a user in the scratch database; return (tenant, email)."""
-    from tenants import services
+    from tenants import db, services
 
     tenant = services.tenant_create(name="Bench Lender", subdomain="bench")
     email = "bench@bench.example"
-    services.tenant_user_create(tenant=tenant, email=email, name="Bench", password=PASSWORD)
+    with db.tenant_context(tenant.pk):  # a script is an entry point
+        services.tenant_user_create(tenant=tenant, email=email, name="Bench", password=PASSWORD)
     return tenant, email

@@ -121,7 +121,8 @@ def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str]]) -> None:
 
 def run_app(tenant, stored, outcome: str = tiering.MOVED) -> float:
     start = time.perf_counter()
-    report = tiering.documents_tier_due(tenant_id=tenant.pk)
+    with db.tenant_context(tenant.pk):  # a script is an entry point
+        report = tiering.documents_tier_due(tenant_id=tenant.pk)
     elapsed = time.perf_counter() - start
     assert report.outcomes == {outcome: len(stored)}, report.outcomes
     return elapsed

@@ -3,16 +3,17 @@ both written in the caller's transaction, so they exist exactly when the action 
 
 from __future__ import annotations
 
-from analytics import events
+from documents import events
 from documents.models import AccessAction, Document, DocumentAccess
+from metis.events import recorder
 
 _EVENT_OF_ACTION = {
-    AccessAction.UPLOAD: events.DOCUMENT_UPLOADED,
-    AccessAction.REPLACE: events.DOCUMENT_UPLOADED,
-    AccessAction.DOWNLOAD: events.DOCUMENT_DOWNLOADED,
-    AccessAction.DELETE: events.DOCUMENT_DELETED,
-    AccessAction.TIER_CHANGE: events.DOCUMENT_TIER_CHANGED,
-    AccessAction.RESTORE_REQUEST: events.DOCUMENT_RESTORE_REQUESTED,
+    AccessAction.UPLOAD: events.UPLOADED,
+    AccessAction.REPLACE: events.UPLOADED,
+    AccessAction.DOWNLOAD: events.DOWNLOADED,
+    AccessAction.DELETE: events.DELETED,
+    AccessAction.TIER_CHANGE: events.TIER_CHANGED,
+    AccessAction.RESTORE_REQUEST: events.RESTORE_REQUESTED,
 }
 
 
@@ -47,7 +48,7 @@ def document_event_record(
     *, document: Document, event_type: str, user=None, staff=None, **data
 ) -> None:
     """Record one document event; every event names the document and its type."""
-    events.record_event(
+    recorder.record_event(
         tenant=document.tenant_id,
         event_type=event_type,
         data={"document_id": str(document.pk), "document_type": document.document_type, **data},

@@ -127,6 +127,7 @@ def _presign_parts(upload: MultipartUpload, part_numbers: list[int]) -> dict[int
     return urls
 
 
+@db.tenant_context_required(tenant="tenant")
 def multipart_upload_start(
     *,
     tenant: Tenant,
@@ -151,8 +152,7 @@ def multipart_upload_start(
         raise DocumentRejected("Give the file's SHA-256 as 64 hex digits.", code="bad_checksum")
     # The rule the bytes will face at completion, said now rather than after the upload.
     check_allowed(content_type=content_type, document_type=document_type)
-    with db.tenant_context(tenant.pk):
-        services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
+    services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
     document_id = replacing.pk if replacing is not None else uuid.uuid4()
     key = keys.document_key(
         tenant_id=tenant.pk,
@@ -204,6 +204,7 @@ def _abort_quietly(upload: MultipartUpload) -> None:
         store.documents_store().multipart_abort(key=upload.key, upload_id=upload.upload_id)
 
 
+@db.tenant_context_required(tenant="tenant")
 def multipart_upload_complete(
     *,
     tenant: Tenant,
@@ -254,8 +255,7 @@ def multipart_upload_complete(
     version_id = head.get("VersionId") or ""
     replacing = None
     if upload.replacing:
-        with db.tenant_context(tenant.pk):
-            replacing = Document.objects.for_tenant(tenant).get(pk=upload.document_id)
+        replacing = Document.objects.for_tenant(tenant).get(pk=upload.document_id)
     return services.record_stored_object(
         tenant=tenant,
         document_id=uuid.UUID(upload.document_id),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TextIO
 
+from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -98,7 +99,8 @@ def document_versions_drop_missing(
     *, tenant_id: uuid.UUID, document_id: uuid.UUID, numbers: list[int]
 ) -> Document:
     """Forget versions whose objects are gone; fall back to the newest remaining version."""
-    with db.tenant_context(tenant_id):
+    db.require_tenant_context(tenant_id)
+    with transaction.atomic():
         document = Document.objects.for_tenant(tenant_id).select_for_update().get(pk=document_id)
         versions = DocumentVersion.objects.for_tenant(tenant_id).filter(document=document)
         lost_keys = list(versions.filter(number__in=numbers).values_list("storage_key", flat=True))
@@ -133,9 +135,11 @@ def storage_drift_repair(*, drift: Drift, stream: TextIO | None = None) -> None:
         missing[(tenant_id, document_id)].append(number)
     with _bar(stream, "repairing documents without objects", len(missing)) as bar:
         for (tenant_id, document_id), numbers in missing.items():
-            document_versions_drop_missing(
-                tenant_id=tenant_id, document_id=document_id, numbers=numbers
-            )
+            # A repair job over every tenant: this loop is its entry point, one context each.
+            with db.tenant_context(tenant_id):
+                document_versions_drop_missing(
+                    tenant_id=tenant_id, document_id=document_id, numbers=numbers
+                )
             bar.update()
     with _bar(stream, "aborting stale multipart uploads", len(drift.stale_uploads)) as bar:
         for key, upload_id in drift.stale_uploads:

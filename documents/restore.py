@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from analytics import events
+from documents import events
 from documents.audit import document_access_record, document_event_record
 from documents.models import AccessAction, Document, RestoreStatus, StorageClass
 from metis.objectstore import errors, prefixes, store
@@ -63,8 +63,7 @@ def parse_restore_header(value: str | None) -> tuple[bool, datetime | None] | No
 
 
 def _require_own_context(document: Document) -> None:
-    if db.current_tenant_id() != document.tenant_id:
-        raise db.TenantContextError("work on a document only inside its own tenant context")
+    db.require_tenant_context(document)
 
 
 def _save_restore(document: Document, **changes) -> None:
@@ -121,7 +120,7 @@ def document_restore_request(
             staff=requested_by_staff,
         )
         if result.status == RestoreStatus.READY:
-            document_event_record(document=locked, event_type=events.DOCUMENT_RESTORED)
+            document_event_record(document=locked, event_type=events.RESTORED)
     return result
 
 
@@ -197,7 +196,7 @@ def document_restore_check(*, document: Document) -> str:
         with transaction.atomic():
             _save_restore(document, restore_status=new_status, restore_expires_at=expires_at)
             if new_status == RestoreStatus.READY and status != RestoreStatus.READY:
-                document_event_record(document=document, event_type=events.DOCUMENT_RESTORED)
+                document_event_record(document=document, event_type=events.RESTORED)
     return new_status
 
 
@@ -207,8 +206,7 @@ def documents_restore_check_pending(*, tenant_id) -> dict[str, int]:
     Runs in (and requires) the tenant's context. A document the server cannot answer for is
     logged and left as it was for the next check.
     """
-    if db.current_tenant_id() != db.parse_tenant_id(tenant_id):
-        raise db.TenantContextError("check restores inside the tenant's context")
+    db.require_tenant_context(tenant_id)
     # A ready copy without an expiry (a server without Glacier semantics) can never change.
     pending = Document.objects.for_tenant(tenant_id).filter(
         Q(restore_status=RestoreStatus.REQUESTED)

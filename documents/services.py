@@ -11,7 +11,7 @@ import uuid
 from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -82,6 +82,7 @@ def _actor_fields(user: TenantUser | None, staff: AbstractBaseUser | None) -> di
     return {"uploaded_by": user, "uploaded_by_staff": staff}
 
 
+@db.tenant_context_required(tenant="tenant")
 def record_stored_object(
     *,
     tenant: Tenant,
@@ -101,7 +102,7 @@ def record_stored_object(
     Used by every upload path once the bytes are stored and verified.
     """
     try:
-        with db.tenant_context(tenant.pk):
+        with transaction.atomic():
             _lock_content(tenant.pk, facts.sha256)
             if replacing is not None:
                 replacing = (
@@ -182,9 +183,8 @@ def _store_and_record(
     ip_address: str | None,
 ) -> Document:
     facts = inspect_file(file, document_type=document_type)
-    with db.tenant_context(tenant.pk):
-        # Before storing anything: the common mistake gets its clear answer without an S3 trip.
-        refuse_duplicate(tenant=tenant, sha256=facts.sha256, replacing=replacing)
+    # Before storing anything: the common mistake gets its clear answer without an S3 trip.
+    refuse_duplicate(tenant=tenant, sha256=facts.sha256, replacing=replacing)
     key = keys.document_key(
         tenant_id=tenant.pk,
         document_type=document_type,
@@ -212,6 +212,7 @@ def _store_and_record(
 # --- Services ------------------------------------------------------------------------------------
 
 
+@db.tenant_context_required(tenant="tenant")
 def document_upload(
     *,
     tenant: Tenant,
@@ -242,6 +243,7 @@ def document_upload(
     )
 
 
+@db.tenant_context_required(tenant="document")
 def document_replace(
     *,
     document: Document,
@@ -267,6 +269,7 @@ def document_replace(
     )
 
 
+@db.tenant_context_required(tenant="document")
 def document_delete(
     *,
     document: Document,
@@ -275,7 +278,7 @@ def document_delete(
     ip_address: str | None = None,
 ) -> Document:
     """Soft-delete: hide the document; its objects and versions stay for retention."""
-    with db.tenant_context(document.tenant_id):
+    with transaction.atomic():
         document = (
             Document.objects.for_tenant(document.tenant_id).select_for_update().get(pk=document.pk)
         )
@@ -319,6 +322,7 @@ def document_is_downloadable(document: Document) -> bool:
     return download_refusal(document) is None
 
 
+@db.tenant_context_required(tenant="document")
 def document_download_url(
     *,
     document: Document,
@@ -334,7 +338,7 @@ def document_download_url(
     refusal = download_refusal(document)
     if refusal:
         raise DocumentNotDownloadable(refusal)
-    with db.tenant_context(document.tenant_id):
+    with transaction.atomic():
         document_access_record(
             document=document,
             action=AccessAction.DOWNLOAD,

@@ -100,15 +100,14 @@ def documents_due(tenant_id: uuid.UUID, now: datetime) -> DocumentQuerySet:
 
 def tier_plan(*, tenant_id: uuid.UUID | str, now: datetime | None = None) -> dict[str, int]:
     """Return `{target class: number of documents due}` for one tenant (reads only)."""
-    tenant_uuid = db.parse_tenant_id(tenant_id)
-    with db.tenant_context(tenant_uuid):
-        rows = (
-            documents_due(tenant_uuid, now or timezone.now())
-            .order_by()
-            .values("target")
-            .annotate(due=Count("pk"))
-        )
-        return {row["target"]: row["due"] for row in rows}
+    tenant_uuid = db.require_tenant_context(tenant_id)
+    rows = (
+        documents_due(tenant_uuid, now or timezone.now())
+        .order_by()
+        .values("target")
+        .annotate(due=Count("pk"))
+    )
+    return {row["target"]: row["due"] for row in rows}
 
 
 # --- Moving one object -------------------------------------------------------------------------
@@ -214,7 +213,7 @@ def documents_tier_due(
     `more` when others are still due; `after` resumes past a document id. A document whose copy
     or update fails is counted as failed and left for the next run.
     """
-    tenant_uuid = db.parse_tenant_id(tenant_id)
+    tenant_uuid = db.require_tenant_context(tenant_id)
     now = now or timezone.now()
     batch_size = batch_size or settings.DOCUMENT_TIER_BATCH_SIZE
     documents = store.documents_store()
@@ -222,7 +221,7 @@ def documents_tier_due(
     cursor = uuid.UUID(str(after)) if after else None
     while True:
         size = batch_size if limit is None else min(batch_size, limit - report.processed)
-        with db.tenant_context(tenant_uuid):
+        with transaction.atomic():
             due = documents_due(tenant_uuid, now).order_by("pk")
             if cursor is not None:
                 due = due.filter(pk__gt=cursor)
@@ -260,8 +259,7 @@ def document_tier_change(
     """
     if StorageClass(storage_class) not in RANK:
         raise TierChangeError(f"unknown storage class {storage_class!r}")
-    if db.current_tenant_id() != document.tenant_id:
-        raise db.TenantContextError("change a document's tier inside its own tenant context")
+    db.require_tenant_context(document)
     with transaction.atomic():
         locked = (
             Document.objects.for_tenant(document.tenant_id).select_for_update().get(pk=document.pk)

@@ -10,7 +10,8 @@ from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from analytics import events
+from metis.events import recorder
+from tenants import events
 from tenants.http import MetisRequest, TenantRequest
 from tenants.models import Tenant, TenantUser
 
@@ -40,7 +41,7 @@ def tenant_user_authenticate(*, tenant: Tenant, email: str, password: str) -> Te
 def tenant_login_failed(request: TenantRequest, *, email: str) -> None:
     """Record a failed sign-in (the email's domain only: no addresses in analytics)."""
     domain = email.rsplit("@", 1)[-1].lower()[:100] if "@" in email else ""
-    events.record_event(
+    recorder.record_event(
         tenant=request.tenant, event_type=events.SIGN_IN_FAILED, data={"email_domain": domain}
     )
 
@@ -54,13 +55,13 @@ def tenant_login(request: TenantRequest, user: TenantUser) -> None:
     request.session[HASH_KEY] = _session_hash(user)
     TenantUser.objects.filter(pk=user.pk).update(last_login=timezone.now())
     request.tenant_user = user
-    events.record_event(tenant=request.tenant, event_type=events.SIGN_IN, user=user)
+    recorder.record_event(tenant=request.tenant, event_type=events.SIGN_IN, user=user)
 
 
 def tenant_logout(request: TenantRequest) -> None:
     user = getattr(request, "tenant_user", None)
     if user is not None:
-        events.record_event(tenant=request.tenant, event_type=events.SIGN_OUT, user=user)
+        recorder.record_event(tenant=request.tenant, event_type=events.SIGN_OUT, user=user)
     request.session.flush()
     request.tenant_user = None
 

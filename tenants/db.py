@@ -5,16 +5,21 @@ setting. It is set with `set_config(..., is_local => true)`, which lasts only un
 the current transaction, so a pooled connection (Django's pool or PgBouncer in transaction
 mode) can never carry one tenant's setting into the next request or task.
 
-The middleware, the Celery task base and the staff admin all enter a context through here;
-nothing else touches the setting.
+The rule: entry points open a context (the middleware, the Celery task base `TenantTask`, the
+staff scope, management commands, tests); services never open one, they require it with
+`require_tenant_context()` or `@tenant_context_required`. So a service runs in exactly the
+transaction and tenant its caller chose, and one forgotten entry point fails loudly instead of
+quietly opening a context of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from django.db import connections, transaction
 
@@ -32,6 +37,66 @@ class TenantContextError(RuntimeError):
 def current_tenant_id() -> uuid.UUID | None:
     """Return the tenant id of the innermost active tenant context, if any."""
     return _current_tenant.get()
+
+
+def _tenant_id_of(value: Any) -> Any:
+    """Return the tenant id a value names: a tenant-owned row's, a Tenant's pk, or an id."""
+    tenant_id = getattr(value, "tenant_id", None)
+    if tenant_id is not None:
+        return tenant_id
+    return getattr(value, "pk", value)
+
+
+def require_tenant_context(tenant: Any = None) -> uuid.UUID:
+    """Return the active tenant context's id; raise TenantContextError if there is none.
+
+    With `tenant` (a Tenant, a tenant-owned row or a tenant id), the active context must be
+    that tenant's. Services call this instead of opening a context: only entry points open one.
+    """
+    current = _current_tenant.get()
+    if current is None:
+        raise TenantContextError(
+            "no tenant context: a service runs only inside its own tenant context and never "
+            "opens one. Open it at the entry point (middleware, TenantTask, staff scope, "
+            "management command, test) with tenants.db.tenant_context(tenant_id)."
+        )
+    if tenant is not None:
+        wanted = parse_tenant_id(_tenant_id_of(tenant))
+        if wanted != current:
+            raise TenantContextError(
+                f"the active tenant context is {current}, but this work is for tenant {wanted}: "
+                "run it inside its own tenant context"
+            )
+    return current
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@overload
+def tenant_context_required(func: Callable[P, R]) -> Callable[P, R]: ...
+@overload
+def tenant_context_required(
+    *, tenant: str | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def tenant_context_required(func=None, *, tenant=None):
+    """Decorate a service that must run inside a tenant context its caller opened.
+
+    `@tenant_context_required` requires any tenant context; `@tenant_context_required(
+    tenant="document")` also requires it to be the tenant of that keyword argument (a Tenant,
+    a tenant-owned row, or a tenant id).
+    """
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            require_tenant_context(kwargs.get(tenant) if tenant else None)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate(func) if func is not None else decorate
 
 
 def parse_tenant_id(tenant_id: uuid.UUID | str) -> uuid.UUID:

@@ -16,11 +16,12 @@ def tenant_create(*, name: str, subdomain: str, is_active: bool = True) -> Tenan
     return tenant
 
 
+@db.tenant_context_required(tenant="tenant")
 def tenant_user_create(
     *, tenant: Tenant, email: str, name: str, password: str | None = None, metadata=None
 ) -> TenantUser:
     """Create a user of `tenant`, inside that tenant's context (RLS checks the insert)."""
-    with db.tenant_context(tenant.pk):
+    with transaction.atomic():
         user = TenantUser(
             tenant=tenant,
             email=TenantUser.normalize_email(email),

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from django.db import transaction
 from django.http import HttpRequest
 
-from analytics import events
-from tenants import db
+from metis.events import recorder
+from tenants import db, events
 from tenants.http import StaffRequest
 from tenants.models import StaffTenantAccess, Tenant
 
@@ -38,12 +38,14 @@ def staff_scope_choose(*, request: HttpRequest, tenant: Tenant | None) -> StaffT
             ip_address=request.META.get("REMOTE_ADDR"),
         )
         if tenant is not None:  # the all-tenants choice has no one tenant: the audit row says it
-            events.record_event(
-                tenant=tenant,
-                event_type=events.STAFF_TENANT_ACCESS,
-                staff=user,
-                data={"path": access.path},
-            )
+            # The staff scope is an entry point: it opens the chosen tenant's context itself.
+            with db.tenant_context(tenant.pk):
+                recorder.record_event(
+                    tenant=tenant,
+                    event_type=events.STAFF_TENANT_ACCESS,
+                    staff=user,
+                    data={"path": access.path},
+                )
     request.session[SESSION_KEY] = ALL_TENANTS if tenant is None else str(tenant.pk)
     return access
 

@@ -1,8 +1,13 @@
-"""factory_boy factories; tenant-owned rows are created through the services, in context."""
+"""factory_boy factories; tenant-owned rows are created through the services, in context.
+
+Tests are entry points: they open the tenant context a service requires, as the middleware or
+a task would.
+"""
 
 import factory
 
-from tenants import services
+from metis.events import recorder
+from tenants import db, services
 from tenants.models import Tenant, TenantUser
 
 TEST_PASSWORD = "correct horse battery staple"
@@ -31,4 +36,11 @@ class TenantUserFactory(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        return services.tenant_user_create(**kwargs)
+        with db.tenant_context(kwargs["tenant"].pk):
+            return services.tenant_user_create(**kwargs)
+
+
+def event_record(*, tenant, event_type: str, **kwargs):
+    """Record an event as an entry point would: inside the tenant's own context."""
+    with db.tenant_context(getattr(tenant, "pk", tenant)):
+        return recorder.record_event(tenant=tenant, event_type=event_type, **kwargs)

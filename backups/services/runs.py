@@ -20,8 +20,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from analytics import events
+from backups import events
 from backups.models import BackupRun, Job, JobStatus, RestoreDrill
+from metis.events import recorder
+from tenants import db as tenant_db
 
 J = TypeVar("J", bound=Job)
 
@@ -68,7 +70,7 @@ def job_succeed(job: J, **fields) -> J:
         job.finished_at = timezone.now()
         job.progress = 100
         job.save()
-        _tenant_event_record(job, events.BACKUP_SUCCEEDED)
+        _tenant_event_record(job, events.RUN_SUCCEEDED)
     return job
 
 
@@ -80,7 +82,7 @@ def job_fail(job: J, *, error: str, **fields) -> J:
         job.finished_at = timezone.now()
         job.error = error[-10000:]
         job.save()
-        _tenant_event_record(job, events.BACKUP_FAILED, error=error[-500:])
+        _tenant_event_record(job, events.RUN_FAILED, error=error[-500:])
     return job
 
 
@@ -88,11 +90,19 @@ def _tenant_event_record(job: Job, event_type: str, **data) -> None:
     # Analytics events belong to a tenant: only a run for one tenant (its export) has one.
     # Platform-wide runs are in the catalog and on the backups dashboard instead.
     if isinstance(job, BackupRun) and job.tenant_id is not None:
-        events.record_event(
-            tenant=job.tenant_id,
-            event_type=event_type,
-            data={"backup_id": job.pk, "kind": job.kind, "size_bytes": job.stored_bytes, **data},
-        )
+        # The job lifecycle is a system job's entry point (its catalog rows commit on their
+        # own, outside any tenant transaction): it opens the tenant's context for the event.
+        with tenant_db.tenant_context(job.tenant_id):
+            recorder.record_event(
+                tenant=job.tenant_id,
+                event_type=event_type,
+                data={
+                    "backup_id": job.pk,
+                    "kind": job.kind,
+                    "size_bytes": job.stored_bytes,
+                    **data,
+                },
+            )
 
 
 @contextmanager

@@ -1,21 +1,21 @@
 """Outbox admin: staff see one tenant's events and requeue rejected ones."""
 
-from analytics import events
-from analytics.models import EventOutbox, OutboxStatus
-from tenants import db
+from metis.events.models import EventOutbox, OutboxStatus
+from tenants import db, events
+from tests.factories import event_record
 
 
 def test_staff_see_only_the_chosen_tenants_outbox_and_requeue_rejected(
     staff_client, tenant, other_tenant
 ):
-    events.record_event(tenant=other_tenant, event_type=events.SIGN_OUT)
+    event_record(tenant=other_tenant, event_type=events.SIGN_OUT)
     with db.tenant_context(tenant.pk):
         rejected = EventOutbox.objects.create(
             tenant=tenant, event_type="Bad", status=OutboxStatus.REJECTED, last_error="Code: 469."
         )
     staff_client.post("/admin/tenant-context/", {"tenant": str(tenant.pk)})
 
-    page = staff_client.get("/admin/analytics/eventoutbox/")
+    page = staff_client.get("/admin/events/eventoutbox/")
     assert page.status_code == 200
     shown = {row.pk for row in page.context["cl"].result_list}
     with db.tenant_context(tenant.pk):
@@ -23,7 +23,7 @@ def test_staff_see_only_the_chosen_tenants_outbox_and_requeue_rejected(
     assert shown == own and rejected.pk in shown  # the other tenant's sign-out is not there
 
     response = staff_client.post(
-        "/admin/analytics/eventoutbox/",
+        "/admin/events/eventoutbox/",
         {"action": "requeue_rejected", "_selected_action": [str(rejected.pk)]},
     )
     assert response.status_code == 302

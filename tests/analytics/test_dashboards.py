@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from analytics import clickhouse, dashboards, events, services
-from tenants import db
+from analytics import clickhouse, dashboards, services
+from tenants import db, events
 from tests.analytics.conftest import insert_events, now
+from tests.factories import event_record
 
 
 def last_week(tenant_id) -> dashboards.Scope:
@@ -118,7 +119,7 @@ def test_dashboard_queries_stop_at_the_time_limit(clickhouse_db, tenant, setting
 
 
 def test_cached_dashboard_is_invalidated_when_new_events_are_drained(clickhouse_db, acme):
-    events.record_event(tenant=acme, event_type=events.SIGN_IN)
+    event_record(tenant=acme, event_type=events.SIGN_IN)
     services.outbox_drain()
     with db.tenant_context(acme.pk):
         first = dashboards.dashboard(last_week(acme.pk))
@@ -129,7 +130,7 @@ def test_cached_dashboard_is_invalidated_when_new_events_are_drained(clickhouse_
     with db.tenant_context(acme.pk):
         assert dashboards.dashboard(last_week(acme.pk))["total_events"] == 1
 
-    events.record_event(tenant=acme, event_type=events.SIGN_OUT)
+    event_record(tenant=acme, event_type=events.SIGN_OUT)
     services.outbox_drain()
 
     with db.tenant_context(acme.pk):

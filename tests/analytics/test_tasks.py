@@ -2,8 +2,10 @@
 
 from django_celery_beat.models import PeriodicTask
 
-from analytics import events, tasks
+from analytics import tasks
+from tenants import events
 from tests.analytics.conftest import events_in_clickhouse
+from tests.factories import event_record
 
 
 def test_beat_drains_the_outbox_every_ten_seconds_and_purges_daily(db):
@@ -14,7 +16,7 @@ def test_beat_drains_the_outbox_every_ten_seconds_and_purges_daily(db):
 
 
 def test_drain_tasks_deliver_and_can_run_again(clickhouse_db, acme):
-    events.record_event(tenant=acme, event_type=events.SIGN_IN)
+    event_record(tenant=acme, event_type=events.SIGN_IN)
     assert tasks.drain_tenant_outbox(str(acme.pk))["sent"] == 1
     assert tasks.drain_outbox() == {"sent": 0, "rejected": 0, "unavailable": ""}
     assert events_in_clickhouse(acme.pk) == 1
@@ -26,8 +28,8 @@ def test_drain_events_command_delivers_one_tenant_or_refuses_an_unknown_one(
     import pytest
     from django.core.management import CommandError, call_command
 
-    events.record_event(tenant=acme, event_type=events.SIGN_IN)
-    events.record_event(tenant=globex, event_type=events.SIGN_IN)
+    event_record(tenant=acme, event_type=events.SIGN_IN)
+    event_record(tenant=globex, event_type=events.SIGN_IN)
     call_command("drain_events", "--tenant", "acme")
     assert (events_in_clickhouse(acme.pk), events_in_clickhouse(globex.pk)) == (1, 0)
     with pytest.raises(CommandError, match="no tenant"):

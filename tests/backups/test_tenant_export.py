@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from analytics.models import EventOutbox
 from backups.services import tenant_export
 from documents.models import Document, DocumentVersion
+from metis.events.models import EventOutbox
 from tenants import db as tenant_db
 from tenants.models import Tenant, TenantUser
 from tests.factories import TenantUserFactory

@@ -17,6 +17,7 @@ from django.test import Client
 
 from documents import services
 from metis.objectstore import store
+from tenants import db
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD
 
@@ -46,15 +47,16 @@ def uploaded(content: bytes, name: str = "statement.pdf") -> SimpleUploadedFile:
 def upload(
     tenant, content: bytes | None = None, *, document_type="bank-statement", name=None, **kw
 ):
-    """Upload through the service, as the pages and the admin do."""
+    """Upload through the service, as the pages and the admin do: in the tenant's context."""
     content = pdf_bytes() if content is None else content
-    return services.document_upload(
-        tenant=tenant,
-        document_type=document_type,
-        file=io.BytesIO(content),
-        filename=name or "statement.pdf",
-        **kw,
-    )
+    with db.tenant_context(tenant.pk):
+        return services.document_upload(
+            tenant=tenant,
+            document_type=document_type,
+            file=io.BytesIO(content),
+            filename=name or "statement.pdf",
+            **kw,
+        )
 
 
 @pytest.fixture

@@ -66,9 +66,10 @@ def test_admin_list_shows_tier_size_versions_and_storage_summary(s3_bucket, staf
 
     from documents import services
 
-    services.document_replace(
-        document=document, file=io.BytesIO(pdf_bytes(size=5000)), filename="listed.pdf"
-    )
+    with db.tenant_context(tenant.pk):
+        services.document_replace(
+            document=document, file=io.BytesIO(pdf_bytes(size=5000)), filename="listed.pdf"
+        )
     upload(tenant, png_bytes(), document_type="image", name="photo.png")
     choose(staff_client, tenant)
     page = staff_client.get(DOCUMENTS).content.decode()

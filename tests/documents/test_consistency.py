@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import DatabaseError, connections
 from django.test import Client
 
-from documents import reconcile, services
+from documents import consistency, reconcile, services
 from documents.models import Document
 from metis.objectstore.errors import StorageUnavailable
 from tenants import db
@@ -75,13 +75,18 @@ def test_service_upload_whose_commit_fails_leaves_no_object(
     committed_db, failing_commit, s3_bucket, s3_server
 ):
     tenant = TenantFactory(subdomain="acme")
+    # The test is the entry point: it opens the context and, once it ended, sweeps.
     with pytest.raises(DatabaseError, match="refused at commit"):
-        services.document_upload(
-            tenant=tenant,
-            document_type="bank-statement",
-            file=io.BytesIO(pdf_bytes()),
-            filename="s.pdf",
-        )
+        try:
+            with db.tenant_context(tenant.pk):
+                services.document_upload(
+                    tenant=tenant,
+                    document_type="bank-statement",
+                    file=io.BytesIO(pdf_bytes()),
+                    filename="s.pdf",
+                )
+        finally:
+            consistency.purge_uncommitted()
     assert _document_count(tenant) == 0
     assert bucket_keys(s3_server, s3_bucket) == []
 
@@ -108,12 +113,16 @@ def test_upload_whose_insert_fails_leaves_no_object(
 ):
     tenant = TenantFactory(subdomain="acme")
     with pytest.raises(DatabaseError, match="refused by the test"):
-        services.document_upload(
-            tenant=tenant,
-            document_type="bank-statement",
-            file=io.BytesIO(pdf_bytes()),
-            filename="s.pdf",
-        )
+        try:
+            with db.tenant_context(tenant.pk):
+                services.document_upload(
+                    tenant=tenant,
+                    document_type="bank-statement",
+                    file=io.BytesIO(pdf_bytes()),
+                    filename="s.pdf",
+                )
+        finally:
+            consistency.purge_uncommitted()
     assert _document_count(tenant) == 0
     assert bucket_keys(s3_server, s3_bucket) == []
 
@@ -141,7 +150,7 @@ def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
         content = pdf_bytes(size=20 * 1024 * 1024)  # multipart: 8 MiB parts
         # The service reads the file once to hash it, then again to upload: stop during the upload.
         file = _StopsServerMidway(content, server, after=len(content) + 9 * 1024 * 1024)
-        with pytest.raises(StorageUnavailable):
+        with db.tenant_context(tenant.pk), pytest.raises(StorageUnavailable):
             services.document_upload(
                 tenant=tenant, document_type="bank-statement", file=file, filename="big.pdf"
             )
@@ -157,7 +166,7 @@ def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
         server.stop()
         spooled = TemporaryUploadedFile("big.pdf", "application/pdf", len(content), None)
         spooled.write(pdf_bytes(size=3 * 1024 * 1024))
-        with pytest.raises(StorageUnavailable):
+        with db.tenant_context(tenant.pk), pytest.raises(StorageUnavailable):
             services.document_upload(
                 tenant=tenant, document_type="bank-statement", file=spooled, filename="big.pdf"
             )

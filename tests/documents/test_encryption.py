@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from documents import services
+from tenants import db
 
 
 def files_containing(root: Path, marker: bytes) -> list[str]:
@@ -37,12 +38,13 @@ def marked_pdf(marker: bytes, size: int) -> bytes:
 @pytest.mark.parametrize("size", [200, 300_000], ids=["small (inlinable)", "300 KB"])
 def test_document_bytes_on_the_seaweedfs_disk_are_not_plaintext(s3_bucket, s3_server, tenant, size):
     marker = f"PLAINTEXT-MARKER-{uuid.uuid4().hex}".encode()
-    document = services.document_upload(
-        tenant=tenant,
-        document_type="bank-statement",
-        file=io.BytesIO(marked_pdf(marker, size)),
-        filename="secret.pdf",
-    )
+    with db.tenant_context(tenant.pk):
+        document = services.document_upload(
+            tenant=tenant,
+            document_type="bank-statement",
+            file=io.BytesIO(marked_pdf(marker, size)),
+            filename="secret.pdf",
+        )
     control = f"CONTROL-MARKER-{uuid.uuid4().hex}".encode()
     s3_server.client().put_object(
         Bucket=s3_bucket, Key="control/unencrypted.pdf", Body=marked_pdf(control, size)

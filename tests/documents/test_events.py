@@ -5,9 +5,8 @@ import io
 import pytest
 from django.db import transaction
 
-from analytics import events
-from analytics.models import EventOutbox
-from documents import services
+from documents import events, services
+from metis.events.models import EventOutbox
 from tenants import db
 from tests.documents.conftest import pdf_bytes, upload
 
@@ -21,24 +20,27 @@ def outbox(tenant) -> list[tuple[str, dict]]:
 
 def test_upload_replace_download_and_delete_each_record_an_event(s3_bucket, tenant, tenant_user):
     document = upload(tenant, user=tenant_user)
-    services.document_replace(
-        document=document, file=io.BytesIO(pdf_bytes("v2")), filename="v2.pdf", user=tenant_user
-    )
-    services.document_download_url(document=document, user=tenant_user)
-    services.document_delete(document=document, user=tenant_user)
+    with db.tenant_context(tenant.pk):
+        services.document_replace(
+            document=document, file=io.BytesIO(pdf_bytes("v2")), filename="v2.pdf", user=tenant_user
+        )
+    with db.tenant_context(tenant.pk):
+        services.document_download_url(document=document, user=tenant_user)
+    with db.tenant_context(tenant.pk):
+        services.document_delete(document=document, user=tenant_user)
 
     recorded = outbox(tenant)
     assert sorted(event_type for event_type, _ in recorded) == sorted(
         [
-            events.DOCUMENT_UPLOADED,
-            events.DOCUMENT_UPLOADED,
-            events.DOCUMENT_DOWNLOADED,
-            events.DOCUMENT_DELETED,
+            events.UPLOADED,
+            events.UPLOADED,
+            events.DOWNLOADED,
+            events.DELETED,
         ]
     )
     assert all(data["document_id"] == str(document.pk) for _, data in recorded)
     assert all(data["document_type"] == "bank-statement" for _, data in recorded)
-    uploads = [data for kind, data in recorded if kind == events.DOCUMENT_UPLOADED]
+    uploads = [data for kind, data in recorded if kind == events.UPLOADED]
     assert sorted(data["version"] for data in uploads) == [1, 2]
 
 
@@ -66,7 +68,7 @@ def test_tier_change_and_restore_record_events(s3_bucket, tenant):
         restore.document_restore_request(document=document)
 
     recorded = outbox(tenant)
-    tier_changes = [data for kind, data in recorded if kind == events.DOCUMENT_TIER_CHANGED]
+    tier_changes = [data for kind, data in recorded if kind == events.TIER_CHANGED]
     assert tier_changes == [
         {
             "document_id": str(document.pk),
@@ -75,4 +77,4 @@ def test_tier_change_and_restore_record_events(s3_bucket, tenant):
             "to_class": "GLACIER",
         }
     ]
-    assert events.DOCUMENT_RESTORE_REQUESTED in [kind for kind, _ in recorded]
+    assert events.RESTORE_REQUESTED in [kind for kind, _ in recorded]

@@ -225,7 +225,7 @@ def test_a_key_under_another_tenants_prefix_is_refused_even_with_a_valid_signatu
         assert status == 404 and "outside your organisation" in error["error"]
     with pytest.raises(multipart.UploadRefused):
         multipart.multipart_upload_part_urls(tenant=tenant, upload=forged, part_numbers=[1])
-    with pytest.raises(multipart.UploadRefused):
+    with db.tenant_context(tenant.pk), pytest.raises(multipart.UploadRefused):
         multipart.multipart_upload_complete(tenant=tenant, upload=forged, parts=[])
 
 

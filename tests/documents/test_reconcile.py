@@ -51,7 +51,10 @@ def test_young_orphans_are_left_alone(s3_bucket, s3_server, tenant):
 def test_a_lost_replacement_falls_back_to_the_previous_version(s3_bucket, tenant):
     document = upload(tenant, name="v1.pdf")
     first_key = document.storage_key
-    services.document_replace(document=document, file=io.BytesIO(pdf_bytes()), filename="v2.pdf")
+    with db.tenant_context(tenant.pk):
+        services.document_replace(
+            document=document, file=io.BytesIO(pdf_bytes()), filename="v2.pdf"
+        )
     with db.tenant_context(tenant.pk):
         document.refresh_from_db()
     store.documents_store().purge(document.storage_key)

@@ -1,5 +1,6 @@
 """Document services against real storage: key layout, versions, soft delete, download URLs."""
 
+import io
 import urllib.parse
 import urllib.request
 
@@ -42,9 +43,10 @@ def test_images_and_reports_get_their_own_folders(s3_bucket, tenant):
 def test_replace_adds_a_version_and_keeps_the_earlier_object(s3_bucket, s3_server, tenant):
     first = upload(tenant, name="v1.pdf")
     old_key = first.storage_key
-    second = services.document_replace(
-        document=first, file=__import__("io").BytesIO(pdf_bytes()), filename="v2.pdf"
-    )
+    with db.tenant_context(tenant.pk):
+        second = services.document_replace(
+            document=first, file=__import__("io").BytesIO(pdf_bytes()), filename="v2.pdf"
+        )
     assert second.pk == first.pk and second.storage_key != old_key
     assert second.original_filename == "v2.pdf"
     with db.tenant_context(tenant.pk):
@@ -54,14 +56,15 @@ def test_replace_adds_a_version_and_keeps_the_earlier_object(s3_bucket, s3_serve
 
 def test_delete_is_soft_and_keeps_objects(s3_bucket, tenant):
     document = upload(tenant)
-    services.document_delete(document=document)
+    with db.tenant_context(tenant.pk):
+        services.document_delete(document=document)
     with db.tenant_context(tenant.pk):
         document.refresh_from_db()
         assert document.deleted_at is not None
         assert not Document.objects.for_tenant(tenant).live().exists()
         assert DocumentAccess.objects.filter(action=AccessAction.DELETE).count() == 1
     assert stored_keys() == [document.storage_key]
-    with pytest.raises(services.DocumentNotDownloadable):
+    with db.tenant_context(tenant.pk), pytest.raises(services.DocumentNotDownloadable):
         services.document_download_url(document=document)
 
 
@@ -71,7 +74,8 @@ def test_presigned_download_carries_the_original_filename_and_expires(
     settings.PRESIGNED_URL_EXPIRES = 300
     content = pdf_bytes()
     document = upload(tenant, content, name='Relevé "août" ₹.pdf')
-    url = services.document_download_url(document=document, user=tenant_user)
+    with db.tenant_context(tenant.pk):
+        url = services.document_download_url(document=document, user=tenant_user)
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
     assert query["X-Amz-Expires"] == ["300"]
     with urllib.request.urlopen(url) as response:
@@ -92,14 +96,21 @@ def test_glacier_document_is_refused_until_restored(s3_bucket, tenant):
         Document.objects.filter(pk=document.pk).update(storage_class=StorageClass.GLACIER)
         document.refresh_from_db()
     assert not services.document_is_downloadable(document)
-    with pytest.raises(services.DocumentNotDownloadable, match="archived in Glacier"):
+    with (
+        db.tenant_context(tenant.pk),
+        pytest.raises(services.DocumentNotDownloadable, match="archived in Glacier"),
+    ):
         services.document_download_url(document=document)
     document.restore_status = RestoreStatus.REQUESTED
-    with pytest.raises(services.DocumentNotDownloadable, match="not ready yet"):
+    with (
+        db.tenant_context(tenant.pk),
+        pytest.raises(services.DocumentNotDownloadable, match="not ready yet"),
+    ):
         services.document_download_url(document=document)
     document.restore_status = RestoreStatus.READY
     assert services.document_is_downloadable(document)
-    assert services.document_download_url(document=document).startswith("http")
+    with db.tenant_context(tenant.pk):
+        assert services.document_download_url(document=document).startswith("http")
     with db.tenant_context(tenant.pk):
         assert DocumentAccess.objects.filter(action=AccessAction.DOWNLOAD).count() == 1
 
@@ -109,9 +120,57 @@ def test_a_presigned_url_cannot_be_turned_to_another_tenants_key(s3_bucket, tena
 
     mine = upload(tenant)
     theirs = upload(other_tenant)
-    url = services.document_download_url(document=mine)
+    with db.tenant_context(tenant.pk):
+        url = services.document_download_url(document=mine)
     forged = url.replace(mine.storage_key, theirs.storage_key)
     assert forged != url
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(forged)
     assert error.value.code == 403
+
+
+def test_services_require_the_documents_tenant_context_and_open_none(
+    s3_bucket, tenant, other_tenant
+):
+    document = upload(tenant)
+    with pytest.raises(db.TenantContextError, match="no tenant context"):
+        services.document_delete(document=document)
+    with pytest.raises(db.TenantContextError, match="no tenant context"):
+        services.document_upload(
+            tenant=tenant,
+            document_type="bank-statement",
+            file=io.BytesIO(pdf_bytes()),
+            filename="x.pdf",
+        )
+    with db.tenant_context(other_tenant.pk):
+        with pytest.raises(db.TenantContextError, match="is for tenant"):
+            services.document_download_url(document=document)
+        with pytest.raises(db.TenantContextError, match="is for tenant"):
+            services.document_upload(
+                tenant=tenant,
+                document_type="bank-statement",
+                file=io.BytesIO(pdf_bytes()),
+                filename="x.pdf",
+            )
+    with db.tenant_context(tenant.pk):
+        assert Document.objects.for_tenant(tenant).live().count() == 1
+        assert not DocumentAccess.objects.filter(action=AccessAction.DOWNLOAD).exists()
+
+
+def test_one_upload_opens_no_tenant_context_of_its_own(s3_bucket, tenant, monkeypatch):
+    opened = []
+    real = db.tenant_context
+
+    def counting(tenant_id, **kwargs):
+        opened.append(tenant_id)
+        return real(tenant_id, **kwargs)
+
+    with real(tenant.pk):
+        monkeypatch.setattr(db, "tenant_context", counting)
+        services.document_upload(
+            tenant=tenant,
+            document_type="bank-statement",
+            file=io.BytesIO(pdf_bytes()),
+            filename="x.pdf",
+        )
+    assert opened == []

@@ -34,6 +34,23 @@ def s3(s3_server, s3_bucket):
     return client
 
 
+def tier(tenant, **options) -> tiering.TieringReport:
+    """Run tiering as its task does: inside the tenant's context, opened by the caller."""
+    with db.tenant_context(tenant.pk):
+        return tiering.documents_tier_due(tenant_id=tenant.pk, **options)
+
+
+def tier_in_batches(tenant, *, batch_size: int) -> tiering.TieringReport:
+    """Run tiering as the command does: one tenant context (one transaction) per batch."""
+    total, after = tiering.TieringReport(tenant_id=tenant.pk), None
+    while True:
+        report = tier(tenant, batch_size=batch_size, limit=batch_size, after=after)
+        total.outcomes.update(report.outcomes)
+        if not report.more:
+            return total
+        after = report.last_id
+
+
 def test_tiering_moves_exactly_the_due_documents(s3, s3_bucket, tenant):
     fresh = put_document(s3, s3_bucket, tenant, days_old=0)
     young = put_document(s3, s3_bucket, tenant, days_old=29)
@@ -45,7 +62,7 @@ def test_tiering_moves_exactly_the_due_documents(s3, s3_bucket, tenant):
     ia_due_glacier = put_document(s3, s3_bucket, tenant, days_old=120, storage_class=IA)
     deleted = put_document(s3, s3_bucket, tenant, days_old=120, deleted=True)
 
-    report = tiering.documents_tier_due(tenant_id=tenant.pk)
+    report = tier(tenant)
 
     assert report.outcomes == {tiering.MOVED: 5}
     assert report.moved_to == {IA: 2, GLACIER: 3}
@@ -72,7 +89,7 @@ def test_tiering_keeps_encryption_metadata_and_records_the_new_version(s3, s3_bu
     document = put_document(s3, s3_bucket, tenant, days_old=100)
     before = s3.head_object(Bucket=s3_bucket, Key=document.storage_key)
 
-    tiering.documents_tier_due(tenant_id=tenant.pk)
+    tier(tenant)
 
     head = s3.head_object(Bucket=s3_bucket, Key=document.storage_key)
     assert head["StorageClass"] == GLACIER
@@ -106,7 +123,7 @@ def test_tiered_copy_is_still_encrypted_on_the_servers_disk(s3, s3_server, s3_bu
     unencrypted = os.urandom(48)  # the control: proves the scan would find plaintext
     s3.put_object(Bucket=s3_bucket, Key=f"tenants/{tenant.pk}/reports/plain.bin", Body=unencrypted)
 
-    tiering.documents_tier_due(tenant_id=tenant.pk)
+    tier(tenant)
 
     assert storage_class_of(s3, s3_bucket, document.storage_key) == GLACIER
     assert s3.get_object(Bucket=s3_bucket, Key=document.storage_key)["Body"].read().endswith(secret)
@@ -119,10 +136,10 @@ def test_tiered_copy_is_still_encrypted_on_the_servers_disk(s3, s3_server, s3_bu
 
 def test_tiering_twice_moves_nothing_the_second_time(s3, s3_bucket, tenant):
     documents = [put_document(s3, s3_bucket, tenant, days_old=days) for days in (5, 40, 100)]
-    first = tiering.documents_tier_due(tenant_id=tenant.pk)
+    first = tier(tenant)
     versions = {d.pk: len(versions_of(s3, s3_bucket, d.storage_key)) for d in documents}
 
-    second = tiering.documents_tier_due(tenant_id=tenant.pk)
+    second = tier(tenant)
 
     assert first.outcomes == {tiering.MOVED: 2}
     assert second.outcomes == {}
@@ -136,11 +153,11 @@ def test_tiering_twice_moves_nothing_the_second_time(s3, s3_bucket, tenant):
 
 def test_a_document_moves_on_from_ia_to_glacier_when_it_ages(s3, s3_bucket, tenant):
     document = put_document(s3, s3_bucket, tenant, days_old=45)
-    tiering.documents_tier_due(tenant_id=tenant.pk)
+    tier(tenant)
     assert reload(document).storage_class == IA
 
     age(document, days=95)
-    tiering.documents_tier_due(tenant_id=tenant.pk)
+    tier(tenant)
 
     assert reload(document).storage_class == GLACIER
     assert storage_class_of(s3, s3_bucket, document.storage_key) == GLACIER
@@ -164,7 +181,7 @@ def test_a_crash_between_copy_and_database_update_is_repaired_by_the_next_run(
 
     monkeypatch.setattr(tiering, "_record_class", record_then_crash)
     with pytest.raises(RuntimeError, match="worker killed"):
-        tiering.documents_tier_due(tenant_id=tenant.pk, batch_size=2)
+        tier_in_batches(tenant, batch_size=2)
 
     # The first batch committed; the third object was copied, its row rolled back.
     assert [reload(d).storage_class for d in documents] == [IA, IA, STANDARD, STANDARD, STANDARD]
@@ -177,7 +194,7 @@ def test_a_crash_between_copy_and_database_update_is_repaired_by_the_next_run(
     ]
 
     monkeypatch.setattr(tiering, "_record_class", record)
-    report = tiering.documents_tier_due(tenant_id=tenant.pk, batch_size=2)
+    report = tier_in_batches(tenant, batch_size=2)
 
     assert report.outcomes == {tiering.RECORDED: 1, tiering.MOVED: 2}
     for document in documents:
@@ -202,12 +219,12 @@ def test_a_failed_database_update_is_counted_and_the_rest_of_the_batch_goes_on(
         record(**kwargs)
 
     monkeypatch.setattr(tiering, "_record_class", fail_for_the_first)
-    report = tiering.documents_tier_due(tenant_id=tenant.pk)
+    report = tier(tenant)
     assert report.outcomes == {tiering.FAILED: 1, tiering.MOVED: 2}
     assert reload(documents[0]).storage_class == STANDARD
 
     monkeypatch.setattr(tiering, "_record_class", record)
-    assert tiering.documents_tier_due(tenant_id=tenant.pk).outcomes == {tiering.RECORDED: 1}
+    assert tier(tenant).outcomes == {tiering.RECORDED: 1}
     assert reload(documents[0]).storage_class == GLACIER
 
 
@@ -215,7 +232,7 @@ def test_tenant_run_never_touches_another_tenants_objects(s3, s3_bucket, tenant,
     ours = put_document(s3, s3_bucket, tenant, days_old=100)
     theirs = [put_document(s3, s3_bucket, other_tenant, days_old=days) for days in (40, 100)]
 
-    report = tiering.documents_tier_due(tenant_id=tenant.pk)
+    report = tier(tenant)
 
     assert report.outcomes == {tiering.MOVED: 1}
     assert reload(ours).storage_class == GLACIER
@@ -233,7 +250,7 @@ def test_a_row_forged_to_point_into_another_tenants_prefix_is_refused(
     forged = put_document(s3, s3_bucket, tenant, days_old=100, key=victim_key)
     assert forged.tenant_id == tenant.pk
 
-    report = tiering.documents_tier_due(tenant_id=tenant.pk)
+    report = tier(tenant)
 
     assert report.outcomes == {tiering.REFUSED: 1}
     assert storage_class_of(s3, s3_bucket, victim_key) == STANDARD
@@ -243,10 +260,18 @@ def test_a_row_forged_to_point_into_another_tenants_prefix_is_refused(
         assert not DocumentAccess.objects.filter(document=forged).exists()
 
 
-def test_tiering_needs_no_context_and_opens_only_the_given_tenants(s3, s3_bucket, tenant):
+def test_tiering_requires_the_given_tenants_context_and_opens_none(
+    s3, s3_bucket, tenant, other_tenant
+):
     document = put_document(s3, s3_bucket, tenant, days_old=100)
     assert db.current_tenant_id() is None
-    tiering.documents_tier_due(tenant_id=tenant.pk)
+    with pytest.raises(db.TenantContextError, match="no tenant context"):
+        tiering.documents_tier_due(tenant_id=tenant.pk)
+    with db.tenant_context(other_tenant.pk), pytest.raises(db.TenantContextError):
+        tiering.documents_tier_due(tenant_id=tenant.pk)
+    with db.tenant_context(tenant.pk):
+        tiering.documents_tier_due(tenant_id=tenant.pk)
+        assert db.current_tenant_id() == tenant.pk
     assert db.current_tenant_id() is None
     assert reload(document).storage_class == GLACIER
 
@@ -348,5 +373,5 @@ def test_a_replaced_document_counts_its_age_from_the_newest_version(s3, s3_bucke
             storage_key=document.storage_key,
         )  # stored now: the document is fresh again
 
-    assert tiering.documents_tier_due(tenant_id=tenant.pk).outcomes == {}
+    assert tier(tenant).outcomes == {}
     assert storage_class_of(s3, s3_bucket, document.storage_key) == STANDARD

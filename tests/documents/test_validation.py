@@ -6,6 +6,7 @@ import pytest
 
 from documents import services
 from documents.validation import DocumentRejected, clean_filename, sniff_content_type
+from tenants import db
 from tests.documents.conftest import jpeg_bytes, pdf_bytes, png_bytes, stored_keys, upload
 
 
@@ -93,20 +94,25 @@ def test_same_content_in_another_tenant_is_not_a_duplicate(s3_bucket, tenant, ot
 
 def test_deleted_document_content_may_be_uploaded_again(s3_bucket, tenant):
     content = pdf_bytes()
-    services.document_delete(document=upload(tenant, content))
+    with db.tenant_context(tenant.pk):
+        services.document_delete(document=upload(tenant, content))
     upload(tenant, content)
 
 
 def test_replacing_with_identical_content_is_refused(s3_bucket, tenant):
     content = pdf_bytes()
     document = upload(tenant, content)
-    with pytest.raises(DocumentRejected, match="identical to the current version"):
+    with (
+        db.tenant_context(tenant.pk),
+        pytest.raises(DocumentRejected, match="identical to the current version"),
+    ):
         services.document_replace(document=document, file=io.BytesIO(content), filename="x.pdf")
 
 
 def test_replacing_a_deleted_document_is_refused(s3_bucket, tenant):
-    document = services.document_delete(document=upload(tenant))
-    with pytest.raises(DocumentRejected, match="deleted"):
+    with db.tenant_context(tenant.pk):
+        document = services.document_delete(document=upload(tenant))
+    with db.tenant_context(tenant.pk), pytest.raises(DocumentRejected, match="deleted"):
         services.document_replace(document=document, file=io.BytesIO(pdf_bytes()), filename="x.pdf")
 
 

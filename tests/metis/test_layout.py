@@ -76,17 +76,7 @@ def test_the_rules_see_every_app():
         assert len(modules(package)) > 5, f"no modules found under {package}/: fix the test"
 
 
-# They record events through analytics until the event outbox moves to metis.events.
-EVENTS_PENDING = {"tenants/auth.py", "tenants/staff.py"}
-
-
 def test_tenants_imports_no_feature_app():
-    found = offending("tenants", FEATURE_APPS)
-    assert [line for line in found if line.split()[0] not in EVENTS_PENDING] == []
-
-
-@pytest.mark.xfail(reason="tenants/auth.py and staff.py use analytics.events until metis.events")
-def test_tenants_records_events_without_a_feature_app():
     assert offending("tenants", FEATURE_APPS) == []
 
 

@@ -6,6 +6,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from tenants import db as tenant_db
+from tenants import services as tenant_services
 from tenants.models import TenantUser
 from tests.factories import TenantUserFactory
 
@@ -178,3 +179,59 @@ def test_tenant_context_inside_all_tenants_mode_sees_one_tenant(tenant_user, oth
         with tenant_db.tenant_context(tenant_user.tenant_id):
             assert visible_emails() == {"alice@acme.example"}
         assert visible_emails() == {"alice@acme.example", "gina@globex.example"}
+
+
+# --- The rule: entry points open the context, services require it -------------------------------
+
+
+def test_require_tenant_context_fails_loudly_without_one(db):
+    with pytest.raises(tenant_db.TenantContextError, match="no tenant context"):
+        tenant_db.require_tenant_context()
+
+
+def test_require_tenant_context_returns_the_tenant_and_refuses_another(tenant, other_tenant):
+    with tenant_db.tenant_context(tenant.pk):
+        assert tenant_db.require_tenant_context() == tenant.pk
+        assert tenant_db.require_tenant_context(tenant) == tenant.pk
+        assert tenant_db.require_tenant_context(str(tenant.pk)) == tenant.pk
+        with pytest.raises(tenant_db.TenantContextError, match="is for tenant"):
+            tenant_db.require_tenant_context(other_tenant)
+
+
+def test_the_all_tenants_mode_is_no_tenant_context(db):
+    with tenant_db.all_tenants_context(), pytest.raises(tenant_db.TenantContextError):
+        tenant_db.require_tenant_context()
+
+
+def test_a_service_called_without_a_context_raises_and_writes_nothing(tenant):
+    with pytest.raises(tenant_db.TenantContextError, match="no tenant context"):
+        tenant_services.tenant_user_create(tenant=tenant, email="a@acme.example", name="A")
+    with tenant_db.tenant_context(tenant.pk):
+        assert not TenantUser.objects.exists()
+
+
+def test_a_context_for_tenant_a_cannot_serve_a_service_call_for_tenant_b(tenant, other_tenant):
+    with (
+        tenant_db.tenant_context(tenant.pk),
+        pytest.raises(tenant_db.TenantContextError, match="is for tenant"),
+    ):
+        tenant_services.tenant_user_create(tenant=other_tenant, email="b@b.example", name="B")
+    with tenant_db.tenant_context(other_tenant.pk):
+        assert not TenantUser.objects.exists()
+
+
+def test_tenant_context_required_checks_the_named_argument(tenant, other_tenant):
+    @tenant_db.tenant_context_required(tenant="owner")
+    def service(*, owner):
+        return tenant_db.current_tenant_id()
+
+    @tenant_db.tenant_context_required
+    def any_tenant():
+        return tenant_db.current_tenant_id()
+
+    with pytest.raises(tenant_db.TenantContextError):
+        any_tenant()
+    with tenant_db.tenant_context(tenant.pk):
+        assert service(owner=tenant) == any_tenant() == tenant.pk
+        with pytest.raises(tenant_db.TenantContextError):
+            service(owner=other_tenant.pk)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand
 
-from analytics import clickhouse, events, schema, services
-from analytics.models import EventOutbox
+from analytics import clickhouse, schema, services
+from metis.events.models import EventOutbox
 from tenants import db
 from tenants import services as tenant_services
 from tenants.management.commands.seed_demo import DEMO_PASSWORD, DEMO_TENANTS
@@ -41,7 +41,8 @@ class Command(BaseCommand):
             history = list(
                 self._history(rng, users, days, scale=1.0 if subdomain == "acme" else 0.6)
             )
-            services.outbox_record_history(tenant_id=tenant.pk, history=history)
+            with db.tenant_context(tenant.pk):
+                services.outbox_record_history(tenant_id=tenant.pk, history=history)
             print(f"{subdomain}: {len(history)} events queued, delivering...", file=sys.stderr)
             result = services.outbox_drain_tenant(tenant_id=tenant.pk)
             self.stdout.write(f"{subdomain}: {result.sent} events delivered to ClickHouse")
@@ -70,14 +71,16 @@ class Command(BaseCommand):
         for name in TEAM:
             email = f"{name}@{domain}"
             if email not in existing:
-                team.append(
-                    tenant_services.tenant_user_create(
+                with db.tenant_context(tenant.pk):
+                    user = tenant_services.tenant_user_create(
                         tenant=tenant, email=email, name=name.title(), password=DEMO_PASSWORD
                     )
-                )
+                team.append(user)
         return team
 
     def _history(self, rng: random.Random, users: list, days: int, *, scale: float):
+        # Type names, not the declaring modules: analytics imports no feature app. The outbox
+        # refuses a name no app registered (metis.events.recorder).
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
         types, weights = zip(*DOCUMENT_TYPES.items(), strict=True)
         for hour_index in range(days * 24):
@@ -89,22 +92,22 @@ class Command(BaseCommand):
                 user = rng.choice(users)
                 roll = rng.random()
                 if roll < 0.18:
-                    yield at, events.SIGN_IN, {"seed": True}, user.pk
+                    yield at, "auth.sign_in", {"seed": True}, user.pk
                 elif roll < 0.22:
-                    yield at, events.SIGN_OUT, {"seed": True}, user.pk
+                    yield at, "auth.sign_out", {"seed": True}, user.pk
                 elif roll < 0.25:
                     data = {"seed": True, "email_domain": "example.com"}
-                    yield at, events.SIGN_IN_FAILED, data, None
+                    yield at, "auth.sign_in_failed", data, None
                 elif roll < 0.60:
                     document_type = rng.choices(types, weights)[0]
                     data = {"seed": True, "document_type": document_type}
-                    yield at, events.DOCUMENT_UPLOADED, data, user.pk
+                    yield at, "document.uploaded", data, user.pk
                 elif roll < 0.90:
                     document_type = rng.choices(types, weights)[0]
                     data = {"seed": True, "document_type": document_type}
-                    yield at, events.DOCUMENT_DOWNLOADED, data, user.pk
+                    yield at, "document.downloaded", data, user.pk
                 elif roll < 0.95:
                     data = {"seed": True, "from_class": "STANDARD", "to_class": "STANDARD_IA"}
-                    yield at, events.DOCUMENT_TIER_CHANGED, data, None
+                    yield at, "document.tier_changed", data, None
                 else:
-                    yield at, events.DOCUMENT_DELETED, {"seed": True}, user.pk
+                    yield at, "document.deleted", {"seed": True}, user.pk

@@ -3,6 +3,7 @@ every tier. Idempotent: a tenant that already has documents is left alone."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 from datetime import timedelta
@@ -10,7 +11,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from documents import services, tiering
+from documents import consistency, services, tiering
 from documents.models import Document, DocumentVersion
 from tenants import db
 from tenants.models import Tenant, TenantUser
@@ -54,15 +55,18 @@ class Command(BaseCommand):
             user = TenantUser.objects.for_tenant(tenant).order_by("email").first()
         now = timezone.now()
         for document_type, filename, kind, age_days in DEMO_DOCUMENTS:
-            document = services.document_upload(
-                tenant=tenant,
-                document_type=document_type,
-                file=io.BytesIO(_demo_file(kind, filename)),
-                filename=filename,
-                user=user,
-            )
-            # Backdate, as if uploaded then, so tiering has something due.
-            with db.tenant_context(tenant.pk):
+            # The command is the entry point: it opens the context, and sweeps once it ended.
+            with contextlib.ExitStack() as after:
+                after.callback(consistency.purge_uncommitted)
+                after.enter_context(db.tenant_context(tenant.pk))
+                document = services.document_upload(
+                    tenant=tenant,
+                    document_type=document_type,
+                    file=io.BytesIO(_demo_file(kind, filename)),
+                    filename=filename,
+                    user=user,
+                )
+                # Backdate, as if uploaded then, so tiering has something due.
                 created = now - timedelta(days=age_days)
                 Document.objects.for_tenant(tenant).filter(pk=document.pk).update(
                     created_at=created, storage_class_changed_at=created
@@ -70,7 +74,8 @@ class Command(BaseCommand):
                 DocumentVersion.objects.for_tenant(tenant).filter(document=document).update(
                     created_at=created
                 )
-        report = tiering.documents_tier_due(tenant_id=tenant.pk)
+        with db.tenant_context(tenant.pk):
+            report = tiering.documents_tier_due(tenant_id=tenant.pk)
         self.stdout.write(
             f"{tenant.subdomain}: {len(DEMO_DOCUMENTS)} documents uploaded; tiering: {report}"
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
 from documents import tiering
+from tenants import db
 from tenants.models import Tenant
 
 
@@ -28,7 +30,10 @@ class Command(BaseCommand):
             if not tenants.exists():
                 raise CommandError(f"no tenant with subdomain {tenant!r}")
         now = timezone.now()
-        plan = {t: tiering.tier_plan(tenant_id=t.pk, now=now) for t in tenants}
+        plan = {}
+        for t in tenants:
+            with db.tenant_context(t.pk):
+                plan[t] = tiering.tier_plan(tenant_id=t.pk, now=now)
         total = sum(sum(counts.values()) for counts in plan.values())
         self.stdout.write(f"{'tenant':24}{'to STANDARD_IA':>16}{'to GLACIER':>12}")
         for t, counts in plan.items():
@@ -45,17 +50,36 @@ class Command(BaseCommand):
         with tqdm(total=total, file=self.stderr._out, disable=None, unit="doc") as bar:
             for t, counts in plan.items():
                 if counts:
-                    reports.append(
-                        tiering.documents_tier_due(
-                            tenant_id=t.pk,
-                            now=now,
-                            batch_size=batch_size,
-                            on_progress=lambda document, outcome: bar.update(),
-                        )
-                    )
+                    reports.append(self._tier(t, now=now, batch_size=batch_size, bar=bar))
         failed = 0
         for report in reports:
             self.stdout.write(str(report))
             failed += report.outcomes[tiering.FAILED] + report.outcomes[tiering.REFUSED]
         if failed:
             raise CommandError(f"{failed} document(s) not moved; see the log, then run again")
+
+    def _tier(self, tenant: Tenant, *, now, batch_size: int | None, bar) -> tiering.TieringReport:
+        """Tier one tenant batch by batch, each batch in a tenant context of its own.
+
+        The command is the entry point, so it opens the contexts; one per batch (as the Celery
+        task does) keeps the batches already done when a later one crashes.
+        """
+        report = tiering.TieringReport(tenant_id=tenant.pk)
+        size = batch_size or settings.DOCUMENT_TIER_BATCH_SIZE
+        after = None
+        while True:
+            with db.tenant_context(tenant.pk):
+                batch = tiering.documents_tier_due(
+                    tenant_id=tenant.pk,
+                    now=now,
+                    batch_size=size,
+                    limit=size,
+                    after=after,
+                    on_progress=lambda document, outcome: bar.update(),
+                )
+            report.outcomes.update(batch.outcomes)
+            report.moved_to.update(batch.moved_to)
+            report.last_id = batch.last_id or report.last_id
+            if not batch.more:
+                return report
+            after = batch.last_id

@@ -27,10 +27,10 @@ class Command(BaseCommand):
             )
             with db.tenant_context(tenant.pk):
                 exists = TenantUser.objects.for_tenant(tenant).filter(email=email).exists()
-            if not exists:
-                services.tenant_user_create(
-                    tenant=tenant, email=email, name=user_name, password=DEMO_PASSWORD
-                )
+                if not exists:
+                    services.tenant_user_create(
+                        tenant=tenant, email=email, name=user_name, password=DEMO_PASSWORD
+                    )
             lines.append(
                 f"  {name:<16} http://{subdomain}.{base}:{port}/   {email} / {DEMO_PASSWORD}"
             )

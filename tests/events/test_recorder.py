@@ -1,13 +1,14 @@
-"""record_event: one outbox row in the caller's transaction, under the tenant's RLS."""
+"""record_event: one outbox row in the caller's transaction and tenant context, under RLS."""
 
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
 
-from analytics import events
-from analytics.models import EventOutbox
-from tenants import db
+from documents import events as document_events
+from metis.events import recorder
+from metis.events.models import EventOutbox
+from tenants import db, events
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD
 
@@ -22,15 +23,16 @@ def recorded(tenant) -> list[tuple]:
 
 
 def test_record_event_writes_one_pending_outbox_row(tenant, tenant_user):
-    event = events.record_event(
-        tenant=tenant,
-        event_type=events.DOCUMENT_UPLOADED,
-        data={"document_type": "pan"},
-        user=tenant_user,
-    )
+    with db.tenant_context(tenant.pk):
+        event = recorder.record_event(
+            tenant=tenant,
+            event_type=document_events.UPLOADED,
+            data={"document_type": "pan"},
+            user=tenant_user,
+        )
     assert event.status == "pending"
     assert recorded(tenant)[-1] == (
-        events.DOCUMENT_UPLOADED,
+        document_events.UPLOADED,
         tenant_user.pk,
         None,
         {"document_type": "pan"},
@@ -38,17 +40,41 @@ def test_record_event_writes_one_pending_outbox_row(tenant, tenant_user):
 
 
 def test_record_event_refuses_bad_input_and_writes_nothing(tenant, other_tenant_user):
-    with pytest.raises(ValueError, match="unknown event type"):
-        events.record_event(tenant=tenant, event_type="document.exploded")
-    with pytest.raises(ValueError, match="larger than"):
-        events.record_event(tenant=tenant, event_type=events.SIGN_IN, data={"x": "y" * 20000})
-    with pytest.raises(ValueError, match="another tenant"):
-        events.record_event(tenant=tenant, event_type=events.SIGN_IN, user=other_tenant_user)
+    with db.tenant_context(tenant.pk):
+        with pytest.raises(ValueError, match="unknown event type"):
+            recorder.record_event(tenant=tenant, event_type="document.exploded")
+        with pytest.raises(ValueError, match="larger than"):
+            recorder.record_event(tenant=tenant, event_type=events.SIGN_IN, data={"x": "y" * 20000})
+        with pytest.raises(ValueError, match="another tenant"):
+            recorder.record_event(tenant=tenant, event_type=events.SIGN_IN, user=other_tenant_user)
     assert recorded(tenant) == []
 
 
+def test_record_event_requires_the_events_tenant_context(tenant, other_tenant):
+    with pytest.raises(db.TenantContextError, match="no tenant context"):
+        recorder.record_event(tenant=tenant, event_type=events.SIGN_IN)
+    with (
+        db.tenant_context(other_tenant.pk),
+        pytest.raises(db.TenantContextError, match="is for tenant"),
+    ):
+        recorder.record_event(tenant=tenant, event_type=events.SIGN_IN)
+    assert recorded(tenant) == [] and recorded(other_tenant) == []
+
+
+def test_each_app_registers_its_own_event_types():
+    types = recorder.event_types()
+    assert {events.SIGN_IN, events.STAFF_TENANT_ACCESS, document_events.UPLOADED} <= types
+    assert {"backup.run_succeeded", "backup.run_failed"} <= types
+    assert recorder.register(events.SIGN_IN) == events.SIGN_IN  # the same declaration again
+    with pytest.raises(ValueError, match="already declared"):
+        recorder.register(events.SIGN_IN, data=("something_else",))
+    with pytest.raises(ValueError, match="lowercase"):
+        recorder.register("NoDot")
+
+
 def test_outbox_rows_are_invisible_to_other_tenants(tenant, other_tenant):
-    events.record_event(tenant=tenant, event_type=events.SIGN_IN)
+    with db.tenant_context(tenant.pk):
+        recorder.record_event(tenant=tenant, event_type=events.SIGN_IN)
     with db.tenant_context(other_tenant.pk):
         assert EventOutbox.objects.count() == 0  # the ORM, without our filter
         with connection.cursor() as cursor:  # raw SQL as the app role
@@ -84,6 +110,6 @@ def test_staff_choosing_a_tenant_records_a_staff_access_event(staff_client, staf
 def test_every_event_type_fits_the_clickhouse_constraint():
     import re
 
-    for name in events.EVENT_TYPES:
+    for name in recorder.event_types():
         assert re.match(r"^[a-z][a-z_]*(\.[a-z_]+)+$", name), name
     assert settings.ANALYTICS_OUTBOX_BATCH_SIZE > 0

@@ -1,0 +1,9 @@
+"""The event types tenants record: sign-in and staff access (registered with metis.events)."""
+
+from metis.events import recorder
+
+SIGN_IN = recorder.register("auth.sign_in")
+SIGN_OUT = recorder.register("auth.sign_out")
+# No addresses in analytics: the email's domain only.
+SIGN_IN_FAILED = recorder.register("auth.sign_in_failed", data=("email_domain",))
+STAFF_TENANT_ACCESS = recorder.register("staff.tenant_access", data=("path",))  # staff_id set
