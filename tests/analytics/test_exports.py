@@ -13,7 +13,7 @@ from analytics import exports
 from metis.objectstore import store
 from metis.objectstore.errors import StorageUnavailable
 from tenants.models import Tenant
-from tests.terminal import Terminal
+from tests.support.terminal import Terminal
 
 
 def _read_s3(s3_server, bucket, key):

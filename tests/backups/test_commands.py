@@ -34,7 +34,7 @@ def test_backup_run_command_backs_up_verifies_and_shows_progress(db, pg_sandbox)
     from io import StringIO
 
     from backups.models import BackupRun
-    from tests.terminal import Terminal
+    from tests.support.terminal import Terminal
 
     out, err = StringIO(), Terminal()
 

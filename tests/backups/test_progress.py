@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from backups.progress import Progress
-from tests.terminal import Terminal
+from tests.support.terminal import Terminal
 
 
 def test_progress_draws_a_bar_up_to_100_percent_on_a_terminal():

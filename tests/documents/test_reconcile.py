@@ -11,7 +11,7 @@ from documents.models import Document, DocumentVersion
 from metis.objectstore import store
 from tenants import db
 from tests.documents.conftest import bucket_keys, pdf_bytes, stored_keys, upload
-from tests.terminal import Terminal
+from tests.support.terminal import Terminal
 
 NOW = timedelta(0)
 

@@ -22,7 +22,7 @@ from tests.documents.stored_documents import (
     storage_class_of,
     versions_of,
 )
-from tests.terminal import Terminal
+from tests.support.terminal import Terminal
 
 IA, GLACIER, STANDARD = StorageClass.STANDARD_IA, StorageClass.GLACIER, StorageClass.STANDARD
 
