@@ -71,22 +71,26 @@ def _document_count(tenant) -> int:
         return Document.objects.for_tenant(tenant).count()
 
 
+def _upload_as_an_entry_point(tenant) -> None:
+    """Upload as a command would: open the context, call the service, sweep once it ended."""
+    try:
+        with db.tenant_context(tenant.pk):
+            services.document_upload(
+                tenant=tenant,
+                document_type="bank-statement",
+                file=io.BytesIO(pdf_bytes()),
+                filename="s.pdf",
+            )
+    finally:
+        consistency.purge_uncommitted()
+
+
 def test_service_upload_whose_commit_fails_leaves_no_object(
     committed_db, failing_commit, s3_bucket, s3_server
 ):
     tenant = TenantFactory(subdomain="acme")
-    # The test is the entry point: it opens the context and, once it ended, sweeps.
     with pytest.raises(DatabaseError, match="refused at commit"):
-        try:
-            with db.tenant_context(tenant.pk):
-                services.document_upload(
-                    tenant=tenant,
-                    document_type="bank-statement",
-                    file=io.BytesIO(pdf_bytes()),
-                    filename="s.pdf",
-                )
-        finally:
-            consistency.purge_uncommitted()
+        _upload_as_an_entry_point(tenant)
     assert _document_count(tenant) == 0
     assert bucket_keys(s3_server, s3_bucket) == []
 
@@ -113,16 +117,7 @@ def test_upload_whose_insert_fails_leaves_no_object(
 ):
     tenant = TenantFactory(subdomain="acme")
     with pytest.raises(DatabaseError, match="refused by the test"):
-        try:
-            with db.tenant_context(tenant.pk):
-                services.document_upload(
-                    tenant=tenant,
-                    document_type="bank-statement",
-                    file=io.BytesIO(pdf_bytes()),
-                    filename="s.pdf",
-                )
-        finally:
-            consistency.purge_uncommitted()
+        _upload_as_an_entry_point(tenant)
     assert _document_count(tenant) == 0
     assert bucket_keys(s3_server, s3_bucket) == []
 
