@@ -133,25 +133,24 @@ def test_services_require_the_documents_tenant_context_and_open_none(
     s3_bucket, tenant, other_tenant
 ):
     document = upload(tenant)
-    with pytest.raises(db.TenantContextError, match="no tenant context"):
-        services.document_delete(document=document)
-    with pytest.raises(db.TenantContextError, match="no tenant context"):
-        services.document_upload(
+
+    def upload_for_tenant():
+        return services.document_upload(
             tenant=tenant,
             document_type="bank-statement",
             file=io.BytesIO(pdf_bytes()),
             filename="x.pdf",
         )
+
+    with pytest.raises(db.TenantContextError, match="no tenant context"):
+        services.document_delete(document=document)
+    with pytest.raises(db.TenantContextError, match="no tenant context"):
+        upload_for_tenant()
     with db.tenant_context(other_tenant.pk):
         with pytest.raises(db.TenantContextError, match="is for tenant"):
             services.document_download_url(document=document)
         with pytest.raises(db.TenantContextError, match="is for tenant"):
-            services.document_upload(
-                tenant=tenant,
-                document_type="bank-statement",
-                file=io.BytesIO(pdf_bytes()),
-                filename="x.pdf",
-            )
+            upload_for_tenant()
     with db.tenant_context(tenant.pk):
         assert Document.objects.for_tenant(tenant).live().count() == 1
         assert not DocumentAccess.objects.filter(action=AccessAction.DOWNLOAD).exists()
