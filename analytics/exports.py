@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from django.db import connection, models
+from django.db import connection, connections, models
 
 from documents.models import Document
 from metis.objectstore import store
@@ -165,6 +165,7 @@ def _write_table(
     """
     kinds = list(table.columns.values())
     written = 0
+    connection = connections[db.ALL_TENANTS_ALIAS]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT count(*) FROM {connection.ops.quote_name(table.model._meta.db_table)}"
@@ -200,7 +201,7 @@ def export_run(
         files = {}
         # One transaction for all tables (read committed: each table is read as of its own
         # start). The uploads happen after it, so no transaction waits on the network.
-        with db.all_tenants_context():
+        with db.all_tenants_context(atomic=True):
             for table in TABLES:
                 files[table.name] = pathlib.Path(folder) / f"{table.name}.parquet"
                 rows = _write_table(

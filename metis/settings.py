@@ -7,9 +7,11 @@ Precedence: the process environment, then `.env`, then the file METIS_ENV_FILE n
 """
 
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import environ
+
+from metis.dbpool import connection_reset
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -87,6 +89,17 @@ DATABASE_OWNER_URL = env(
     "DATABASE_OWNER_URL", default="postgres://metis_owner@127.0.0.1:5432/metis"
 )
 DATABASE_ADMIN_URL = env("DATABASE_ADMIN_URL", default="")
+# The key that seals tenant transactions (tenants/seal.py); by default derived from SECRET_KEY.
+# `migrate` installs it where only the owner role can read it.
+TENANT_SEAL_KEY = env("TENANT_SEAL_KEY", default="")
+# Staff all-tenants reads: a SELECT-only role the all-tenants policies admit (tenants/roles.py).
+# By default the runtime URL with the user `metis_staff_read`.
+DATABASE_STAFF_READ_URL = env(
+    "DATABASE_STAFF_READ_URL",
+    default=urlsplit(DATABASE_URL)
+    ._replace(netloc="metis_staff_read@" + urlsplit(DATABASE_URL).netloc.rsplit("@", 1)[-1])
+    .geturl(),
+)
 DATABASE_BEHIND_PGBOUNCER = env.bool("DATABASE_BEHIND_PGBOUNCER", default=False)
 
 DATABASE_POOL = {
@@ -102,10 +115,13 @@ def _database(url: str, *, pooled: bool) -> dict:
     config = env.db_url_config(url)
     # A Unix-socket directory arrives percent-encoded in the host part (as libpq URLs allow).
     config["HOST"] = unquote(config["HOST"])
+    # Django's PostgreSQL backend, sealing every transaction for its tenant context.
+    config["ENGINE"] = "tenants.postgres"
     config["CONN_MAX_AGE"] = 0  # the pool, not Django, keeps connections open
     options = config.setdefault("OPTIONS", {})
     if pooled:
-        options["pool"] = dict(DATABASE_POOL)
+        # A returned connection forgets its session (DISCARD ALL): nothing reaches the next user.
+        options["pool"] = {**DATABASE_POOL, "reset": connection_reset}
     # Transaction-mode PgBouncer cannot keep a named cursor open between transactions.
     config["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_BEHIND_PGBOUNCER
     return config
@@ -114,8 +130,11 @@ def _database(url: str, *, pooled: bool) -> dict:
 DATABASES = {
     "default": _database(DATABASE_URL, pooled=env.bool("DATABASE_POOL_ENABLED", default=True)),
     "owner": _database(DATABASE_OWNER_URL, pooled=False),
+    "staff_read": _database(DATABASE_STAFF_READ_URL, pooled=False),
 }
 # The owner alias is for migrations and maintenance only; no router sends app queries to it.
+# Reads of tenant tables go to `staff_read` only inside tenants.db.all_tenants_context().
+DATABASE_ROUTERS = ["tenants.routers.AllTenantsReadRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

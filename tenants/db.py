@@ -1,9 +1,16 @@
-"""The tenant context: the one place that sets `app.current_tenant` for PostgreSQL.
+"""The tenant context: the one door to a tenant's rows.
 
-Row-level security policies compare each row's `tenant_id` with the `app.current_tenant`
-setting. It is set with `set_config(..., is_local => true)`, which lasts only until the end of
-the current transaction, so a pooled connection (Django's pool or PgBouncer in transaction
-mode) can never carry one tenant's setting into the next request or task.
+Row-level security admits a row when its `tenant_id` is the tenant a valid *seal* names
+(tenants/seal.py): a MAC over tenant, backend and transaction that only this code can compute.
+Inside `tenant_context(tenant_id)`, every transaction on a connection of ours is sealed before
+its first statement (tenants/postgres), and the seal dies with the transaction, so SQL injected
+anywhere can neither switch tenant nor carry a seal to another transaction.
+
+The context is a scope, not a long transaction: `tenant_context(t)` opens one short transaction
+for its block (tasks, commands, service sections); `tenant_context(t, atomic=False)` only sets
+the scope, and each statement or atomic block inside gets its own sealed transaction (requests:
+the view's reading a body, hashing, S3 and rendering hold no connection). All-tenants reads are
+not a setting at all: they go to another role (`staff_read`, tenants/routers.py).
 
 The rule: entry points open a context (the middleware, the Celery task base `TenantTask`, the
 staff scope, management commands, tests); services never open one, they require it with
@@ -21,13 +28,16 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, overload
 
-from django.db import connections, transaction
+from django.db import transaction
 
-TENANT_SETTING = "app.current_tenant"
-ALL_TENANTS_SETTING = "app.all_tenants"
+from metis import dbpool
 
-# Mirrors the database setting for Python code (cache keys, logging); the database is the guard.
+# The scope the sealing backend reads, and Python code (cache keys, logging) too.
 _current_tenant: ContextVar[uuid.UUID | None] = ContextVar("current_tenant", default=None)
+_all_tenants: ContextVar[bool] = ContextVar("all_tenants", default=False)
+
+# The alias of the SELECT-only role the all-tenants policies admit (metis/settings.py).
+ALL_TENANTS_ALIAS = "staff_read"
 
 
 class TenantContextError(RuntimeError):
@@ -107,58 +117,58 @@ def parse_tenant_id(tenant_id: uuid.UUID | str) -> uuid.UUID:
         raise TenantContextError(f"not a tenant id: {tenant_id!r}") from exc
 
 
-def _set_local(cursor, values: dict[str, str]) -> dict[str, str]:
-    """Set transaction-local settings in one round trip; return their previous values."""
-    names = list(values)
-    reads = ", ".join("coalesce(current_setting(%s, true), '')" for _ in names)
-    writes = ", ".join("set_config(%s, %s, true)" for _ in names)
-    cursor.execute(
-        f"SELECT {reads}, {writes}",
-        [*names, *(part for name in names for part in (name, values[name]))],
-    )
-    return dict(zip(names, cursor.fetchone()[: len(names)], strict=True))
-
-
 @contextmanager
-def _local_settings(values: dict[str, str], using: str) -> Iterator[None]:
-    connection = connections[using]
-    nested = connection.in_atomic_block
-    with transaction.atomic(using=using):
-        with connection.cursor() as cursor:
-            previous = _set_local(cursor, values)
-        yield
-        # A released savepoint keeps SET LOCAL until the outer transaction ends: put the outer
-        # context's values back. (On an exception the savepoint rollback restores them for us.)
-        if nested:
-            with connection.cursor() as cursor:
-                _set_local(cursor, previous)
+def tenant_context(
+    tenant_id: uuid.UUID | str, *, using: str = "default", atomic: bool = True
+) -> Iterator[uuid.UUID]:
+    """Scope the block to `tenant_id`; yield the tenant id.
 
-
-@contextmanager
-def tenant_context(tenant_id: uuid.UUID | str, *, using: str = "default") -> Iterator[uuid.UUID]:
-    """Run the block in one transaction scoped to `tenant_id`; yield the tenant id."""
+    With `atomic` (the default) the block is one transaction on `using`, and its connection goes
+    back to the pool when it ends. Without, each statement or atomic block inside is its own
+    sealed transaction: for code that talks to slow things between its queries.
+    """
     if not tenant_id:
         raise TenantContextError("a tenant context needs a tenant id")
     tenant_uuid = parse_tenant_id(tenant_id)
     token = _current_tenant.set(tenant_uuid)
+    # A tenant context inside the all-tenants mode sees one tenant.
+    all_token = _all_tenants.set(False)
     try:
-        # Also switch the all-tenants mode off: a tenant context inside it sees one tenant.
-        with _local_settings({TENANT_SETTING: str(tenant_uuid), ALL_TENANTS_SETTING: ""}, using):
+        if atomic:
+            with transaction.atomic(using=using):
+                yield tenant_uuid
+        else:
             yield tenant_uuid
     finally:
+        _all_tenants.reset(all_token)
         _current_tenant.reset(token)
+    if atomic:
+        dbpool.connection_release(using)
 
 
 @contextmanager
-def all_tenants_context(*, using: str = "default") -> Iterator[None]:
-    """Run the block in one transaction that may read (never write) every tenant's rows.
+def all_tenants_context(*, atomic: bool = False) -> Iterator[None]:
+    """Read (never write) every tenant's rows in the block, through the staff read role.
 
-    Only for staff superusers in the explicit all-tenants mode; callers record the choice in the
-    audit trail. Writes still need a tenant context: the policies' WITH CHECK refuses them.
+    Only for staff superusers in the explicit all-tenants mode and for system jobs (exports,
+    reconcile); callers record the choice in the audit trail. ORM reads of tenant tables go to
+    the `staff_read` alias (tenants/routers.py), a SELECT-only role in read-only transactions;
+    raw SQL uses `connections[ALL_TENANTS_ALIAS]`. With `atomic`, the block is one transaction
+    there: one snapshot of every table (exports).
     """
     token = _current_tenant.set(None)
+    all_token = _all_tenants.set(True)
     try:
-        with _local_settings({ALL_TENANTS_SETTING: "on", TENANT_SETTING: ""}, using):
+        if atomic:
+            with transaction.atomic(using=ALL_TENANTS_ALIAS):
+                yield
+        else:
             yield
     finally:
+        _all_tenants.reset(all_token)
         _current_tenant.reset(token)
+
+
+def all_tenants_active() -> bool:
+    """True inside all_tenants_context (and not inside a tenant context nested in it)."""
+    return _all_tenants.get()

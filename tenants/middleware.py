@@ -1,4 +1,9 @@
-"""Resolve the tenant from the Host header and run each request inside its tenant context."""
+"""Resolve the tenant from the Host header and run each request inside its tenant context.
+
+The context is a scope, not a transaction (tenants.db): the request holds a database connection
+only while it runs queries, never while its body arrives, a password is hashed, S3 answers or a
+page renders, so slow clients cannot drain the pool.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
+from metis import dbpool
 from tenants import auth, db, staff
 from tenants.http import MetisRequest, StaffRequest
 from tenants.models import DNS_LABEL, Tenant
@@ -47,8 +53,10 @@ class TenantMiddleware:
             return render(request, "tenants/inactive_tenant.html", {"tenant": tenant}, status=403)
         request.tenant = tenant
         request.urlconf = settings.TENANT_URLCONF
-        with db.tenant_context(tenant.pk):
+        with db.tenant_context(tenant.pk, atomic=False):
             request.tenant_user = auth.get_tenant_user(request)
+            # Next comes the body (CSRF reads it) and the view: hold no connection meanwhile.
+            dbpool.connection_release()
             return self.get_response(request)
 
     def _serve_staff(self, request: StaffRequest) -> HttpResponse:

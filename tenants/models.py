@@ -70,7 +70,7 @@ class TenantOwnedModel(models.Model):
 
     class Meta:
         abstract = True
-        constraints = [RowLevelSecurity(name="%(app_label)s_%(class)s_rls")]
+        constraints = [RowLevelSecurity(name="%(app_label)s_%(class)s_rls", sealed=True)]
 
 
 class TenantUserQuerySet(TenantOwnedQuerySet):

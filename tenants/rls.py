@@ -1,11 +1,17 @@
 """Row-level security as a model constraint, so `makemigrations` writes the policies.
 
-Declaring `RowLevelSecurity` in a model's `Meta.constraints` (every `TenantOwnedModel` inherits
-one) makes the migration enable and force RLS on the table and create its policies:
+Declaring `RowLevelSecurity(sealed=True)` in a model's `Meta.constraints` (every
+`TenantOwnedModel` inherits one) makes the migration enable and force RLS on the table and
+create its policies:
 
-- `tenant_isolation`: rows whose `tenant_id` equals `app.current_tenant`, for reads (USING) and
-  writes (WITH CHECK). An unset or empty setting matches nothing, so no context means no rows.
-- `staff_read_all_tenants`: SELECT only, when `app.all_tenants` is 'on' (staff all-tenants mode).
+- `tenant_isolation`: rows whose `tenant_id` is the tenant a valid seal names
+  (`metis_sealed_tenant()`, see tenants/seal.py), for reads (USING) and writes (WITH CHECK).
+  No seal means no rows; a forged or replayed seal is an error.
+- `staff_read_all_tenants`: SELECT only, for the `metis_read_all_tenants` role (the staff read
+  connection), never for the runtime role.
+
+`sealed=False` is the first design, kept only so old migrations replay as they ran: policies that
+trusted the `app.current_tenant` and `app.all_tenants` settings, which any SQL could change.
 """
 
 from __future__ import annotations
@@ -15,21 +21,25 @@ from dataclasses import dataclass
 from django.db import models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
-# Scalar subqueries, so PostgreSQL reads each setting once per query (an InitPlan), not once per
-# row: bench/rls_overhead.py measured the per-row form at 1.4x on a 10,000-row tenant scan.
+from tenants.seal import ALL_TENANTS_READER
+
+# Scalar subqueries, so PostgreSQL evaluates each once per query (an InitPlan), not once per row:
+# bench/rls_overhead.py measured the per-row form at 1.4x on a 10,000-row tenant scan.
+SEALED_TENANT_SQL = "(SELECT metis_sealed_tenant())"
 CURRENT_TENANT_SQL = "(SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid)"
 ALL_TENANTS_SQL = "(SELECT coalesce(current_setting('app.all_tenants', true), '') = 'on')"
 POLICY_NAMES = ("tenant_isolation", "staff_read_all_tenants")
 
 
-def enable_sql(table: str, column: str = "tenant_id") -> str:
+def enable_sql(table: str, column: str = "tenant_id", *, sealed: bool = True) -> str:
     """Return the DDL that enables and forces RLS on `table` with the tenant policies."""
-    match = f"{column} = {CURRENT_TENANT_SQL}"
+    match = f"{column} = {SEALED_TENANT_SQL if sealed else CURRENT_TENANT_SQL}"
+    staff = f"TO {ALL_TENANTS_READER} USING (true)" if sealed else f"USING ({ALL_TENANTS_SQL})"
     return (
         f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY; '
         f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY; '
         f'CREATE POLICY tenant_isolation ON "{table}" USING ({match}) WITH CHECK ({match}); '
-        f'CREATE POLICY staff_read_all_tenants ON "{table}" FOR SELECT USING ({ALL_TENANTS_SQL})'
+        f'CREATE POLICY staff_read_all_tenants ON "{table}" FOR SELECT {staff}'
     )
 
 
@@ -45,9 +55,12 @@ def disable_sql(table: str) -> str:
 class RowLevelSecurity(models.BaseConstraint):
     """Enable and force tenant row-level security on the model's table."""
 
-    def __init__(self, *, name: str, column: str = "tenant_id", **kwargs) -> None:
+    def __init__(
+        self, *, name: str, column: str = "tenant_id", sealed: bool = False, **kwargs
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.column = column
+        self.sealed = sealed
 
     # Returns None, not SQL (the schema editor skips empty constraint SQL), hence the ignore.
     def constraint_sql(  # type: ignore[override]
@@ -58,7 +71,7 @@ class RowLevelSecurity(models.BaseConstraint):
         return None
 
     def create_sql(self, model, schema_editor: BaseDatabaseSchemaEditor | None) -> str:
-        return enable_sql(model._meta.db_table, self.column)
+        return enable_sql(model._meta.db_table, self.column, sealed=self.sealed)
 
     def remove_sql(self, model, schema_editor: BaseDatabaseSchemaEditor | None) -> str:
         return disable_sql(model._meta.db_table)
@@ -70,11 +83,13 @@ class RowLevelSecurity(models.BaseConstraint):
         path, args, kwargs = super().deconstruct()
         if self.column != "tenant_id":
             kwargs["column"] = self.column
+        if self.sealed:
+            kwargs["sealed"] = True
         return path, args, kwargs
 
     def __eq__(self, other) -> bool:
         if isinstance(other, RowLevelSecurity):
-            return self.name == other.name and self.column == other.column
+            return (self.name, self.column, self.sealed) == (other.name, other.column, other.sealed)
         return super().__eq__(other)
 
 

@@ -71,5 +71,5 @@ def scope_for(request: StaffRequest) -> Iterator[None]:
         yield
         return
     request.staff_tenant = tenant
-    with db.tenant_context(tenant.pk):
+    with db.tenant_context(tenant.pk, atomic=False):
         yield

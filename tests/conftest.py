@@ -39,7 +39,8 @@ def django_db_setup(django_test_environment, django_db_blocker):
         scratch.scratch_database_drop(name)
 
 
-# Rows migrate creates and every test relies on: kept when committed data is wiped.
+# Rows migrate creates and every test relies on (and the beat schedules migrations write): kept
+# when committed data is wiped.
 _KEEP_TABLES = {"django_migrations", "django_content_type", "auth_permission"}
 
 
@@ -53,7 +54,11 @@ def committed_db(django_db_setup, django_db_blocker):
         yield
         scratch.close_all_connections()
         owner = connections["owner"]
-        tables = set(owner.introspection.django_table_names(only_existing=True)) - _KEEP_TABLES
+        tables = {
+            table
+            for table in owner.introspection.django_table_names(only_existing=True)
+            if table not in _KEEP_TABLES and not table.startswith("django_celery_beat_")
+        }
         with owner.cursor() as cursor:
             cursor.execute(
                 "TRUNCATE "
@@ -70,12 +75,22 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture
-def tenant(db):
+def tenant_db(request):
+    """`db`, or `committed_db` for a test marked `committed` (e.g. one whose code reads through
+    the staff read role's own connection, which never sees an uncommitted test transaction)."""
+    if request.node.get_closest_marker("committed"):
+        request.getfixturevalue("committed_db")
+    else:
+        request.getfixturevalue("db")
+
+
+@pytest.fixture
+def tenant(tenant_db):
     return TenantFactory(name="Acme Lending", subdomain="acme")
 
 
 @pytest.fixture
-def other_tenant(db):
+def other_tenant(tenant_db):
     return TenantFactory(name="Globex Finance", subdomain="globex")
 
 
@@ -103,8 +118,16 @@ def tenant_client(tenant, tenant_user):
 
 
 @pytest.fixture
-def staff_user(db, django_user_model):
-    return django_user_model.objects.create_user(
+def staff_user_model(tenant_db):
+    """The staff user model, on `tenant_db` (pytest-django's django_user_model requires `db`)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model()
+
+
+@pytest.fixture
+def staff_user(staff_user_model):
+    return staff_user_model.objects.create_user(
         "staffer", "staffer@metis.example", TEST_PASSWORD, is_staff=True, is_superuser=True
     )
 

@@ -67,6 +67,7 @@ def test_tenant_dashboard_counts_only_that_tenants_events(clickhouse_db, tenant,
     assert "events_by_tenant" not in charts
 
 
+@pytest.mark.committed
 def test_all_tenants_dashboard_covers_every_tenant(clickhouse_db, tenant, other_tenant):
     seed(tenant.pk, 3)
     seed(other_tenant.pk, 5, event_type="document.uploaded")

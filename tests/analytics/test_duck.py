@@ -8,6 +8,9 @@ import pytest
 
 from analytics import duck, exports
 
+# The export reads through the staff read role's own connection: data must be committed.
+pytestmark = pytest.mark.committed
+
 
 @pytest.fixture
 def locked(dataset, s3_bucket):

@@ -11,6 +11,9 @@ from analytics import duck_tasks, exports, reports
 from metis.celery import app
 from metis.objectstore import store
 
+# The jobs read through the staff read role's own connection: data must be committed.
+pytestmark = pytest.mark.committed
+
 
 def test_daily_export_and_weekly_reports_are_scheduled_and_editable(db):
     tasks = {task.task: task for task in PeriodicTask.objects.all()}

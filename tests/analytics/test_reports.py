@@ -6,10 +6,15 @@ import csv
 import datetime as dt
 import io
 
+import pytest
+
 from analytics import exports, reports
 from metis.objectstore import store
 from tests.analytics.conftest import make_document
 from tests.factories import TenantFactory
+
+# The export reads through the staff read role's own connection: data must be committed.
+pytestmark = pytest.mark.committed
 
 WEEK = reports.ReportWeek.containing(dt.datetime.now(dt.UTC).date())
 

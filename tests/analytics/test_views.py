@@ -69,6 +69,7 @@ def test_bad_date_range_is_a_clear_400_without_charts(
     assert b"analytics-error" in response.content
 
 
+@pytest.mark.committed
 def test_superuser_sees_any_tenant_or_all(two_tenants_events, staff_client, tenant, other_tenant):
     def total(tenant_param):
         response = staff_client.get("/admin/analytics/", {"tenant": tenant_param})

@@ -13,6 +13,9 @@ from analytics.models import WorkbenchQuery, WorkbenchQueryStatus
 from metis.objectstore import store
 from tests.factories import TEST_PASSWORD
 
+# The export reads through the staff read role's own connection: data must be committed.
+pytestmark = pytest.mark.committed
+
 URL = "/admin/analytics/workbench/"
 PER_TENANT = (
     "SELECT t.subdomain, count(*) AS n FROM documents d JOIN tenants t ON t.id = d.tenant_id "
@@ -222,11 +225,11 @@ def test_workbench_without_an_export_says_so(staff_user, db, s3_bucket):
     assert "export_parquet" in result.error
 
 
-def test_workbench_is_closed_to_anonymous_and_non_staff(db, django_user_model, export_run):
+def test_workbench_is_closed_to_anonymous_and_non_staff(tenant_db, staff_user_model, export_run):
     anonymous = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
     response = anonymous.post(URL, {"sql": "SELECT 1"})
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
-    django_user_model.objects.create_user("clerk", "c@metis.example", TEST_PASSWORD)
+    staff_user_model.objects.create_user("clerk", "c@metis.example", TEST_PASSWORD)
     clerk = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
     clerk.login(username="clerk", password=TEST_PASSWORD)
     response = clerk.post(URL, {"sql": "SELECT 1"})
@@ -234,10 +237,10 @@ def test_workbench_is_closed_to_anonymous_and_non_staff(db, django_user_model, e
     assert not WorkbenchQuery.objects.exists()
 
 
-def test_workbench_is_superuser_only_not_every_staff_member(db, django_user_model, export_run):
-    django_user_model.objects.create_user(
-        "support", "s@metis.example", TEST_PASSWORD, is_staff=True
-    )
+def test_workbench_is_superuser_only_not_every_staff_member(
+    tenant_db, staff_user_model, export_run
+):
+    staff_user_model.objects.create_user("support", "s@metis.example", TEST_PASSWORD, is_staff=True)
     client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
     client.login(username="support", password=TEST_PASSWORD)
     assert client.get(URL).status_code == 403

@@ -76,6 +76,7 @@ def test_change_tier_actions_move_the_object_both_ways(s3, s3_bucket, tenant, st
     assert reload(document).storage_class == StorageClass.STANDARD
 
 
+@pytest.mark.committed
 def test_actions_in_the_all_tenants_mode_change_nothing(s3, s3_bucket, tenant, staff_request):
     document = put_document(s3, s3_bucket, tenant, storage_class=StorageClass.GLACIER)
     model_admin = admin.ModelAdmin(Document, admin.site)

@@ -137,6 +137,7 @@ class _StopsServerMidway(io.BytesIO):
         return chunk
 
 
+@pytest.mark.committed
 def test_s3_stopped_mid_upload_leaves_no_row(tmp_path, settings, tenant):
     server = SeaweedS3(data_dir=tmp_path / "seaweed").start()
     try:

@@ -16,6 +16,7 @@ from tests.support.terminal import Terminal
 NOW = timedelta(0)
 
 
+@pytest.mark.committed
 def test_reconcile_finds_and_repairs_drift_on_s3(s3_bucket, s3_server, tenant, other_tenant):
     kept = upload(tenant, name="kept.pdf")
     lost = upload(other_tenant, name="lost.pdf")
@@ -42,12 +43,14 @@ def test_reconcile_finds_and_repairs_drift_on_s3(s3_bucket, s3_server, tenant, o
     assert not reconcile.storage_drift_find(min_age=NOW)
 
 
+@pytest.mark.committed
 def test_young_orphans_are_left_alone(s3_bucket, s3_server, tenant):
     # An upload between its object and its commit looks like an orphan: min_age protects it.
     s3_server.client().put_object(Bucket=s3_bucket, Key=f"tenants/{tenant.pk}/y.pdf", Body=b"x")
     assert not reconcile.storage_drift_find()
 
 
+@pytest.mark.committed
 def test_a_lost_replacement_falls_back_to_the_previous_version(s3_bucket, tenant):
     document = upload(tenant, name="v1.pdf")
     first_key = document.storage_key
@@ -67,6 +70,7 @@ def test_a_lost_replacement_falls_back_to_the_previous_version(s3_bucket, tenant
     assert document.deleted_at is None and services.document_is_downloadable(document)
 
 
+@pytest.mark.committed
 def test_reconcile_command_reports_then_repairs(s3_bucket, tenant, capsys):
     upload(tenant)
     store.documents_store().put_bytes(

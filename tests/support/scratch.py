@@ -29,10 +29,11 @@ def scratch_database_create(name: str) -> None:
         admin_url=settings.DATABASE_ADMIN_URL,
         app_url=settings.DATABASE_URL,
         owner_url=settings.DATABASE_OWNER_URL,
+        staff_read_url=settings.DATABASE_STAFF_READ_URL,
         database=name,
         report=lambda line: None,
     )
-    for alias in ("default", "owner"):
+    for alias in ("default", "owner", "staff_read"):
         settings.DATABASES[alias]["NAME"] = name
     call_command("migrate", database="owner", verbosity=0)
 

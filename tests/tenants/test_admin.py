@@ -1,5 +1,6 @@
 """Staff admin: tenant rows only under an explicit, audited tenant choice."""
 
+import pytest
 from django.test import Client
 
 from tenants.models import StaffTenantAccess
@@ -51,6 +52,7 @@ def test_each_choice_is_recorded_in_the_audit_trail(staff_client, staff_user, te
     assert (access.staff, access.tenant, access.all_tenants) == (staff_user, tenant, False)
 
 
+@pytest.mark.committed
 def test_superuser_all_tenants_mode_is_read_only_and_audited(
     staff_client, tenant_user, other_tenant_user
 ):

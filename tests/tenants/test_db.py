@@ -146,6 +146,7 @@ def test_failed_block_leaves_no_tenant_behind(tenant_user):
     assert visible_emails() == set()
 
 
+@pytest.mark.committed
 def test_all_tenants_context_reads_every_tenant_but_writes_none(tenant_user, other_tenant_user):
     with tenant_db.all_tenants_context():
         assert visible_emails() == {"alice@acme.example", "gina@globex.example"}
@@ -174,6 +175,7 @@ def test_same_email_in_two_tenants_is_two_accounts(tenant, other_tenant):
     assert first.email == second.email == "sam@shared.example"
 
 
+@pytest.mark.committed
 def test_tenant_context_inside_all_tenants_mode_sees_one_tenant(tenant_user, other_tenant_user):
     with tenant_db.all_tenants_context():
         with tenant_db.tenant_context(tenant_user.tenant_id):

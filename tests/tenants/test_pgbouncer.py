@@ -204,7 +204,7 @@ def default_through_pgbouncer(committed_db, pgbouncer) -> Iterator[PgBouncer]:
 def pgbouncer_visible_users() -> dict:
     """Return the backend that ran the task's transaction, its tenant setting and the emails."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid(), current_setting('app.current_tenant', true)")
+        cursor.execute("SELECT pg_backend_pid(), metis_sealed_tenant()::text")
         pid, setting = cursor.fetchone()
         cursor.execute("SELECT email FROM users")
         emails = sorted(row[0] for row in cursor.fetchall())
@@ -239,7 +239,7 @@ def _task(tenant_id: str, subdomain: str) -> Outcome:
 def _raw() -> Outcome:
     # One explicit transaction so that the pid is that of the backend that ran the SELECT.
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid(), current_setting('app.current_tenant', true)")
+        cursor.execute("SELECT pg_backend_pid(), metis_sealed_tenant()::text")
         pid, setting = cursor.fetchone()
         cursor.execute("SELECT email FROM users")
         emails = sorted(row[0] for row in cursor.fetchall())

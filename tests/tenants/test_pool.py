@@ -5,6 +5,7 @@ from django.db import connection, connections
 from django.db.backends.signals import connection_created
 from django.test import Client
 
+from metis import dbpool
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
@@ -16,7 +17,8 @@ def pool_of_one(committed_db, settings):
     saved = options.get("pool")
     default.close()
     default.close_pool()
-    options["pool"] = {"min_size": 1, "max_size": 1, "timeout": 10}
+    # The production pool's options (its reset hook above all), with one connection.
+    options["pool"] = {**(saved or {}), "min_size": 1, "max_size": 1, "timeout": 10}
     yield default
     default.close()
     default.close_pool()
@@ -57,7 +59,7 @@ def test_pool_of_one_serves_two_tenants_in_turn(pool_of_one):
         first = served(acme_client.get("/")).content
         second = served(globex_client.get("/")).content
         with connection.cursor() as cursor:  # the same connection, after both requests
-            cursor.execute("SELECT coalesce(current_setting('app.current_tenant', true), '')")
+            cursor.execute("SELECT coalesce(current_setting('app.tenant_seal', true), '')")
             leftover = cursor.fetchone()[0]
             cursor.execute("SELECT count(*) FROM users")
             unscoped = cursor.fetchone()[0]
@@ -68,3 +70,29 @@ def test_pool_of_one_serves_two_tenants_in_turn(pool_of_one):
     assert b"gina@globex.example" in second and b"alice@acme.example" not in second
     assert leftover == ""
     assert unscoped == 0
+
+
+def test_a_returned_connection_forgets_everything_its_last_user_set(pool_of_one):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        first_pid = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('app.tenant_seal', 'left behind', false)")
+        cursor.execute("SELECT set_config('app.all_tenants', 'on', false)")
+        cursor.execute("SET application_name = 'left behind'")
+        cursor.execute("SELECT pg_advisory_lock(42)")
+        cursor.execute("PREPARE left_behind AS SELECT 1")
+    dbpool.connection_release()
+    assert connection.connection is None  # back in the pool
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_backend_pid(), coalesce(current_setting('app.tenant_seal', true), ''), "
+            "coalesce(current_setting('app.all_tenants', true), ''), "
+            "current_setting('application_name'), "
+            "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            " AND pid = pg_backend_pid()), "
+            "(SELECT count(*) FROM pg_prepared_statements)"
+        )
+        pid, seal, all_tenants, application_name, locks, prepared = cursor.fetchone()
+    assert pid == first_pid  # the same physical connection, checked out again
+    assert (seal, all_tenants, locks, prepared) == ("", "", 0, 0)
+    assert application_name != "left behind"

@@ -20,5 +20,6 @@ class Command(BaseCommand):
             admin_url=admin_url,
             app_url=settings.DATABASE_URL,
             owner_url=settings.DATABASE_OWNER_URL,
+            staff_read_url=settings.DATABASE_STAFF_READ_URL,
             report=self.stdout.write,
         )

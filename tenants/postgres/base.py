@@ -1,0 +1,90 @@
+"""Django's PostgreSQL backend, sealing each transaction for the tenant context it runs in.
+
+Set as every alias's ENGINE (metis/settings.py). Before a statement runs, the connection makes
+sure its transaction carries the seal of the current tenant context (tenants.db), or none: a
+statement outside any transaction (autocommit) inside a tenant context gets a short transaction
+of its own. The seal is per transaction, so the wrapper forgets it at every commit, rollback or
+savepoint rollback (which undoes a seal set inside the savepoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import transaction
+from django.db.backends.postgresql import base
+
+from tenants import db, seal
+
+_UNKNOWN = object()  # the transaction's seal is not known: set it before the next statement
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sealed_for: object = None  # the tenant this transaction is sealed for, if any
+        self.controlling_transaction = False
+        self.execute_wrappers.append(_seal_before_execute)
+
+    def _commit(self):
+        self.sealed_for = None
+        return super()._commit()
+
+    def _rollback(self):
+        self.sealed_for = None
+        return super()._rollback()
+
+    # Savepoint statements go through the execute wrappers too: they run as they are.
+    def _savepoint(self, sid):
+        with self._transaction_control():
+            return super()._savepoint(sid)
+
+    def _savepoint_commit(self, sid):
+        with self._transaction_control():
+            return super()._savepoint_commit(sid)
+
+    def _savepoint_rollback(self, sid):
+        with self._transaction_control():
+            super()._savepoint_rollback(sid)
+        self.sealed_for = _UNKNOWN
+
+    @contextmanager
+    def _transaction_control(self) -> Iterator[None]:
+        self.controlling_transaction = True
+        try:
+            yield
+        finally:
+            self.controlling_transaction = False
+
+    def _close(self):
+        self.sealed_for = None
+        return super()._close()
+
+    def transaction_seal(self, tenant_id) -> None:
+        """Seal the open transaction for `tenant_id`, or clear its seal (None)."""
+        with self.connection.cursor() as cursor:  # psycopg's own: no execute wrappers
+            if tenant_id is None:
+                cursor.execute("SELECT set_config(%s, '', true)", [seal.SEAL_SETTING])
+            else:
+                cursor.execute(f"SELECT pg_backend_pid(), {seal.TRANSACTION_MICROS_SQL}")
+                pid, micros = cursor.fetchone()
+                value = seal.seal_for(tenant_id, pid, micros)
+                cursor.execute("SELECT set_config(%s, %s, true)", [seal.SEAL_SETTING, value])
+        self.sealed_for = tenant_id
+
+
+def _seal_before_execute(execute, sql, params, many, context):
+    connection = context["connection"]
+    if connection.controlling_transaction:
+        return execute(sql, params, many, context)
+    wanted = db.current_tenant_id()
+    if not connection.get_autocommit():
+        if connection.sealed_for is _UNKNOWN or connection.sealed_for != wanted:
+            connection.transaction_seal(wanted)
+        return execute(sql, params, many, context)
+    if wanted is None:
+        return execute(sql, params, many, context)
+    with transaction.atomic(using=connection.alias):
+        connection.transaction_seal(wanted)
+        return execute(sql, params, many, context)
