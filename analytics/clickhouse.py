@@ -30,6 +30,8 @@ from clickhouse_connect.driver import exceptions as ch_exceptions
 from clickhouse_connect.driver.client import Client
 from django.conf import settings
 
+from tenants import db
+
 # ClickHouse error codes that mean "this data is wrong", not "the server is unwell": a row
 # raising one of these is set aside, never retried (see analytics/services.py).
 REJECTION_CODES = frozenset(
@@ -174,6 +176,7 @@ def session(*, use_database: bool = True) -> Iterator[Client]:
     propagate as clickhouse-connect raises them.
     """
     database = database_name() if use_database else None
+    db.connection_release()  # hold no PostgreSQL connection while ClickHouse answers
     try:
         if is_embedded():
             with _embedded_session(database) as client:

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from metis.objectstore import store
 
-_ATTRIBUTE = "metis_uncommitted_objects"
+PENDING_ATTRIBUTE = "metis_uncommitted_objects"
 
 
 @dataclass
@@ -34,7 +34,7 @@ def purge_unless_committed(key: str, *, using: str = "default") -> None:
     """Delete the object at `key` unless the current transaction (and all outer ones) commit."""
     connection = transaction.get_connection(using)
     written = _WrittenObject(key)
-    connection.__dict__.setdefault(_ATTRIBUTE, []).append(written)
+    connection.__dict__.setdefault(PENDING_ATTRIBUTE, []).append(written)
     # Django drops this callback if the savepoint or the transaction rolls back.
     transaction.on_commit(written.mark_committed, using=using)
 
@@ -44,7 +44,7 @@ def purge_uncommitted(*, using: str = "default") -> list[str]:
     connection = transaction.get_connection(using)
     if connection.in_atomic_block:
         return []  # the outcome is not known yet; an outer caller sweeps
-    pending = connection.__dict__.pop(_ATTRIBUTE, [])
+    pending = connection.__dict__.pop(PENDING_ATTRIBUTE, [])
     lost = [written.key for written in pending if not written.committed]
     for key in lost:
         store.documents_store().purge_quietly(key)

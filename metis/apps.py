@@ -5,3 +5,11 @@ from django.contrib.admin import apps as admin_apps
 
 class MetisAdminConfig(admin_apps.AdminConfig):
     default_site = "metis.admin_site.MetisAdminSite"
+
+    def ready(self) -> None:
+        super().ready()
+        from metis.objectstore import clients
+        from tenants import db
+
+        # S3 round trips never hold a pooled database connection (tenants.pool).
+        clients.before_each_use(db.connection_release)

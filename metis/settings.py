@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import environ
 
-from metis.dbpool import connection_reset
+from tenants.pool import connection_reset
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -71,6 +71,7 @@ TEMPLATES = [
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
+                "tenants.context_processors.database_released",
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",

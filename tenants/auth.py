@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from metis.events import recorder
-from tenants import events
+from tenants import db, events
 from tenants.http import MetisRequest, TenantRequest
 from tenants.models import Tenant, TenantUser
 
@@ -32,6 +32,7 @@ def tenant_user_authenticate(*, tenant: Tenant, email: str, password: str) -> Te
         .filter(email=TenantUser.normalize_email(email), is_active=True)
         .first()
     )
+    db.connection_release()  # hashing is slow: hold no connection meanwhile
     if user is None:
         make_password(password)  # spend the same time as a real check: no user enumeration
         return None

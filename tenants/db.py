@@ -30,7 +30,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from django.db import transaction
 
-from metis import dbpool
+from tenants import pool
 
 # The scope the sealing backend reads, and Python code (cache keys, logging) too.
 _current_tenant: ContextVar[uuid.UUID | None] = ContextVar("current_tenant", default=None)
@@ -109,6 +109,11 @@ def tenant_context_required(func=None, *, tenant=None):
     return decorate(func) if func is not None else decorate
 
 
+def connection_release(using: str = "default") -> None:
+    """Give the connection back to the pool before slow work that needs no database."""
+    pool.connection_release(using)
+
+
 def parse_tenant_id(tenant_id: uuid.UUID | str) -> uuid.UUID:
     """Return `tenant_id` as a UUID, or raise TenantContextError."""
     try:
@@ -143,7 +148,7 @@ def tenant_context(
         _all_tenants.reset(all_token)
         _current_tenant.reset(token)
     if atomic:
-        dbpool.connection_release(using)
+        pool.connection_release(using)
 
 
 @contextmanager

@@ -15,8 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
-from metis import dbpool
-from tenants import auth, db, staff
+from tenants import auth, db, pool, staff
 from tenants.http import MetisRequest, StaffRequest
 from tenants.models import DNS_LABEL, Tenant
 
@@ -56,7 +55,7 @@ class TenantMiddleware:
         with db.tenant_context(tenant.pk, atomic=False):
             request.tenant_user = auth.get_tenant_user(request)
             # Next comes the body (CSRF reads it) and the view: hold no connection meanwhile.
-            dbpool.connection_release()
+            pool.connection_release()
             return self.get_response(request)
 
     def _serve_staff(self, request: StaffRequest) -> HttpResponse:

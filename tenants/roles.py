@@ -86,6 +86,10 @@ def database_roles_ensure(
         }
         for statement in (
             "ALTER ROLE {reader} SET default_transaction_read_only = on",
+            # Django's connections run in UTC; as the roles' default, the pool's DISCARD ALL
+            # (RESET ALL) keeps it, and no checkout needs a SET TIME ZONE again.
+            "ALTER ROLE {app} SET timezone = 'UTC'",
+            "ALTER ROLE {reader} SET timezone = 'UTC'",
             "GRANT {all} TO {reader}",
             # Whoever granted it, the runtime role must have no path to every tenant.
             "REVOKE {all} FROM {app}",

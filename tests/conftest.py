@@ -34,14 +34,25 @@ def django_db_setup(django_test_environment, django_db_blocker):
     name = _test_database_name()
     with django_db_blocker.unblock():
         scratch.scratch_database_create(name)
+        _KEEP_TABLES.update(_tables_migrate_filled(connections["owner"]))
     yield
     with django_db_blocker.unblock():
         scratch.scratch_database_drop(name)
 
 
-# Rows migrate creates and every test relies on (and the beat schedules migrations write): kept
-# when committed data is wiped.
-_KEEP_TABLES = {"django_migrations", "django_content_type", "auth_permission"}
+# Rows migrate creates and every test relies on (content types, beat schedules, the retention
+# policy): kept when committed data is wiped. Filled in by django_db_setup.
+_KEEP_TABLES: set[str] = set()
+
+
+def _tables_migrate_filled(connection) -> set[str]:
+    filled = set()
+    with connection.cursor() as cursor:
+        for table in connection.introspection.django_table_names(only_existing=True):
+            cursor.execute(f"SELECT EXISTS (SELECT FROM {connection.ops.quote_name(table)})")
+            if cursor.fetchone()[0]:
+                filled.add(table)
+    return filled
 
 
 @pytest.fixture
@@ -57,7 +68,7 @@ def committed_db(django_db_setup, django_db_blocker):
         tables = {
             table
             for table in owner.introspection.django_table_names(only_existing=True)
-            if table not in _KEEP_TABLES and not table.startswith("django_celery_beat_")
+            if table not in _KEEP_TABLES
         }
         with owner.cursor() as cursor:
             cursor.execute(
@@ -66,6 +77,17 @@ def committed_db(django_db_setup, django_db_blocker):
                 + " CASCADE"
             )
         owner.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_objects_across_tests():
+    """A test that uploads outside a request leaves its to-purge list on the thread's connection
+    (in a request the middleware sweeps it); a later test's request must not sweep it."""
+    yield
+    from documents import consistency
+
+    for alias in connections:
+        connections[alias].__dict__.pop(consistency.PENDING_ATTRIBUTE, None)
 
 
 @pytest.fixture(autouse=True)

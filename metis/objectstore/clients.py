@@ -9,6 +9,7 @@ client; nothing has to be reset.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,8 +30,21 @@ _clients: dict[Endpoint, Any] = {}
 _lock = threading.Lock()
 
 
+# Called before each use of a client, in the caller's thread: the wiring registers one that
+# gives the thread's database connection back, so no one holds it while S3 answers.
+_before_use: list[Callable[[], None]] = []
+
+
+def before_each_use(hook: Callable[[], None]) -> None:
+    """Run `hook` (once registered) whenever a caller is about to talk to S3."""
+    if hook not in _before_use:
+        _before_use.append(hook)
+
+
 def client_for(endpoint: Endpoint) -> Any:
     """Return the process's boto3 S3 client for `endpoint`, creating it once."""
+    for hook in _before_use:
+        hook()
     client = _clients.get(endpoint)
     if client is not None:
         return client

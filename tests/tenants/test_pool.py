@@ -5,7 +5,7 @@ from django.db import connection, connections
 from django.db.backends.signals import connection_created
 from django.test import Client
 
-from metis import dbpool
+from tenants import pool
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
@@ -81,7 +81,7 @@ def test_a_returned_connection_forgets_everything_its_last_user_set(pool_of_one)
         cursor.execute("SET application_name = 'left behind'")
         cursor.execute("SELECT pg_advisory_lock(42)")
         cursor.execute("PREPARE left_behind AS SELECT 1")
-    dbpool.connection_release()
+    pool.connection_release()
     assert connection.connection is None  # back in the pool
     with connection.cursor() as cursor:
         cursor.execute(
