@@ -1,4 +1,8 @@
-"""KYC documents held in object storage, their versions, and the log of every access."""
+"""KYC documents held in object storage, their versions, and the log of every access.
+
+References between these tenant tables have `db_constraint=False`: the database constraint is
+the TenantForeignKey in Meta, a (tenant_id, fk) key that cannot reach another tenant's row.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models.functions import Now
 
+from tenants.foreign_keys import TenantForeignKey, TenantKey
 from tenants.models import Tenant, TenantOwnedModel, TenantOwnedQuerySet, TenantUser
 
 
@@ -64,7 +69,12 @@ class Document(TenantOwnedModel):
     last_accessed_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, db_default={}, blank=True)
     uploaded_by = models.ForeignKey(
-        TenantUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        TenantUser,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     uploaded_by_staff = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -78,7 +88,11 @@ class Document(TenantOwnedModel):
     class Meta:
         db_table = "documents"
         ordering = ["-created_at"]
-        constraints = [*TenantOwnedModel.Meta.constraints]
+        constraints = [
+            *TenantOwnedModel.Meta.constraints,
+            TenantKey(name="documents_tenant_id_key"),
+            TenantForeignKey(field="uploaded_by", name="documents_uploaded_by_same_tenant"),
+        ]
         indexes = [
             # Every list is one tenant's, newest first; tiering scans one class by age.
             models.Index(fields=["tenant", "-created_at"], name="documents_tenant_created"),
@@ -102,7 +116,9 @@ class DocumentVersion(TenantOwnedModel):
     """Every stored version of a document, the current one included; replacing adds a row."""
 
     id = models.BigAutoField(primary_key=True)
-    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
+    document = models.ForeignKey(
+        Document, on_delete=models.CASCADE, related_name="versions", db_constraint=False
+    )
     number = models.PositiveIntegerField()
     original_filename = models.CharField(max_length=255)
     content_type = models.CharField(max_length=100)
@@ -111,7 +127,12 @@ class DocumentVersion(TenantOwnedModel):
     storage_key = models.CharField(max_length=500)
     version_id = models.CharField(max_length=200, blank=True)
     uploaded_by = models.ForeignKey(
-        TenantUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        TenantUser,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     uploaded_by_staff = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -126,6 +147,8 @@ class DocumentVersion(TenantOwnedModel):
             models.UniqueConstraint(
                 fields=["document", "number"], name="document_versions_document_number_key"
             ),
+            TenantForeignKey(field="document", name="document_versions_document_same_tenant"),
+            TenantForeignKey(field="uploaded_by", name="document_versions_uploaded_by_same_tenant"),
         ]
         indexes = [models.Index(fields=["tenant", "document"], name="document_versions_tenant")]
 
@@ -147,10 +170,17 @@ class DocumentAccess(TenantOwnedModel):
 
     id = models.BigAutoField(primary_key=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
-    document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="accesses")
+    document = models.ForeignKey(
+        Document, on_delete=models.PROTECT, related_name="accesses", db_constraint=False
+    )
     action = models.CharField(max_length=20, choices=AccessAction.choices)
     user = models.ForeignKey(
-        TenantUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        TenantUser,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     staff = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -162,7 +192,11 @@ class DocumentAccess(TenantOwnedModel):
         db_table = "document_access_log"
         ordering = ["-at"]
         verbose_name_plural = "document access log"
-        constraints = [*TenantOwnedModel.Meta.constraints]
+        constraints = [
+            *TenantOwnedModel.Meta.constraints,
+            TenantForeignKey(field="document", name="document_access_log_document_same_tenant"),
+            TenantForeignKey(field="user", name="document_access_log_user_same_tenant"),
+        ]
         indexes = [models.Index(fields=["tenant", "-at"], name="document_access_tenant_at")]
 
     def __str__(self) -> str:

@@ -1,16 +1,18 @@
 """Start-up checks: the runtime database role must be one that row-level security binds.
 
 Registered as database checks, so they run for `check --database default`, for `migrate` and,
-through `require_safe_database()`, when the web server, a worker or beat starts.
+through `require_safe_database()`, when the web server, a worker or beat starts. The model check
+on references between tenant tables (tenants.foreign_keys) needs no database and runs always.
 """
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.core import checks
 from django.db import connections
 from django.db.utils import OperationalError
 
-from tenants import rls
+from tenants import foreign_keys, rls
 
 RUNTIME_ALIAS = "default"
 
@@ -76,6 +78,13 @@ def check_runtime_database(databases=None, **kwargs) -> list[checks.CheckMessage
                 id="tenants.E005",
             )
         ]
+
+
+@checks.register(checks.Tags.models)
+def check_tenant_references(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Every reference between tenant-owned models must be a composite, tenant-scoped key."""
+    configs = app_configs or apps.get_app_configs()
+    return list(foreign_keys.tenant_reference_errors(m for c in configs for m in c.get_models()))
 
 
 def require_safe_database() -> None:

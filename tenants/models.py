@@ -13,6 +13,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Now
 
+from tenants.foreign_keys import TenantKey
 from tenants.rls import RowLevelSecurity
 
 # A DNS label: lowercase letters, digits and inner hyphens, 1-63 characters.
@@ -108,6 +109,7 @@ class TenantUser(TenantOwnedModel, AbstractBaseUser):
             # Its unique index on (tenant_id, email) is the spec's idx_users_tenant_email: every
             # lookup by email filters by tenant first. A second identical index would only cost.
             models.UniqueConstraint(fields=["tenant", "email"], name="users_tenant_email_key"),
+            TenantKey(name="users_tenant_id_key"),
         ]
         indexes = [GinIndex(fields=["metadata"], name="idx_user_metadata")]
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('events', '0001_initial'),
-        ('tenants', '0004_seal_tenant_policies'),
+        ('tenants', '0005_seal_tenant_policies'),
     ]
 
     operations = [

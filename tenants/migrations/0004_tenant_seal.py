@@ -21,7 +21,7 @@ def install_key(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0002_schedule_clear_expired_sessions")]
+    dependencies = [("tenants", "0003_users_tenant_key")]
 
     operations = [
         migrations.RunPython(require_reader_role, migrations.RunPython.noop),

@@ -8,8 +8,8 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('documents', '0010_schedule_tiering'),
-        ('tenants', '0004_seal_tenant_policies'),
+        ('documents', '0011_tenant_consistent_foreign_keys'),
+        ('tenants', '0005_seal_tenant_policies'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0003_tenant_seal'),
+        ('tenants', '0004_tenant_seal'),
     ]
 
     operations = [
