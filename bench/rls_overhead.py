@@ -7,7 +7,10 @@ Every figure is a ratio against a baseline measured in the same run, on the same
 - pages: the same tenant pages through the test client, with RLS on `users` as migrated and
   with RLS disabled on it, alternated block by block;
 - pool: the same page with the psycopg pool as configured and without it (a new connection per
-  request), alternated block by block.
+  request), alternated block by block;
+- seal: the same pages and a one-lookup transaction with the sealed tenant context (a MAC per
+  transaction, checked by `metis_sealed_tenant()`) and with the first design's plain
+  `set_config('app.current_tenant', ...)` and a policy that trusts it, alternated block by block.
 
 It builds a scratch database (`bench_metis`), seeds 10 tenants x 10,000 users, and drops the
 database at the end, also on error. Run it with `make bench`, or:
@@ -17,6 +20,7 @@ database at the end, also on error. Run it with `make bench`, or:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import statistics
@@ -38,8 +42,9 @@ from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.db import close_old_connections, connections  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from tenants import db, services  # noqa: E402
+from tenants import db, rls, services  # noqa: E402
 from tenants.models import TenantUser  # noqa: E402
+from tenants.postgres.base import DatabaseWrapper  # noqa: E402
 from tests.support import scratch  # noqa: E402
 
 DATABASE = "bench_metis"
@@ -104,9 +109,10 @@ def copy_without_rls() -> None:
     # LIKE copies indexes and defaults, not row security. Owner-created tables are granted to
     # the app role by default privileges; the GRANT says so explicitly.
     owner_execute("CREATE TABLE users_norls (LIKE users INCLUDING ALL)")
-    # FORCE applies the policies to the owner too: it reads every tenant's rows in staff mode.
-    with db.all_tenants_context(using="owner"):
-        owner_execute("INSERT INTO users_norls SELECT * FROM users")
+    # FORCE applies the policies to the owner too: lift it for the copy (a scratch database).
+    owner_execute("ALTER TABLE users NO FORCE ROW LEVEL SECURITY")
+    owner_execute("INSERT INTO users_norls SELECT * FROM users")
+    owner_execute("ALTER TABLE users FORCE ROW LEVEL SECURITY")
     app_role = connections["owner"].ops.quote_name(settings.DATABASES["default"]["USER"])
     owner_execute(f"GRANT SELECT ON users_norls TO {app_role}")
     owner_execute("ANALYZE users")
@@ -239,6 +245,58 @@ def unpooled():
         connections["default"].pool.open(wait=True)
 
 
+# --- 4. The seal: sealed context vs the plain setting it replaced ------------------------------
+
+
+@contextmanager
+def plain_setting_context():
+    """The first design, as a baseline: `users`' policy trusts `app.current_tenant`, and each
+    transaction sets it with one `set_config` instead of being sealed (scratch database only)."""
+    plain = "tenant_id = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid)"
+    sealed = f"tenant_id = {rls.SEALED_TENANT_SQL}"
+    policy = "ALTER POLICY tenant_isolation ON users USING ({0}) WITH CHECK ({0})"
+
+    def set_plainly(self, tenant_id) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('app.current_tenant', %s, true)", [str(tenant_id or "")]
+            )
+        self.sealed_for = tenant_id
+
+    owner_execute(policy.format(plain))
+    original = DatabaseWrapper.transaction_seal
+    DatabaseWrapper.transaction_seal = set_plainly  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DatabaseWrapper.transaction_seal = original  # type: ignore[method-assign]
+        owner_execute(policy.format(sealed))
+
+
+def bench_transactions(tenants: list) -> dict:
+    """`{label: (sealed, plain)}` for one tenant transaction with one lookup, block by block."""
+    rng = random.Random(2)
+    samples: tuple[list[float], list[float]] = ([], [])
+
+    def one_lookup() -> None:
+        tenant = rng.choice(tenants)
+        email = email_of(rng.randint(1, USERS_PER_TENANT), tenant.subdomain)
+        with db.tenant_context(tenant.pk), connections["default"].cursor() as cursor:
+            cursor.execute(
+                SELECT_USERS.format(table="users") + " AND email = %s", [tenant.pk, email]
+            )
+            assert cursor.fetchone() is not None
+
+    for _ in range(ROUNDS):
+        for side, baseline in enumerate((contextlib.nullcontext, plain_setting_context)):
+            with baseline():
+                for run in range(WARMUP + 250):
+                    elapsed = timed(one_lookup)
+                    if run >= WARMUP:
+                        samples[side].append(elapsed)
+    return {"transaction, one lookup": samples}
+
+
 # --- Alternating blocks ------------------------------------------------------------------------
 
 
@@ -287,6 +345,9 @@ def main() -> None:
         }
         print("timing pages…", flush=True)
         page_results = bench_alternating(client, pages, rls_disabled_on_users)
+        print("timing the seal…", flush=True)
+        seal_transactions = bench_transactions(tenants)
+        seal_pages = bench_alternating(client, pages, plain_setting_context)
         print("timing the pool…", flush=True)
         pool_pages = {"team member page": pages["team member page"]}
         pool_results = bench_alternating(client, pool_pages, unpooled)
@@ -301,6 +362,16 @@ def main() -> None:
             f"Pages through the test client; requests per side: {requests_per_side(pages)}",
             ("RLS as migrated", "RLS disabled"),
             page_results,
+        )
+        report(
+            f"Sealed context vs plain set_config; transactions per side: {ROUNDS * 250}",
+            ("sealed", "plain set_config"),
+            seal_transactions,
+        )
+        report(
+            f"Tenant pages, sealed vs plain set_config; per side: {requests_per_side(pages)}",
+            ("sealed", "plain set_config"),
+            seal_pages,
         )
         report(
             f"Requests, pooled vs a new connection each; per side: {requests_per_side(pool_pages)}",

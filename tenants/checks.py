@@ -12,7 +12,7 @@ from django.core import checks
 from django.db import connections
 from django.db.utils import OperationalError
 
-from tenants import foreign_keys, rls
+from tenants import foreign_keys, rls, seal
 
 RUNTIME_ALIAS = "default"
 
@@ -42,6 +42,7 @@ def database_posture_errors(connection) -> list[checks.CheckMessage]:
                 id="tenants.E002",
             )
         )
+    errors.extend(_seal_posture_errors(connection, role))
     tables = rls.tenant_tables_status(connection)
     owned = [t.table for t in tables if t.exists and t.owner == role]
     if owned:
@@ -63,6 +64,44 @@ def database_posture_errors(connection) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+def _seal_posture_errors(connection, role: str) -> list[checks.CheckMessage]:
+    """The seal holds only if the runtime role can neither read its key nor skip it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT to_regprocedure('public.metis_sealed_tenant()') IS NOT NULL, "
+            "EXISTS (SELECT FROM pg_namespace WHERE nspname = %s "
+            "        AND has_schema_privilege(oid, 'USAGE')), "
+            "pg_has_role(current_user, %s, 'MEMBER'), "
+            "has_database_privilege(current_database(), 'TEMPORARY')",
+            [seal.PRIVATE_SCHEMA, seal.ALL_TENANTS_READER],
+        )
+        has_seal, reads_key_schema, reads_every_tenant, makes_temp_tables = cursor.fetchone()
+    problems = {
+        "tenants.E009": (not has_seal, "metis_sealed_tenant() is missing: run migrate."),
+        "tenants.E010": (
+            reads_key_schema,
+            f"The application role {role!r} may use schema {seal.PRIVATE_SCHEMA}, where the "
+            "tenant seal key lives.",
+        ),
+        "tenants.E011": (
+            reads_every_tenant,
+            f"The application role {role!r} is a member of {seal.ALL_TENANTS_READER}: it could "
+            "read every tenant's rows.",
+        ),
+        "tenants.E012": (
+            makes_temp_tables,
+            f"The application role {role!r} may create temporary tables, which would shadow "
+            "real ones for the next user of a pooled connection.",
+        ),
+    }
+    hint = "Run `python manage.py db_roles` (or its SQL in docs/operations.md), then migrate."
+    return [
+        checks.Error(message, hint=hint, id=check_id)
+        for check_id, (failed, message) in problems.items()
+        if failed
+    ]
 
 
 @checks.register(checks.Tags.database)

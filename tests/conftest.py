@@ -46,13 +46,24 @@ _KEEP_TABLES: set[str] = set()
 
 
 def _tables_migrate_filled(connection) -> set[str]:
+    """The tables migrate put rows in, and the tables they reference (TRUNCATE ... CASCADE of a
+    referenced table would empty the referencing one too)."""
     filled = set()
     with connection.cursor() as cursor:
         for table in connection.introspection.django_table_names(only_existing=True):
             cursor.execute(f"SELECT EXISTS (SELECT FROM {connection.ops.quote_name(table)})")
             if cursor.fetchone()[0]:
                 filled.add(table)
-    return filled
+        cursor.execute(
+            "SELECT conrelid::regclass::text, confrelid::regclass::text "
+            "FROM pg_constraint WHERE contype = 'f'"
+        )
+        references = cursor.fetchall()
+    while True:
+        referenced = {target for source, target in references if source in filled} - filled
+        if not referenced:
+            return filled
+        filled |= referenced
 
 
 @pytest.fixture

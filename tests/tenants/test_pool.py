@@ -1,5 +1,9 @@
 """Django's psycopg pool: one physical connection serves tenants in turn without leaking."""
 
+import http.client
+import socket
+import time
+
 import pytest
 from django.db import connection, connections
 from django.db.backends.signals import connection_created
@@ -96,3 +100,35 @@ def test_a_returned_connection_forgets_everything_its_last_user_set(pool_of_one)
     assert pid == first_pid  # the same physical connection, checked out again
     assert (seal, all_tenants, locks, prepared) == ("", "", 0, 0)
     assert application_name != "left behind"
+
+
+def test_a_pool_of_one_serves_others_while_a_client_trickles_its_body(pool_of_one):
+    """The request reading a slow body holds no connection: the only one serves another page."""
+    from tests.documents.conftest import serve_app
+
+    tenant = TenantFactory(subdomain="acme")
+    host = host_of(tenant)
+    pool_of_one.close()
+    with serve_app(threaded=True) as port:
+        first = http.client.HTTPConnection("127.0.0.1", port, timeout=8)
+        first.request("GET", "/login/", headers={"Host": host})
+        cookie = first.getresponse().getheader("Set-Cookie").split(";")[0]  # csrftoken=...
+        trickler = socket.create_connection(("127.0.0.1", port))
+        try:
+            # With its CSRF cookie, the sign-in POST gets as far as reading its body.
+            trickler.sendall(
+                f"POST /login/ HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n"
+                f"Cookie: {cookie}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n\r\nemail=".encode()
+            )
+            time.sleep(1)  # the server is now waiting for the rest of that body
+            started = time.monotonic()
+            page = http.client.HTTPConnection("127.0.0.1", port, timeout=8)
+            page.request("GET", "/login/", headers={"Host": host})
+            status = page.getresponse().status
+            waited = time.monotonic() - started
+            trickler.sendall(b"a")  # still mid-body: the slow request is not over
+        finally:
+            trickler.close()
+    assert status == 200
+    assert waited < 5  # not the pool's 10 s timeout
