@@ -29,24 +29,24 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _commit(self):
         self.sealed_for = None
-        return super()._commit()
+        return super()._commit()  # type: ignore[misc]  # private in the stubs
 
     def _rollback(self):
         self.sealed_for = None
-        return super()._rollback()
+        return super()._rollback()  # type: ignore[misc]  # private in the stubs
 
     # Savepoint statements go through the execute wrappers too: they run as they are.
     def _savepoint(self, sid):
         with self._transaction_control():
-            return super()._savepoint(sid)
+            return super()._savepoint(sid)  # type: ignore[misc]  # private in the stubs
 
     def _savepoint_commit(self, sid):
         with self._transaction_control():
-            return super()._savepoint_commit(sid)
+            return super()._savepoint_commit(sid)  # type: ignore[misc]  # private in the stubs
 
     def _savepoint_rollback(self, sid):
         with self._transaction_control():
-            super()._savepoint_rollback(sid)
+            super()._savepoint_rollback(sid)  # type: ignore[misc]  # private in the stubs
         self.sealed_for = _UNKNOWN
 
     @contextmanager
@@ -59,11 +59,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _close(self):
         self.sealed_for = None
-        return super()._close()
+        return super()._close()  # type: ignore[misc]  # private in the stubs
 
     def transaction_seal(self, tenant_id) -> None:
         """Seal the open transaction for `tenant_id`, or clear its seal (None)."""
-        with self.connection.cursor() as cursor:  # psycopg's own: no execute wrappers
+        pg = self.connection
+        with pg.cursor() as cursor:  # psycopg's own: no execute wrappers
             if tenant_id is None:
                 cursor.execute("SELECT set_config(%s, '', true)", [seal.SEAL_SETTING])
             else:
