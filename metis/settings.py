@@ -242,6 +242,13 @@ MIDDLEWARE.insert(
     "documents.consistency.PurgeUncommittedObjectsMiddleware",
 )
 
+# --- Serving: slow clients (metis/body_deadline.py, metis/gunicorn.py) ---------------------------
+# Under gunicorn a request body must arrive within REQUEST_BODY_TIMEOUT seconds plus one second per
+# REQUEST_BODY_MIN_RATE bytes received (Apache mod_reqtimeout's defaults), or the client gets a 408
+# before Django runs. 0 turns it off: behind a proxy that buffers request bodies (nginx's default).
+REQUEST_BODY_TIMEOUT = env.float("REQUEST_BODY_TIMEOUT", default=20)
+REQUEST_BODY_MIN_RATE = env.int("REQUEST_BODY_MIN_RATE", default=500)
+
 # --- Document tiering and Glacier restore (issue 3, storage_setup/tiering) -------------------
 # Age (days since the current version was stored) at which tiering moves a document to
 # STANDARD_IA, then to GLACIER; the bucket's lifecycle rules use the same figures.

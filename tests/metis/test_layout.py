@@ -25,6 +25,8 @@ WIRING = (
     "metis.celery",
     "metis.wsgi",
     "metis.asgi",
+    "metis.gunicorn",
+    "metis.body_deadline",
 )
 
 
