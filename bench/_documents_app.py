@@ -96,6 +96,8 @@ def app_server(environment: dict[str, str]):
 class TenantSession:
     """A signed-in tenant user talking HTTP to the app server, as a browser would."""
 
+    timeout = 600  # seconds a request may take (a large upload); lower it to count hangs
+
     def __init__(self, port: int, host: str, email: str) -> None:
         self.port, self.host, self.cookies = port, host, SimpleCookie()
         page = self.request("GET", "/login/")
@@ -119,7 +121,7 @@ class TenantSession:
         return headers
 
     def request(self, method: str, path: str, body=None, headers: dict | None = None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         connection.request(method, path, body=body, headers=self._headers(headers or {}))
         response = connection.getresponse()
         data = response.read()

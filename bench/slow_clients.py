@@ -1,0 +1,367 @@
+"""Ordinary clients' latency while slow clients trickle upload bodies, against a baseline.
+
+The app runs as in production: gunicorn with metis/gunicorn.py (threaded workers), against a
+scratch database (`bench_slow_clients`) and a private SeaweedFS, with one tenant, one user and
+a few documents. Two phases in the same run:
+
+- baseline: `--clients` ordinary clients (20), each signed in once, browse for `--seconds`:
+  the document list, a document's page, the sign-in page, with `--think` seconds between pages;
+- attack: the same clients, the same way, while `--slow-clients` (100) each send a real
+  multipart upload (signed-in session, CSRF token, Content-Length of 4 KiB) one byte every 2-3 s
+  on a raw socket, starting again on a new connection whenever the server cuts one off.
+
+It prints p50/p95 per phase, the ratio of the p95s, the errors the ordinary clients saw and what
+the slow clients were answered, and exits non-zero if an ordinary request failed or the p95
+ratio is over `--max-ratio` (2.0). The server's figures come from the environment, so
+`--pool-max-size`, `--body-timeout`, `--workers` and `--threads` try other settings:
+
+    .venv/bin/python scripts/local_services.py test   # writes var/test.env
+    METIS_ENV_FILE=var/test.env .venv/bin/python bench/slow_clients.py [--seconds 60]
+    METIS_ENV_FILE=var/test.env .venv/bin/python bench/slow_clients.py --body-timeout 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import os
+import random
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import django
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
+django.setup()
+
+import _documents_app as common  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.test import override_settings  # noqa: E402
+
+from documents import consistency, services  # noqa: E402
+from tenants import db  # noqa: E402
+from tenants.models import TenantUser  # noqa: E402
+from tests.support import scratch  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.seaweedfs import SeaweedS3  # noqa: E402
+
+DATABASE = "bench_slow_clients"
+DOCUMENTS = 20
+SLOW_BODY_BYTES = 4096
+SLOW_PAUSE = (2.0, 3.0)  # seconds between two bytes of a slow body
+RAMP_SECONDS = 5  # slow clients connect before the attack phase is measured
+REQUEST_TIMEOUT = 60  # an ordinary request slower than this counts as an error
+POOL_TIMEOUT_LOG_LINE = (
+    "OperationalError: couldn't get a connection"  # a PoolTimeout, as Django logs it
+)
+
+
+# --- Setting up --------------------------------------------------------------------------------
+
+
+def seed_documents(tenant, email: str, count: int) -> list[uuid.UUID]:
+    """Upload `count` small PDFs as the user, the way seed_documents does; return their ids."""
+    with db.tenant_context(tenant.pk):
+        user = TenantUser.objects.for_tenant(tenant).get(email=email)
+    ids = []
+    for number in range(count):
+        content = b"%PDF-1.7\n" + f"statement {number} {uuid.uuid4()}\n".encode() * 50
+        # The script is the entry point: it opens the context, and sweeps once it ended.
+        with contextlib.ExitStack() as after:
+            after.callback(consistency.purge_uncommitted)
+            after.enter_context(db.tenant_context(tenant.pk))
+            document = services.document_upload(
+                tenant=tenant,
+                document_type="bank-statement",
+                file=io.BytesIO(content),
+                filename=f"statement-{number}.pdf",
+                user=user,
+            )
+        ids.append(document.pk)
+    return ids
+
+
+def server_environment(base: dict[str, str], args: argparse.Namespace) -> dict[str, str]:
+    """The app's environment, with the flags that override the server's figures."""
+    environment = {**base, "CACHE_KEY_PREFIX": "bench_slow"}
+    if args.pool_max_size is not None:
+        environment["DATABASE_POOL_MAX_SIZE"] = str(args.pool_max_size)
+        environment["DATABASE_POOL_MIN_SIZE"] = str(min(5, args.pool_max_size))
+    for flag, variable in [
+        ("body_timeout", "REQUEST_BODY_TIMEOUT"),
+        ("workers", "GUNICORN_WORKERS"),
+        ("threads", "GUNICORN_THREADS"),
+    ]:
+        if getattr(args, flag) is not None:
+            environment[variable] = str(getattr(args, flag))
+    return environment
+
+
+@contextlib.contextmanager
+def gunicorn_server(environment: dict[str, str], log_path: Path, host: str):
+    """Run gunicorn with metis/gunicorn.py on a free port; yield the port once pages answer."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:metis.gunicorn"],
+            env={**environment, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+            cwd=common.ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not page_answers(port, host):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start; see {log_path}")
+            time.sleep(0.3)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def page_answers(port: int, host: str) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(f"GET /login/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            return sock.recv(12).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+# --- Ordinary clients --------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """What the ordinary clients saw in one phase (list appends are atomic under the GIL)."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+
+    def ms(self) -> tuple[float, float]:
+        """Return the p50 and p95 of every request, failed ones included, in milliseconds."""
+        p95 = statistics.quantiles(self.latencies, n=20, method="inclusive")[18]
+        return statistics.median(self.latencies) * 1000, p95 * 1000
+
+
+def browse(session, documents: list[uuid.UUID], until: float, think: float, phase: Phase):
+    """Loop over the list, a document's page and the sign-in page until `until`."""
+    rng = random.Random()
+    pages = itertools.cycle(["/documents/", "a document", "/login/"])
+    while time.monotonic() < until:
+        path = next(pages)
+        if path == "a document":
+            path = f"/documents/{rng.choice(documents)}/"
+        start = time.perf_counter()
+        try:
+            status, _, _ = session.request("GET", path)
+        except OSError as exc:  # a timeout or a refused connection
+            status = type(exc).__name__
+        phase.latencies.append(time.perf_counter() - start)
+        if status != 200:
+            phase.errors[status] += 1
+        time.sleep(rng.uniform(0, 2 * think))
+
+
+def run_clients(sessions, documents, seconds: float, think: float) -> Phase:
+    phase = Phase()
+    until = time.monotonic() + seconds
+    threads = [
+        threading.Thread(target=browse, args=(session, documents, until, think, phase))
+        for session in sessions
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return phase
+
+
+# --- Slow clients ------------------------------------------------------------------------------
+
+
+def slow_upload_request(session, host: str) -> tuple[bytes, bytes]:
+    """Return the head and the body of a real upload of a 4 KiB PDF from `session`."""
+    boundary = uuid.uuid4().hex
+    token = session.cookies["csrftoken"].value
+    pdf = b"%PDF-1.7\n" + os.urandom(SLOW_BODY_BYTES - 400)
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n'
+        f"{token}\r\n--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="document_type"\r\n\r\nbank-statement\r\n'
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="slow.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode()
+    body += pdf + f"\r\n--{boundary}--\r\n".encode()
+    cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in session.cookies.items())
+    head = (
+        f"POST /documents/upload/ HTTP/1.1\r\nHost: {host}\r\nCookie: {cookies}\r\n"
+        f"X-CSRFToken: {token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head, body
+
+
+def trickle(port: int, request: tuple[bytes, bytes], stop: threading.Event, answers: Counter):
+    """Send the upload a byte every 2-3 s; on a new connection each time the server ends one."""
+    rng = random.Random()
+    head, body = request
+    while not stop.is_set():
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(head)
+        except OSError as exc:
+            answers[f"connect: {type(exc).__name__}"] += 1
+            stop.wait(1)
+            continue
+        with sock:
+            answers["uploads started"] += 1
+            for byte in body:
+                if select.select([sock], [], [], rng.uniform(*SLOW_PAUSE))[0]:
+                    answers[status_of(sock)] += 1  # the server answered or hung up
+                    break
+                if stop.is_set():
+                    break
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError as exc:
+                    answers[type(exc).__name__] += 1
+                    break
+
+
+def status_of(sock: socket.socket) -> str:
+    try:
+        line = sock.recv(64).split(b"\r\n")[0].decode(errors="replace")
+    except OSError as exc:
+        return type(exc).__name__
+    return line.removeprefix("HTTP/1.1 ") or "closed"
+
+
+@contextlib.contextmanager
+def slow_clients(port: int, request, count: int):
+    """Run `count` slow clients until the block ends; yield what the server answered them."""
+    answers: Counter = Counter()
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=trickle, args=(port, request, stop, answers), daemon=True)
+        for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+# --- Main --------------------------------------------------------------------------------------
+
+
+def report(args, baseline: Phase, attack: Phase, answers: Counter, pool_timeouts: int) -> bool:
+    """Print the figures; return whether the ordinary clients came through unharmed."""
+    print(
+        f"\nSlow clients: {args.clients} ordinary clients browsing {args.seconds:.0f} s per phase; "
+        f"{args.slow_clients} slow clients trickling {SLOW_BODY_BYTES // 1024} KiB uploads "
+        f"(a byte every {SLOW_PAUSE[0]:.0f}-{SLOW_PAUSE[1]:.0f} s)"
+    )
+    print(f"  {'':12}{'requests':>10}{'errors':>8}{'p50 ms':>10}{'p95 ms':>10}")
+    for name, phase in (("baseline", baseline), ("attack", attack)):
+        p50, p95 = phase.ms()
+        errors = sum(phase.errors.values())
+        print(f"  {name:12}{len(phase.latencies):>10}{errors:>8}{p50:10.1f}{p95:10.1f}")
+    ratio = attack.ms()[1] / baseline.ms()[1]
+    print(f"  p95 attack / baseline: {ratio:.2f}x (limit {args.max_ratio:.2f}x)")
+    for name, phase in (("baseline", baseline), ("attack", attack)):
+        if phase.errors:
+            print(f"  errors during {name}: {dict(phase.errors)}")
+    print(f"  slow clients: {dict(answers)}")
+    print(f"  pool timeouts in the server log: {pool_timeouts}")
+    failures = []
+    if baseline.errors or attack.errors:
+        failures.append("ordinary clients saw errors")
+    if ratio > args.max_ratio:
+        failures.append(f"p95 ratio {ratio:.2f}x over {args.max_ratio:.2f}x")
+    print("FAIL: " + "; ".join(failures) if failures else "PASS")
+    return not failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20, help="length of each phase")
+    parser.add_argument("--clients", type=int, default=20, help="ordinary clients")
+    parser.add_argument("--slow-clients", type=int, default=100)
+    parser.add_argument("--think", type=float, default=0.2, help="mean pause between pages, s")
+    parser.add_argument("--max-ratio", type=float, default=2.0, help="p95 attack / baseline")
+    parser.add_argument("--pool-max-size", type=int, help="DATABASE_POOL_MAX_SIZE per worker")
+    parser.add_argument("--body-timeout", type=float, help="REQUEST_BODY_TIMEOUT (0: off)")
+    parser.add_argument("--workers", type=int, help="GUNICORN_WORKERS")
+    parser.add_argument("--threads", type=int, help="GUNICORN_THREADS")
+    parser.add_argument("--server-log", type=Path, help="keep gunicorn's output in this file")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="metis-bench-slow-"))
+    server = SeaweedS3(data_dir=work / "seaweed").start()
+    try:
+        server.client().create_bucket(Bucket=common.BUCKET)
+        scratch.scratch_database_create(DATABASE)
+        tenant, email = common.seed_tenant()
+        with override_settings(
+            AWS_STORAGE_BUCKET_NAME=common.BUCKET,
+            AWS_S3_ENDPOINT_URL=server.endpoint_url,
+            AWS_ACCESS_KEY_ID=server.access_key,
+            AWS_SECRET_ACCESS_KEY=server.secret_key,
+        ):
+            documents = seed_documents(tenant, email, DOCUMENTS)
+        scratch.close_all_connections()  # the server needs no connection of ours
+        host = f"{tenant.subdomain}.{settings.METIS_BASE_DOMAIN}"
+        environment = server_environment(common.app_environment(server, DATABASE), args)
+        log_path = args.server_log or work / "gunicorn.log"
+        with gunicorn_server(environment, log_path, host) as port:
+            print(f"gunicorn on 127.0.0.1:{port}; signing in {args.clients + 1} sessions…")
+            common.TenantSession.timeout = REQUEST_TIMEOUT
+            sessions = [common.TenantSession(port, host, email) for _ in range(args.clients)]
+            request = slow_upload_request(common.TenantSession(port, host, email), host)
+
+            print(f"baseline: {args.seconds:.0f} s…", flush=True)
+            baseline = run_clients(sessions, documents, args.seconds, args.think)
+            print(
+                f"attack: {args.slow_clients} slow clients, {RAMP_SECONDS} s to connect, "
+                f"then {args.seconds:.0f} s…",
+                flush=True,
+            )
+            # The slow clients go on until the last ordinary request has ended, so a request
+            # queued behind them waits as long as it would in a real attack.
+            with slow_clients(port, request, args.slow_clients) as answers:
+                time.sleep(RAMP_SECONDS)
+                attack = run_clients(sessions, documents, args.seconds, args.think)
+        pool_timeouts = log_path.read_text(errors="replace").count(POOL_TIMEOUT_LOG_LINE)
+        passed = report(args, baseline, attack, answers, pool_timeouts)
+    finally:
+        scratch.scratch_database_drop(DATABASE)
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if passed else 1)
+
+
+if __name__ == "__main__":
+    main()
