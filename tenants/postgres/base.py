@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 from django.db import transaction
 from django.db.backends.postgresql import base
+from psycopg.errors import error_from_result
+from psycopg.pq import ExecStatus, TransactionStatus
 
 from tenants import db, seal
 
@@ -68,11 +70,29 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if tenant_id is None:
                 cursor.execute("SELECT set_config(%s, '', true)", [seal.SEAL_SETTING])
             else:
-                cursor.execute(f"SELECT pg_backend_pid(), {seal.TRANSACTION_MICROS_SQL}")
-                pid, micros = cursor.fetchone()
+                pid, micros = self._transaction_identity(cursor)
                 value = seal.seal_for(tenant_id, pid, micros)
                 cursor.execute("SELECT set_config(%s, %s, true)", [seal.SEAL_SETTING, value])
         self.sealed_for = tenant_id
+
+
+    def _transaction_identity(self, cursor) -> tuple[int, int]:
+        """Return the backend pid and transaction start (µs) the seal is bound to.
+
+        A transaction not yet begun on the server is begun by the same query ("BEGIN; SELECT
+        ..." in one simple-protocol message), sparing the round trip psycopg's own BEGIN
+        would take; psycopg then finds the transaction open and sends no BEGIN of its own.
+        """
+        query = f"SELECT pg_backend_pid(), {seal.TRANSACTION_MICROS_SQL}"
+        pg = self.connection
+        if pg.info.transaction_status != TransactionStatus.IDLE:
+            cursor.execute(query)
+            return cursor.fetchone()
+        with pg.lock:
+            result = pg.pgconn.exec_(f"BEGIN; {query}".encode())
+        if result.status != ExecStatus.TUPLES_OK:
+            raise error_from_result(result, encoding=pg.info.encoding)
+        return int(result.get_value(0, 0)), int(result.get_value(0, 1))
 
 
 def _seal_before_execute(execute, sql, params, many, context):
