@@ -12,7 +12,7 @@ def delete_sessions(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tenants", "0002_schedule_clear_expired_sessions"),
+        ("tenants", "0005_seal_tenant_policies"),
         ("sessions", "0001_initial"),
     ]
 
