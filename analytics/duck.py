@@ -1,17 +1,23 @@
 """DuckDB connections over the Parquet exports, locked down before anyone else's SQL runs.
 
-Every connection is in-memory. It is set up in two phases:
+Every connection is in-memory, and is opened one of two ways:
 
-1. Trusted setup: load the httpfs extension from the pinned `duckdb-extension-httpfs` wheel (the
-   DuckDB wheel does not bundle it and nothing may be downloaded at run time), create an S3
-   secret from the storage settings, and create the named views over the export files.
-2. Lock: only the exact files behind the views stay readable (`allowed_paths`), all other file,
-   network and extension access is switched off (`enable_external_access = false`), Python
-   replacement scans are off (so SQL cannot read this process's DataFrames by name), and
-   `lock_configuration = true` makes every later `SET`/`RESET` fail.
+- `connect_files` for SQL someone else typed (the workbench): the views read local copies of
+  the export files. No extension is loaded and no secret is created, so no SQL can learn a
+  credential or the object store's address (`duckdb_secrets()`, `which_secret`, the `s3_*`
+  settings, an HTTP error message): DuckDB never had one.
+- `connect_s3` for SQL written here (the usage reports): it loads the httpfs extension from the
+  pinned `duckdb-extension-httpfs` wheel (the DuckDB wheel does not bundle it and nothing may be
+  downloaded at run time), creates an S3 secret from the storage settings, scoped to the
+  bucket, and reads the export objects where they are.
 
-Callers that run SQL they did not write (the workbench) still check the statement type first:
-DuckDB's guards do not stop a `COPY ... TO` into one of the allowed paths.
+Then both lock: only the exact files behind the views stay readable (`allowed_paths`), all other
+file, network and extension access is switched off (`enable_external_access = false`), Python
+replacement scans are off (so SQL cannot read this process's DataFrames by name), and
+`lock_configuration = true` makes every later `SET`/`RESET` fail.
+
+Callers that run SQL they did not write still check the statement type first: DuckDB's guards
+do not stop a `COPY ... TO` into one of the allowed paths.
 """
 
 from __future__ import annotations
@@ -75,13 +81,8 @@ def s3_secret_sql(scope: str) -> str:
     return f"CREATE SECRET export_reader ({body})"
 
 
-def connect(*, views: dict[str, str]) -> duckdb.DuckDBPyConnection:
-    """Return a locked in-memory connection with `views` (name -> object key of a Parquet file).
-
-    Only the files behind the views can be read; nothing can be written outside memory, no
-    extension loaded, no setting changed.
-    """
-    connection = duckdb.connect(
+def _open() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(
         config={
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
@@ -93,20 +94,50 @@ def connect(*, views: dict[str, str]) -> duckdb.DuckDBPyConnection:
             "temp_directory": "",
         }
     )
+
+
+def _create_views_and_lock(connection: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> None:
+    for name, source in sources.items():
+        connection.execute(
+            f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({quote_literal(source)})'
+        )
+    allowed = ", ".join(quote_literal(source) for source in sources.values())
+    connection.execute(f"SET allowed_paths = [{allowed}]")
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET python_enable_replacements = false")
+    connection.execute("SET enable_progress_bar = false")
+    connection.execute("SET lock_configuration = true")
+
+
+def connect_files(*, views: dict[str, pathlib.Path]) -> duckdb.DuckDBPyConnection:
+    """Return a locked connection with `views` (name -> local Parquet file), for anyone's SQL.
+
+    Only those files can be read. The connection holds no credential, no address of any
+    server and no extension; nothing can be written outside memory, no setting changed.
+    """
+    connection = _open()
+    try:
+        _create_views_and_lock(connection, {name: str(path) for name, path in views.items()})
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def connect_s3(*, views: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    """Return a locked connection with `views` (name -> object key of a Parquet file).
+
+    Only for SQL written in this code base: the connection holds the bucket's S3 secret, and
+    `duckdb_secrets()` shows its key id and endpoint to any SQL run on it. Only the files
+    behind the views can be read; nothing written outside memory, no extension loaded, no
+    setting changed.
+    """
+    connection = _open()
     try:
         urls = {name: object_url(key) for name, key in views.items()}
         connection.execute(f"LOAD {quote_literal(str(httpfs_extension_path()))}")
         connection.execute(s3_secret_sql(store.documents_store().url_of("")))
-        for name, url in urls.items():
-            connection.execute(
-                f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({quote_literal(url)})'
-            )
-        allowed = ", ".join(quote_literal(url) for url in urls.values())
-        connection.execute(f"SET allowed_paths = [{allowed}]")
-        connection.execute("SET enable_external_access = false")
-        connection.execute("SET python_enable_replacements = false")
-        connection.execute("SET enable_progress_bar = false")
-        connection.execute("SET lock_configuration = true")
+        _create_views_and_lock(connection, urls)
     except BaseException:
         connection.close()
         raise

@@ -230,6 +230,20 @@ def export_manifest(run_id: str) -> dict | None:
     return json.loads(data) if data else None
 
 
+def export_files_fetch(manifest: dict, *, folder: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Copy the export's Parquet files into `folder`; return table name -> local file.
+
+    For the SQL workbench: DuckDB then reads local files only, and never holds a credential
+    or an address of the object store (see analytics.duck.connect_files).
+    """
+    documents = store.documents_store()
+    files = {}
+    for name in TABLE_NAMES:
+        files[name] = folder / f"{name}.parquet"
+        documents.get_file(key=manifest["tables"][name]["key"], path=str(files[name]))
+    return files
+
+
 def export_prune(*, keep: int) -> list[str]:
     """Delete all but the newest `keep` export runs (never the one `latest.json` names).
 

@@ -104,7 +104,7 @@ def _figures(connection, tenant_id: uuid.UUID, week: ReportWeek) -> list[tuple[s
 def usage_report_generate(*, tenant_id: uuid.UUID | str, manifest: dict, week: ReportWeek) -> str:
     """Write `tenant_id`'s usage report for `week` from the export `manifest`; return its key."""
     tenant = Tenant.objects.get(pk=uuid.UUID(str(tenant_id)))
-    connection = duck.connect(
+    connection = duck.connect_s3(
         views={name: manifest["tables"][name]["key"] for name in exports.TABLE_NAMES}
     )
     try:

@@ -1,12 +1,14 @@
 """The staff SQL workbench: read-only DuckDB queries over the latest Parquet export.
 
-Two independent guards stand between the SQL a staff member types and the server:
+Three independent guards stand between the SQL a staff member types and the server:
 
 - the statement check: DuckDB's own parser splits the text, and exactly one statement of type
   SELECT is accepted (so no CREATE/INSERT/COPY/ATTACH/SET/PRAGMA/INSTALL/LOAD/EXPORT);
-- the locked connection (analytics.duck.connect): only the export files behind the views are
-  readable, external access and extensions are off and the configuration is locked, so even a
-  SELECT cannot call `read_csv('/etc/passwd')` or re-enable anything.
+- the locked connection (analytics.duck.connect_files): only the export files behind the views
+  are readable, external access and extensions are off and the configuration is locked, so even
+  a SELECT cannot call `read_csv('/etc/passwd')` or re-enable anything;
+- nothing to steal: Python copies the export's files into a private temporary folder first,
+  so DuckDB never holds the object store's credentials or address (no secret, no httpfs).
 
 Each run is interrupted after a time limit, returns at most a row cap, and is written to the
 audit table (`WorkbenchQuery`) before it starts, refused runs included.
@@ -16,6 +18,9 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import pathlib
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,8 +32,12 @@ from django.db import transaction
 
 from analytics import duck, exports
 from analytics.models import WorkbenchQuery, WorkbenchQueryStatus
+from metis.objectstore.errors import StorageUnavailable
+
+logger = logging.getLogger(__name__)
 
 MAX_SQL_LENGTH = 20_000
+EXPORT_UNREADABLE = "The export could not be read from object storage (the server log says why)."
 # After an interrupt, how long to wait for DuckDB to unwind before giving up on the thread.
 INTERRUPT_GRACE_SECONDS = 5.0
 
@@ -94,6 +103,25 @@ def _execute_with_limit(
     return outcome, not thread.is_alive()
 
 
+def _run_over_export(manifest: dict, sql: str, *, max_rows: int, timeout: float) -> dict:
+    """Copy the export to a private folder and run `sql` over the copy; return the outcome."""
+    with tempfile.TemporaryDirectory(prefix="metis-workbench-") as folder:
+        try:
+            files = exports.export_files_fetch(manifest, folder=pathlib.Path(folder))
+        except StorageUnavailable:
+            # The store's message names its endpoint: the server log gets it, the page does not.
+            logger.exception("workbench: export %s could not be read", manifest["run_id"])
+            return {"unopened": EXPORT_UNREADABLE}
+        try:
+            connection = duck.connect_files(views=files)
+        except duckdb.Error as exc:
+            return {"unopened": f"The export could not be opened: {exc}"}
+        outcome, done = _execute_with_limit(connection, sql, max_rows=max_rows, timeout=timeout)
+        if done:
+            connection.close()
+        return outcome
+
+
 def _finish(audit: WorkbenchQuery, started: float, **fields) -> WorkbenchQuery:
     fields["duration_ms"] = int((time.monotonic() - started) * 1000)
     for name, value in fields.items():
@@ -135,22 +163,16 @@ def workbench_query_run(
         )
         return result
     audit.export_run_id = manifest["run_id"]
-    try:
-        connection = duck.connect(
-            views={name: manifest["tables"][name]["key"] for name in exports.TABLE_NAMES}
-        )
-    except (duckdb.Error, duck.DuckSetupError) as exc:
+    outcome = _run_over_export(manifest, sql, max_rows=max_rows, timeout=timeout)
+    if "unopened" in outcome:
         _finish(
             audit,
             started,
             export_run_id=audit.export_run_id,
             status=WorkbenchQueryStatus.FAILED,
-            error=f"The export could not be opened: {exc}",
+            error=outcome["unopened"],
         )
         return result
-    outcome, done = _execute_with_limit(connection, sql, max_rows=max_rows, timeout=timeout)
-    if done:
-        connection.close()
     if outcome.get("timed_out"):
         _finish(
             audit,

@@ -3,9 +3,9 @@
 - export: `exports.export_run()` (keyset pages, Arrow conversion, Parquet + zstd, atomic object
   writes, manifest) against a raw read of the same columns of the same tables in one
   all-tenants transaction with a psycopg cursor (no Parquet, no files), alternated run by run;
-- workbench: `workbench.workbench_query_run()` (statement check, audit row, locked connection,
-  worker thread, row cap) against the same SQL on a plain DuckDB connection with the same views,
-  alternated query by query.
+- workbench: `workbench.workbench_query_run()` (statement check, audit row, a local copy of the
+  export, locked connection, worker thread, row cap) against the same SQL on a plain DuckDB
+  connection with the same views over S3, alternated query by query.
 
 It builds a scratch database (`bench_metis_export`), seeds 4 tenants x 50,000 documents and
 1,000 users each, writes the exports to a temporary local object store, and drops the database

@@ -187,7 +187,8 @@ else:
         "store_processed": False,
     }
 
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Cached in Redis, kept in PostgreSQL, both under a keyed hash of the cookie (tenants/sessions.py).
+SESSION_ENGINE = "tenants.sessions"
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = 24 * 60 * 60  # the spec's 24-hour session
 SESSION_COOKIE_HTTPONLY = True

@@ -156,6 +156,16 @@ class ObjectStore:
         except STORE_ERRORS as exc:
             raise StorageUnavailable(f"The object store failed while reading: {exc}") from exc
 
+    def get_file(self, *, key: str, path: str) -> None:
+        """Copy the object into the file at `path` (large ones in parallel ranged parts).
+
+        Any failure is StorageUnavailable.
+        """
+        try:
+            self.client.download_file(self.bucket, key, path)
+        except STORE_ERRORS as exc:
+            raise StorageUnavailable(f"The object store failed while reading {key}: {exc}") from exc
+
     def keys(self, prefix: str) -> list[str]:
         """Every current object's key under `prefix`."""
         pages = self.client.get_paginator("list_objects_v2").paginate(

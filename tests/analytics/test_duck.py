@@ -12,10 +12,26 @@ from analytics import duck, exports
 pytestmark = pytest.mark.committed
 
 
+def open_export(kind: str, folder) -> duckdb.DuckDBPyConnection:
+    """A connection of `kind` over the latest export: its objects in S3, or local copies."""
+    manifest = exports.latest_export()
+    if kind == "files":
+        return duck.connect_files(views=exports.export_files_fetch(manifest, folder=folder))
+    return duck.connect_s3(views={name: t["key"] for name, t in manifest["tables"].items()})
+
+
+@pytest.fixture(params=["s3", "files"])
+def locked(request, dataset, s3_bucket, tmp_path):
+    exports.export_run()
+    connection = open_export(request.param, tmp_path)
+    yield connection
+    connection.close()
+
+
 @pytest.fixture
-def locked(dataset, s3_bucket):
-    run = exports.export_run()
-    connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})
+def local(dataset, s3_bucket, tmp_path):
+    exports.export_run()
+    connection = open_export("files", tmp_path)
     yield connection
     connection.close()
 
@@ -91,7 +107,7 @@ def test_query_over_the_memory_limit_fails_instead_of_spilling_to_disk(
     settings.DUCKDB_MEMORY_LIMIT = "64MB"
     monkeypatch.chdir(tmp_path)  # DuckDB's default spill folder is ./.tmp
     run = exports.export_run()
-    connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})
+    connection = duck.connect_s3(views={name: t["key"] for name, t in run.tables.items()})
     with pytest.raises(duckdb.OutOfMemoryException):
         connection.execute(
             "SELECT count(*) FROM (SELECT * FROM range(30000000) ORDER BY random())"
@@ -102,7 +118,7 @@ def test_query_over_the_memory_limit_fails_instead_of_spilling_to_disk(
 
 def test_s3_secret_is_scoped_to_the_bucket_and_redacted(dataset, s3_bucket, settings):
     run = exports.export_run()
-    connection = duck.connect(views={name: t["key"] for name, t in run.tables.items()})
+    connection = duck.connect_s3(views={name: t["key"] for name, t in run.tables.items()})
     try:
         (scope, text) = connection.execute(
             "SELECT scope, secret_string FROM duckdb_secrets()"
@@ -114,3 +130,22 @@ def test_s3_secret_is_scoped_to_the_bucket_and_redacted(dataset, s3_bucket, sett
         assert connection.execute("SELECT count(*) FROM documents").fetchone() == (6,)
     finally:
         connection.close()
+
+
+def test_files_connection_holds_no_secret_no_httpfs_and_no_address(local, settings):
+    assert local.execute("SELECT count(*) FROM duckdb_secrets()").fetchone() == (0,)
+    with pytest.raises(duckdb.PermissionException):
+        local.execute(f"LOAD {duck.quote_literal(str(duck.httpfs_extension_path()))}")
+    # httpfs registers the s3_* settings: not loaded, they do not even exist.
+    with pytest.raises(duckdb.CatalogException):
+        local.execute("SELECT current_setting('s3_endpoint')")
+    everything = repr(local.execute("SELECT * FROM duckdb_settings()").fetchall())
+    assert settings.AWS_S3_ENDPOINT_URL.split("//")[1] not in everything
+    assert settings.AWS_STORAGE_BUCKET_NAME not in everything
+
+
+def test_files_connection_reads_only_its_local_copies(local, tmp_path):
+    (tmp_path / "beside.csv").write_text("secret\n42\n")
+    assert local.execute("SELECT count(*) FROM documents").fetchone() == (6,)
+    with pytest.raises(duckdb.PermissionException):
+        local.execute(f"SELECT * FROM read_csv('{tmp_path / 'beside.csv'}')")

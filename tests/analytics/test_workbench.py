@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
 import time
+import urllib.parse
 
 import pytest
 from django.conf import settings
@@ -42,7 +44,7 @@ def test_workbench_page_runs_a_select_over_the_export_run(staff_client, export_r
     assert export_run.run_id in html
 
 
-def test_workbench_runs_a_select_over_the_export_run_through_httpfs(staff_user, export_run):
+def test_workbench_runs_a_select_over_a_local_copy_of_the_export_run(staff_user, export_run):
     result = _run(staff_user, PER_TENANT)
     assert result.ok, result.error
     assert result.rows == [("acme", 3), ("globex", 2)]
@@ -277,3 +279,93 @@ def test_workbench_page_shows_the_export_and_its_tables(staff_client, export_run
     assert "<code>documents</code> 6 rows" in html
     assert "storage_class" in html  # the column list
     assert not WorkbenchQuery.objects.exists()  # looking is not running
+
+
+# --- No credential, endpoint or server secret, whatever the SQL ----------------------------------
+
+CREDENTIAL_PROBES = [
+    "SELECT * FROM duckdb_secrets()",
+    "SELECT * FROM duckdb_secrets(redact := false)",
+    "SELECT * FROM which_secret('s3://any-bucket/any.parquet', 's3')",
+    "SELECT current_setting('s3_access_key_id')",
+    "SELECT current_setting('s3_secret_access_key')",
+    "SELECT current_setting('s3_endpoint')",
+    "SELECT current_setting('s3_region'), current_setting('s3_url_style')",
+    "SELECT * FROM duckdb_settings()",
+    "SELECT * FROM duckdb_views()",
+    "SELECT * FROM duckdb_extensions()",
+    "SELECT * FROM duckdb_functions() WHERE function_type = 'macro'",
+    "SELECT getenv('AWS_SECRET_ACCESS_KEY')",
+    "SELECT * FROM read_text('/proc/self/environ')",
+    "SELECT * FROM read_blob('/proc/self/environ')",
+    "SELECT * FROM read_csv('/proc/self/environ', header = false)",
+    "SELECT * FROM read_text('/proc/self/cmdline')",
+    "SELECT * FROM glob('/proc/self/*')",
+    "SELECT * FROM read_text('.env')",
+    "SELECT * FROM read_text('{env_file}')",
+    "SELECT * FROM read_csv('{env_file}', header = false)",
+    "SELECT * FROM read_text('~/.aws/credentials')",
+    "SELECT * FROM read_parquet('s3://any-bucket/missing.parquet')",
+    "SELECT * FROM read_parquet('s3://{bucket}/system/exports/missing.parquet')",
+    "SELECT * FROM read_csv('{bucket_url}system/exports/latest.json')",
+    "SELECT * FROM query('SELECT * FROM duckdb_secrets()')",
+    "SELECT * FROM documents WHERE size_bytes = 'not a number'",
+]
+
+
+def forbidden_strings(settings) -> dict[str, str]:
+    """The real credentials and the server's address: none may reach a workbench user."""
+    endpoint = urllib.parse.urlsplit(settings.AWS_S3_ENDPOINT_URL)
+    return {
+        "key id": settings.AWS_ACCESS_KEY_ID,
+        "secret": settings.AWS_SECRET_ACCESS_KEY,
+        "endpoint host:port": endpoint.netloc,
+        "endpoint port": f":{endpoint.port}",
+    }
+
+
+def revealed(result, forbidden: dict[str, str]) -> list[str]:
+    text = "\n".join([result.error, *map(str, result.columns), *map(repr, result.rows)])
+    return [name for name, value in forbidden.items() if value in text]
+
+
+@pytest.mark.parametrize("probe", CREDENTIAL_PROBES)
+def test_workbench_reveals_no_credential_nor_endpoint(staff_user, export_run, settings, probe):
+    sql = probe.format(
+        env_file=pathlib.Path(settings.BASE_DIR, "var", "test.env"),
+        bucket=settings.AWS_STORAGE_BUCKET_NAME,
+        bucket_url=store.documents_store().url_of(""),
+    )
+    result = _run(staff_user, sql)
+    assert revealed(result, forbidden_strings(settings)) == [], (sql, result.rows, result.error)
+    assert revealed(result, {"bucket": settings.AWS_STORAGE_BUCKET_NAME}) == [] or (
+        settings.AWS_STORAGE_BUCKET_NAME in sql
+    )
+    assert not [row for row in result.rows if "AWS_" in repr(row)]  # no environment dump
+
+
+def test_workbench_page_reveals_no_credential_nor_endpoint(staff_client, export_run, settings):
+    for sql in ["SELECT * FROM duckdb_secrets()", "SELECT * FROM duckdb_settings()"]:
+        html = staff_client.post(URL, {"sql": sql, "format": "html"}).content.decode()
+        assert [name for name, value in forbidden_strings(settings).items() if value in html] == []
+
+
+def test_workbench_views_read_local_copies_not_object_storage(staff_user, export_run, settings):
+    result = _run(staff_user, "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal")
+    assert result.ok, result.error
+    assert sorted(name for name, _ in result.rows) == ["documents", "tenants", "users"]
+    assert not [sql for _, sql in result.rows if "s3://" in sql or "http" in sql]
+
+
+def test_workbench_still_answers_over_the_export_after_the_lockdown(staff_user, export_run):
+    result = _run(staff_user, PER_TENANT)
+    assert result.ok, result.error
+    assert result.rows == [("acme", 3), ("globex", 2)]
+
+
+def test_an_unreadable_export_fails_without_naming_the_storage(staff_user, export_run, settings):
+    store.documents_store().purge(export_run.tables["users"]["key"])
+    result = _run(staff_user, "SELECT count(*) FROM users")
+    assert result.audit.status == WorkbenchQueryStatus.FAILED
+    assert "could not be read" in result.error
+    assert revealed(result, forbidden_strings(settings)) == []

@@ -137,3 +137,12 @@ def test_nothing_outside_the_room_branches_on_the_storage_backend():
     ]
     # settings.py declares the setting; scripts/local_services.py writes it for make run.
     assert branching == ["metis/settings.py", "scripts/local_services.py"]
+
+
+def test_get_file_copies_an_object_to_disk_and_a_missing_one_is_unavailable(s3_bucket, tmp_path):
+    documents = store.documents_store()
+    documents.put_bytes(key="system/x.bin", data=b"\x00parquet\xff", content_type="x/y")
+    documents.get_file(key="system/x.bin", path=str(tmp_path / "x.bin"))
+    assert (tmp_path / "x.bin").read_bytes() == b"\x00parquet\xff"
+    with pytest.raises(StorageUnavailable):
+        documents.get_file(key="system/missing.bin", path=str(tmp_path / "missing.bin"))

@@ -4,6 +4,7 @@ import pytest
 from django.core.cache import cache, caches
 
 from tenants import db as tenant_db
+from tenants.sessions import SessionStore
 
 
 def test_cached_value_of_one_tenant_is_invisible_to_another(tenant, other_tenant):
@@ -46,8 +47,7 @@ def test_session_is_cached_in_redis_for_24_hours(tenant_client, settings):
         pytest.skip("needs Redis (REDIS_URL)")
     from django_redis import get_redis_connection
 
-    session_key = tenant_client.cookies[settings.SESSION_COOKIE_NAME].value
-    sessions = caches["sessions"]
-    raw_key = sessions.make_key(f"django.contrib.sessions.cached_db{session_key}")
+    cookie = tenant_client.cookies[settings.SESSION_COOKIE_NAME].value
+    raw_key = caches["sessions"].make_key(SessionStore(cookie).cache_key)
     ttl = get_redis_connection("sessions").ttl(raw_key)
     assert 24 * 3600 - 60 < ttl <= 24 * 3600
