@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from django.db import connections
 
-
 # DISCARD ALL, as PostgreSQL documents it, but keeping cached plans (DISCARD PLANS): a plan
 # carries nothing of a user's, and re-planning the seal check after every return cost ~0.5 ms
 # per transaction (bench/rls_overhead.py). One simple-protocol round trip.

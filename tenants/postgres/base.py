@@ -75,7 +75,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 cursor.execute("SELECT set_config(%s, %s, true)", [seal.SEAL_SETTING, value])
         self.sealed_for = tenant_id
 
-
     def _transaction_identity(self, cursor) -> tuple[int, int]:
         """Return the backend pid and transaction start (µs) the seal is bound to.
 
