@@ -65,8 +65,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def transaction_seal(self, tenant_id) -> None:
         """Seal the open transaction for `tenant_id`, or clear its seal (None)."""
-        pg = self.connection
-        with pg.cursor() as cursor:  # psycopg's own: no execute wrappers
+        with self.connection.cursor() as cursor:  # psycopg's own: no execute wrappers
             if tenant_id is None:
                 cursor.execute("SELECT set_config(%s, '', true)", [seal.SEAL_SETTING])
             else:
