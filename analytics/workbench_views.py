@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from analytics import exports, workbench
+from tenants import client_ip
 
 EXAMPLE_SQL = """SELECT t.name AS tenant, count(*) AS documents, sum(d.size_bytes) AS bytes
 FROM documents d JOIN tenants t ON t.id = d.tenant_id
@@ -28,7 +29,7 @@ def workbench_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     result = None
     if request.method == "POST":
         result = workbench.workbench_query_run(
-            staff=request.user, sql=sql, ip_address=request.META.get("REMOTE_ADDR")
+            staff=request.user, sql=sql, ip_address=client_ip.client_ip(request)
         )
         if request.POST.get("format") == "csv" and result.ok:
             response = HttpResponse(workbench.result_csv(result), content_type="text/csv")

@@ -17,11 +17,12 @@ from documents import admin_actions, services
 from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
 from documents.validation import DocumentRejected
 from metis.objectstore.errors import StorageUnavailable
+from tenants import client_ip
 from tenants.admin import TenantOwnedAdmin
 
 
 def _actor(request: HttpRequest) -> dict:
-    return {"staff": request.user, "ip_address": request.META.get("REMOTE_ADDR")}
+    return {"staff": request.user, "ip_address": client_ip.client_ip(request)}
 
 
 class DocumentAdminForm(forms.ModelForm):

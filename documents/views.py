@@ -19,6 +19,7 @@ from documents.forms import DocumentReplaceForm, DocumentUploadForm
 from documents.models import Document
 from documents.validation import DocumentRejected
 from metis.objectstore.errors import StorageUnavailable
+from tenants import client_ip
 from tenants.views import tenant_login_required
 
 PAGE_SIZE = 50
@@ -34,7 +35,7 @@ def _document_or_404(request: HttpRequest, document_id) -> Document:
 
 
 def _actor(request: HttpRequest) -> dict:
-    return {"user": request.tenant_user, "ip_address": request.META.get("REMOTE_ADDR")}
+    return {"user": request.tenant_user, "ip_address": client_ip.client_ip(request)}
 
 
 def _wants_json(request: HttpRequest) -> bool:

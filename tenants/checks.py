@@ -8,11 +8,13 @@ on references between tenant tables (tenants.foreign_keys) needs no database and
 from __future__ import annotations
 
 from django.apps import apps
+from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.utils import OperationalError
 
-from tenants import foreign_keys, rls, seal
+from tenants import client_ip, foreign_keys, rls, seal
 
 RUNTIME_ALIAS = "default"
 
@@ -124,6 +126,16 @@ def check_tenant_references(app_configs=None, **kwargs) -> list[checks.CheckMess
     """Every reference between tenant-owned models must be a composite, tenant-scoped key."""
     configs = app_configs or apps.get_app_configs()
     return list(foreign_keys.tenant_reference_errors(m for c in configs for m in c.get_models()))
+
+
+@checks.register(checks.Tags.security)
+def check_trusted_proxies(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """TRUSTED_PROXIES must parse: a typo would otherwise surface on the first request."""
+    try:
+        client_ip.trusted_networks(tuple(settings.TRUSTED_PROXIES))
+    except ImproperlyConfigured as error:
+        return [checks.Error(str(error), id="tenants.E013")]
+    return []
 
 
 def require_safe_database() -> None:

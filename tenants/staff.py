@@ -14,7 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from metis.events import recorder
-from tenants import db, events
+from tenants import client_ip, db, events
 from tenants.http import StaffRequest
 from tenants.models import StaffTenantAccess, Tenant
 
@@ -35,7 +35,7 @@ def staff_scope_choose(*, request: HttpRequest, tenant: Tenant | None) -> StaffT
             tenant=tenant,
             all_tenants=tenant is None,
             path=request.get_full_path()[:500],
-            ip_address=request.META.get("REMOTE_ADDR"),
+            ip_address=client_ip.client_ip(request),
         )
         if tenant is not None:  # the all-tenants choice has no one tenant: the audit row says it
             # The staff scope is an entry point: it opens the chosen tenant's context itself.
