@@ -7,3 +7,5 @@ SIGN_OUT = recorder.register("auth.sign_out")
 # No addresses in analytics: the email's domain only.
 SIGN_IN_FAILED = recorder.register("auth.sign_in_failed", data=("email_domain",))
 STAFF_TENANT_ACCESS = recorder.register("staff.tenant_access", data=("path",))  # staff_id set
+# A sign-in lockout on the tenant's page: its scope (account or address), no address or email.
+SIGN_IN_LOCKED = recorder.register("auth.sign_in_locked", data=("scope",))

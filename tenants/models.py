@@ -149,3 +149,47 @@ class StaffTenantAccess(models.Model):
     def __str__(self) -> str:
         target = "all tenants" if self.all_tenants else str(self.tenant)
         return f"{self.staff} → {target} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class LockoutScope(models.TextChoices):
+    ACCOUNT = "account", "account"
+    ADDRESS = "address", "client address"
+
+
+class LockoutFields(models.Model):
+    """Audit: sign-in was locked for an account or a client address (tenants.throttle)."""
+
+    scope = models.CharField(max_length=10, choices=LockoutScope.choices)
+    # The email or username that was tried (it may name no account): empty for an address lock.
+    account = models.CharField(max_length=255, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    failures = models.PositiveIntegerField()
+    locked_at = models.DateTimeField(db_default=Now(), editable=False)
+    locked_until = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+        ordering = ["-locked_at"]
+
+    def __str__(self) -> str:
+        subject = self.account if self.scope == LockoutScope.ACCOUNT else self.ip_address
+        return f"{self.get_scope_display()} {subject} locked at {self.locked_at:%Y-%m-%d %H:%M}"
+
+
+class SignInLockout(TenantOwnedModel, LockoutFields):
+    """A lockout on a tenant's sign-in page: the tenant's row, under its RLS."""
+
+    class Meta(TenantOwnedModel.Meta, LockoutFields.Meta):
+        db_table = "sign_in_lockouts"
+        indexes = [models.Index(fields=["tenant", "-locked_at"], name="lockouts_tenant_locked")]
+
+
+class StaffSignInLockout(LockoutFields):
+    """A lockout on the staff admin's sign-in page."""
+
+    class Meta(LockoutFields.Meta):
+        db_table = "staff_sign_in_lockouts"

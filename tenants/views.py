@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from tenants import auth
+from tenants import auth, client_ip, throttle
 from tenants.http import TenantRequest
 from tenants.models import TenantUser
 
@@ -41,20 +41,34 @@ def tenant_login_required(view):
 
 def login_view(request: TenantRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
+    status = 400 if request.method == "POST" else 200
+    lock = None
     if request.method == "POST" and form.is_valid():
-        user = auth.tenant_user_authenticate(
-            tenant=request.tenant,
-            email=form.cleaned_data["email"],
-            password=form.cleaned_data["password"],
-        )
+        email, ip = form.cleaned_data["email"], client_ip.client_ip(request)
+        lock = throttle.sign_in_lock(tenant=request.tenant, account=email, ip=ip)
+        user = None
+        if lock is None:
+            user = auth.tenant_user_authenticate(
+                tenant=request.tenant, email=email, password=form.cleaned_data["password"]
+            )
         if user is not None:
+            throttle.sign_in_succeeded(tenant=request.tenant, account=email)
             auth.tenant_login(request, user)
             return redirect(safe_next_url(request, fallback=reverse("tenants:home")))
-        auth.tenant_login_failed(request, email=form.cleaned_data["email"])
-        form.add_error(None, "Email or password is not right for this organisation.")
-    status = 400 if request.method == "POST" else 200
+        auth.tenant_login_failed(request, email=email)
+        lock = throttle.sign_in_failed(
+            tenant=request.tenant, account=email, ip=ip, refused=lock is not None
+        )
+        if lock is None:
+            form.add_error(None, "Email or password is not right for this organisation.")
+        else:
+            form.add_error(None, lock.message())
+            status = 429
     context = {"form": form, "next": request.GET.get("next", "")}
-    return render(request, "tenants/login.html", context, status=status)
+    response = render(request, "tenants/login.html", context, status=status)
+    if lock is not None:
+        response["Retry-After"] = str(lock.retry_after())
+    return response
 
 
 @require_POST
