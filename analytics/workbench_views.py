@@ -10,11 +10,12 @@ from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from analytics import exports, workbench
-from tenants import client_ip
+from tenants import client_ip, two_factor
 
 EXAMPLE_SQL = """SELECT t.name AS tenant, count(*) AS documents, sum(d.size_bytes) AS bytes
 FROM documents d JOIN tenants t ON t.id = d.tenant_id
@@ -25,6 +26,8 @@ GROUP BY t.name ORDER BY documents DESC"""
 def workbench_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     if not request.user.is_superuser:
         raise PermissionDenied("The SQL workbench spans every tenant: superusers only.")
+    if not two_factor.recently_confirmed(request):
+        return redirect(two_factor.confirm_url(request, next_url=request.path))
     sql = request.POST.get("sql", "") if request.method == "POST" else ""
     result = None
     if request.method == "POST":

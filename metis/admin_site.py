@@ -14,12 +14,22 @@ from django.urls import include, path
 import analytics.admin_urls
 import backups.admin_urls
 import tenants.admin_urls
+from tenants import staff_sign_in
 
 
 class MetisAdminSite(admin.AdminSite):
     site_header = "Metis Storage"
     site_title = "Metis Storage admin"
     index_title = "Storage administration"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        # Staff who passed a password alone are not in: the session must hold a second factor.
+        # (django-otp's OTPMiddleware sets `otp_device` on the user of a session that passed one.)
+        verified = getattr(request.user, "otp_device", None) is not None
+        return super().has_permission(request) and verified
+
+    def login(self, request: HttpRequest, extra_context=None):
+        return staff_sign_in.login_view(request, site=self)
 
     def get_urls(self):
         # Before the admin's own: /admin/analytics/ would otherwise be the app's model index.

@@ -45,6 +45,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_celery_beat",
     "metis.events",
     "documents",
@@ -58,6 +61,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): did this session pass a second factor (tenants.two_factor)?
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After auth: staff tenant choices need request.user.
@@ -142,6 +147,20 @@ DATABASE_ROUTERS = ["tenants.routers.AllTenantsReadRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Sign-in throttling (tenants/throttle.py), counted in the `throttle` cache -------------------
+# Failures within the window lock the account (any email or username tried, whether or not it
+# exists) or the client address for the lockout period; staff can release a lock in the admin.
+# The address limit is higher: an office behind one NAT address shares it.
+SIGN_IN_WINDOW_MINUTES = env.int("SIGN_IN_WINDOW_MINUTES", default=15)
+SIGN_IN_ACCOUNT_FAILURES = env.int("SIGN_IN_ACCOUNT_FAILURES", default=10)
+SIGN_IN_ADDRESS_FAILURES = env.int("SIGN_IN_ADDRESS_FAILURES", default=30)
+SIGN_IN_LOCKOUT_MINUTES = env.int("SIGN_IN_LOCKOUT_MINUTES", default=15)
+
+# --- Staff two-factor (tenants/two_factor.py) ---------------------------------------------------
+# All-tenants mode and the SQL workbench want a second factor confirmed this many minutes ago.
+STAFF_RECONFIRM_MINUTES = env.int("STAFF_RECONFIRM_MINUTES", default=5)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Metis Storage")
+
 # --- Redis: cache, sessions, Celery ------------------------------------------------------------
 # With no REDIS_URL, the embedded defaults still work across processes (web, worker, beat):
 # a file-based cache and Kombu's filesystem transport, both under var/.
@@ -162,6 +181,12 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="metis") + ":sessions",
         },
+        "throttle": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="metis") + ":throttle",
+            "TIMEOUT": SIGN_IN_WINDOW_MINUTES * 60,
+        },
     }
     CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
     CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
@@ -176,6 +201,12 @@ else:
         "sessions": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
             "LOCATION": VAR_DIR / "cache" / "sessions",
+        },
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": VAR_DIR / "cache" / "throttle",
+            # Its increments re-set the entry with this timeout (Redis keeps a key's own TTL).
+            "TIMEOUT": SIGN_IN_WINDOW_MINUTES * 60,
         },
     }
     CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")

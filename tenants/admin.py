@@ -8,8 +8,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from tenants import throttle
 from tenants.http import StaffRequest
-from tenants.models import StaffTenantAccess, Tenant, TenantOwnedQuerySet, TenantUser
+from tenants.models import (
+    SignInLockout,
+    StaffSignInLockout,
+    StaffTenantAccess,
+    Tenant,
+    TenantOwnedQuerySet,
+    TenantUser,
+)
 
 
 def _staff(request: HttpRequest) -> StaffRequest:
@@ -117,3 +125,54 @@ class StaffTenantAccessAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class LockoutAdmin(admin.ModelAdmin):
+    """Sign-in lockouts: an audit trail, whose one action lifts a lock early."""
+
+    list_display = [
+        "locked_at",
+        "scope",
+        "account",
+        "ip_address",
+        "failures",
+        "locked_until",
+        "released_at",
+        "released_by",
+    ]
+    list_filter = ["scope"]
+    search_fields = ["account", "ip_address"]
+    actions = ["release"]
+
+    @admin.action(description="Release the selected locks", permissions=["release"])
+    def release(self, request: HttpRequest, queryset) -> None:
+        for lockout in queryset:
+            throttle.lockout_release(lockout=lockout, staff=request.user)
+        self.message_user(request, f"Released {len(queryset)} lock(s).", messages.SUCCESS)
+
+    def has_release_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_staff and self.has_view_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(SignInLockout)
+class SignInLockoutAdmin(LockoutAdmin, TenantOwnedAdmin):
+    list_display = [*LockoutAdmin.list_display, "tenant"]
+    list_select_related = ["tenant", "released_by"]
+
+    def has_release_permission(self, request: HttpRequest) -> bool:
+        # Releasing writes the tenant's row: only under one chosen tenant, not all-tenants mode.
+        return _staff(request).staff_tenant is not None and super().has_release_permission(request)
+
+
+@admin.register(StaffSignInLockout)
+class StaffSignInLockoutAdmin(LockoutAdmin):
+    list_select_related = ["released_by"]

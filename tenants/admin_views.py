@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from tenants import db, staff, views
+from tenants import db, staff, two_factor, views
 from tenants.models import Tenant
 
 
@@ -19,6 +19,13 @@ def tenant_context_view(request: HttpRequest, *, site: AdminSite) -> HttpRespons
         if choice == "":
             staff.staff_scope_clear(request=request)
             messages.info(request, "You no longer view any tenant's rows.")
+        elif (
+            choice == staff.ALL_TENANTS
+            and request.user.is_superuser
+            and not two_factor.recently_confirmed(request)
+        ):
+            # Every tenant's rows: only on a second factor confirmed minutes ago.
+            return redirect(two_factor.confirm_url(request, next_url=request.path))
         elif choice == staff.ALL_TENANTS and request.user.is_superuser:
             staff.staff_scope_choose(request=request, tenant=None)
             messages.warning(request, "Viewing all tenants, read-only. This was recorded.")

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest
 
 from metis.events import recorder
-from tenants import client_ip, db, events
+from tenants import client_ip, db, events, two_factor
 from tenants.http import StaffRequest
 from tenants.models import StaffTenantAccess, Tenant
 
@@ -61,6 +62,11 @@ def scope_for(request: StaffRequest) -> Iterator[None]:
     request.staff_all_tenants = False
     user = request.user
     choice = request.session.get(SESSION_KEY) if user.is_authenticated and user.is_staff else None
+    if choice == ALL_TENANTS and not two_factor.recently_confirmed(request):
+        # All-tenants mode lasts as long as the second factor is recent, not as the session.
+        staff_scope_clear(request=request)
+        messages.info(request, "All-tenants mode ended: confirm your second factor to enter again.")
+        choice = None
     if choice == ALL_TENANTS and user.is_superuser:
         request.staff_all_tenants = True
         with db.all_tenants_context():

@@ -7,6 +7,7 @@ owner, and every test then talks to it as the runtime role that RLS binds, as pr
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import uuid
 
@@ -17,7 +18,7 @@ from django.test import Client
 
 from metis.objectstore.errors import STORE_ERRORS
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
-from tests.support import scratch
+from tests.support import scratch, staff
 from tests.support.seaweedfs import SeaweedS3
 
 
@@ -107,6 +108,15 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _own_sign_in_throttle(settings):
+    """Each test counts sign-in failures under its own key prefix: tests run side by side on one
+    Redis, all from 127.0.0.1, and one test's lockouts must not refuse another's sign-ins."""
+    caches = copy.deepcopy(settings.CACHES)
+    caches["throttle"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"
+    settings.CACHES = caches
+
+
 @pytest.fixture
 def tenant_db(request):
     """`db`, or `committed_db` for a test marked `committed` (e.g. one whose code reads through
@@ -167,8 +177,10 @@ def staff_user(staff_user_model):
 
 @pytest.fixture
 def staff_client(staff_user):
+    """A client signed in as `staff_user`, second factor passed just now."""
     client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
     client.force_login(staff_user)
+    staff.mark_verified(client, staff_user)
     return client
 
 

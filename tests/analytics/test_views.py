@@ -10,6 +10,7 @@ from django.test import Client
 
 from tests.analytics.conftest import insert_events, now
 from tests.factories import TEST_PASSWORD
+from tests.support import staff
 
 HOSTILE_PARAMETERS = [
     {},
@@ -86,9 +87,12 @@ def test_superuser_sees_any_tenant_or_all(two_tenants_events, staff_client, tena
 def test_other_staff_see_only_the_tenant_they_chose(
     two_tenants_events, django_user_model, tenant, other_tenant
 ):
-    django_user_model.objects.create_user("helpdesk", password=TEST_PASSWORD, is_staff=True)
+    helpdesk = django_user_model.objects.create_user(
+        "helpdesk", password=TEST_PASSWORD, is_staff=True
+    )
     client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
-    client.login(username="helpdesk", password=TEST_PASSWORD)
+    client.force_login(helpdesk)
+    staff.mark_verified(client, helpdesk)
     assert client.get("/admin/analytics/").status_code == 200  # asks to choose a tenant
     client.post("/admin/tenant-context/", {"tenant": str(tenant.pk)})
 

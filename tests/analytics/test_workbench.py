@@ -14,6 +14,7 @@ from analytics import exports, workbench
 from analytics.models import WorkbenchQuery, WorkbenchQueryStatus
 from metis.objectstore import store
 from tests.factories import TEST_PASSWORD
+from tests.support import staff
 
 # The export reads through the staff read role's own connection: data must be committed.
 pytestmark = pytest.mark.committed
@@ -242,9 +243,12 @@ def test_workbench_is_closed_to_anonymous_and_non_staff(tenant_db, staff_user_mo
 def test_workbench_is_superuser_only_not_every_staff_member(
     tenant_db, staff_user_model, export_run
 ):
-    staff_user_model.objects.create_user("support", "s@metis.example", TEST_PASSWORD, is_staff=True)
+    support = staff_user_model.objects.create_user(
+        "support", "s@metis.example", TEST_PASSWORD, is_staff=True
+    )
     client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
-    client.login(username="support", password=TEST_PASSWORD)
+    client.force_login(support)
+    staff.mark_verified(client, support)
     assert client.get(URL).status_code == 403
     assert client.post(URL, {"sql": "SELECT 1"}).status_code == 403
     assert not WorkbenchQuery.objects.exists()

@@ -5,6 +5,7 @@ from django.test import Client
 
 from tenants.models import StaffTenantAccess
 from tests.factories import TEST_PASSWORD
+from tests.support import staff
 
 USERS = "/admin/tenants/tenantuser/"
 
@@ -67,6 +68,7 @@ def test_plain_staff_cannot_choose_all_tenants(db, django_user_model, tenant_use
     staffer = django_user_model.objects.create_user("viewer", password=TEST_PASSWORD, is_staff=True)
     client = Client(HTTP_HOST="localhost")
     client.force_login(staffer)
+    staff.mark_verified(client, staffer)
     choose(client, "all")
     assert not StaffTenantAccess.objects.exists()
 

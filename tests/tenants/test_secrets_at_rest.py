@@ -23,6 +23,7 @@ from tenants import db
 from tests.conftest import host_of
 from tests.documents.conftest import pdf_bytes, uploaded
 from tests.factories import TEST_PASSWORD
+from tests.support import staff as staff_accounts
 
 
 def readable_relations() -> list[str]:
@@ -92,9 +93,8 @@ def secrets(s3_bucket, tenant, other_tenant, other_tenant_user, staff_user) -> d
     )
     staff = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
     staff.get("/admin/login/")
-    signed_in = staff.post(
-        "/admin/login/?next=/admin/", {"username": "staffer", "password": TEST_PASSWORD}
-    )
+    app = staff_accounts.authenticator_app(staff_user)
+    signed_in = staff_accounts.sign_in(staff, username="staffer", password=TEST_PASSWORD, app=app)
     assert signed_in.status_code == 302
     assert staff.get("/admin/").status_code == 200
     cookie = settings.SESSION_COOKIE_NAME

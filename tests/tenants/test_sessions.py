@@ -17,6 +17,7 @@ from django.utils import timezone
 from tenants.sessions import SessionStore, stored_key
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD
+from tests.support import staff
 
 
 def cookie_of(client: Client) -> str:
@@ -35,11 +36,10 @@ def signed_in(client: Client) -> bool:
     return client.get("/").status_code == 200
 
 
-def staff_sign_in() -> Client:
+def staff_sign_in(user) -> Client:
     client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
-    response = client.post(
-        "/admin/login/?next=/admin/", {"username": "staffer", "password": TEST_PASSWORD}
-    )
+    app = staff.authenticator_app(user)
+    response = staff.sign_in(client, username="staffer", password=TEST_PASSWORD, app=app)
     assert response.status_code == 302, response.content
     return client
 
@@ -64,7 +64,7 @@ def test_stored_key_depends_on_the_secret_key(settings):
 
 
 def test_staff_sign_in_through_the_admin_is_stored_hashed_too(staff_user):
-    client = staff_sign_in()
+    client = staff_sign_in(staff_user)
     cookie = cookie_of(client)
     assert client.get("/admin/").status_code == 200
     assert in_database(cookie) and in_cache(cookie)
@@ -127,9 +127,9 @@ def test_clearsessions_deletes_expired_hashed_sessions(db):
 def test_session_data_copied_into_another_row_is_not_a_session(tenant_client, staff_user):
     """SQL that copies a staff session's data into an attacker's own row gains nothing: the
     data is signed for its own row."""
-    staff = staff_sign_in()
+    staff_session = staff_sign_in(staff_user)
     attacker = cookie_of(tenant_client)
-    staff_data = Session.objects.get(session_key=stored_key(cookie_of(staff))).session_data
+    staff_data = Session.objects.get(session_key=stored_key(cookie_of(staff_session))).session_data
     Session.objects.filter(session_key=stored_key(attacker)).update(session_data=staff_data)
     caches["sessions"].delete(SessionStore(attacker).cache_key)  # as after a Redis miss
     assert SessionStore(attacker).load() == {}

@@ -40,5 +40,10 @@ class Command(BaseCommand):
         self.stdout.write("Demo tenants (tenant users sign in on their own host):")
         self.stdout.write("\n".join(lines))
         self.stdout.write(
-            f"Staff admin:       http://{base}:{port}/admin/   staff / {DEMO_PASSWORD}"
+            f"Staff admin:       http://{base}:{port}/admin/   staff / {DEMO_PASSWORD}\n"
+            "  Staff sign in with a second factor. At the first sign-in the admin shows a QR\n"
+            "  code: scan it with an authenticator app (Google Authenticator, 1Password,\n"
+            "  FreeOTP...) or type in the key shown under it, enter the app's six-digit code,\n"
+            "  and keep the backup codes the next page shows.\n"
+            "  `python manage.py staff_two_factor_reset staff` starts the enrolment over."
         )
