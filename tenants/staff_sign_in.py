@@ -167,16 +167,16 @@ def setup_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
             codes = two_factor.app_device_confirm(device=device, code=form.cleaned_data["code"])
         if codes is not None:
             _sign_in(request, user, device)
-            context = {
+            shown = {
                 "codes": codes,
                 "title": "Your backup codes",
                 "continue_url": _next_url(request),
             }
-            return _render(request, "admin/two_factor/backup_codes.html", context, site=site)
+            return _render(request, "admin/two_factor/backup_codes.html", shown, site=site)
         if lock is None:
             lock = _failed(request, account=user.get_username())
             form.add_error("code", "That code is not right: check the app shows Metis Storage.")
-    context = {
+    context: dict[str, object] = {
         "form": form,
         "title": "Set up two-factor sign-in",
         "staff": user,

@@ -64,7 +64,7 @@ def _keys(realm: str, account: str, ip: str | None) -> dict[str, str]:
     digest = salted_hmac(
         "tenants.throttle", f"{realm}:{account.strip().lower()}", algorithm="sha256"
     ).hexdigest()
-    keys = {LockoutScope.ACCOUNT: f"account:{digest}"}
+    keys: dict[str, str] = {LockoutScope.ACCOUNT: f"account:{digest}"}
     if ip:
         address = ipaddress.ip_address(ip)
         if address.version == 6:

@@ -11,6 +11,7 @@ from documents.models import Document
 from tenants import db
 from tests.analytics.conftest import insert_events, now
 from tests.factories import TEST_PASSWORD, TenantFactory
+from tests.support import staff
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -70,7 +71,8 @@ def test_staff_dashboard_draws_its_charts_in_a_browser(
     clickhouse_db, committed_live_server, browser
 ):
     acme = TenantFactory(name="Acme Lending", subdomain="acme")
-    get_user_model().objects.create_superuser("boss", "boss@metis.example", TEST_PASSWORD)
+    boss = get_user_model().objects.create_superuser("boss", "boss@metis.example", TEST_PASSWORD)
+    app = staff.authenticator_app(boss)
     insert_events(
         [
             (
@@ -101,6 +103,8 @@ def test_staff_dashboard_draws_its_charts_in_a_browser(
     page.goto(f"{committed_live_server.url}/admin/login/?next=/admin/analytics/")
     page.fill("#id_username", "boss")
     page.fill("#id_password", TEST_PASSWORD)
+    page.click("input[type=submit]")
+    page.fill("#id_code", app.now())  # the second step: a code from the authenticator app
     page.click("input[type=submit]")
     page.goto(f"{committed_live_server.url}/admin/analytics/?tenant={acme.pk}")
     page.wait_for_function("window.metisCharts && window.metisCharts.length === 5")
