@@ -6,9 +6,11 @@ from typing import cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
-from tenants import throttle
+from tenants import throttle, two_factor
 from tenants.http import StaffRequest
 from tenants.models import (
     SignInLockout,
@@ -176,3 +178,25 @@ class SignInLockoutAdmin(LockoutAdmin, TenantOwnedAdmin):
 @admin.register(StaffSignInLockout)
 class StaffSignInLockoutAdmin(LockoutAdmin):
     list_select_related = ["released_by"]
+
+
+class StaffUserAdmin(UserAdmin):
+    """Django's staff user admin, plus the lost-phone action (superusers only)."""
+
+    actions = ["second_factors_remove"]
+
+    @admin.action(
+        description="Remove two-factor devices (they set up a new app at sign-in)",
+        permissions=["second_factors_remove"],
+    )
+    def second_factors_remove(self, request: HttpRequest, queryset) -> None:
+        removed = sum(two_factor.second_factors_remove(user=user) for user in queryset)
+        self.message_user(request, f"Removed {removed} device(s).", messages.SUCCESS)
+
+    def has_second_factors_remove_permission(self, request: HttpRequest) -> bool:
+        # Whoever can remove them can sign in as that staff member with a password alone.
+        return request.user.is_superuser and two_factor.recently_confirmed(request)
+
+
+admin.site.unregister(User)
+admin.site.register(User, StaffUserAdmin)

@@ -166,3 +166,20 @@ def test_the_reset_command_makes_the_next_sign_in_enrol_anew(staff_user):
     assert "Removed 2 device(s)" in out.getvalue()
     step = password_step(staff_host())
     assert step["Location"].startswith("/admin/two-factor/setup/")
+
+
+def test_a_superuser_removes_a_lost_phone_from_the_user_admin(staff_client, staff_user_model):
+    lost = staff_user_model.objects.create_user("lost", password=TEST_PASSWORD, is_staff=True)
+    staff.authenticator_app(lost)
+    action = {"action": "second_factors_remove", "_selected_action": [str(lost.pk)]}
+    staff_client.post("/admin/auth/user/", action)
+    assert not two_factor.has_second_factor(lost)
+
+
+def test_removing_devices_needs_a_recent_second_factor(staff_client, staff_user_model):
+    lost = staff_user_model.objects.create_user("lost", password=TEST_PASSWORD, is_staff=True)
+    staff.authenticator_app(lost)
+    stale(staff_client)
+    action = {"action": "second_factors_remove", "_selected_action": [str(lost.pk)]}
+    staff_client.post("/admin/auth/user/", action)
+    assert two_factor.has_second_factor(lost)
