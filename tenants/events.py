@@ -12,3 +12,4 @@ SIGN_IN_LOCKED = recorder.register("auth.sign_in_locked", data=("scope",))
 # Passwords (tenants/passwords.py), user set; no data: never an address or a token.
 PASSWORD_RESET_REQUESTED = recorder.register("auth.password_reset_requested")
 PASSWORD_RESET_COMPLETED = recorder.register("auth.password_reset_completed")
+PASSWORD_CHANGED = recorder.register("auth.password_changed")

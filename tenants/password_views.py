@@ -1,4 +1,4 @@
-"""Tenant password pages: reset by an emailed link.
+"""Tenant password pages: reset by an emailed link, and change while signed in.
 
 The reset takes four pages, as Django's own views do: ask for the email; "if an account exists
 we have sent a link" (the same page, after the same work, whatever the email); the link, which
@@ -11,14 +11,15 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from tenants import passwords, tasks
+from tenants import auth, db, passwords, tasks
 from tenants.http import TenantRequest
+from tenants.views import tenant_login_required
 
 # The session holds the token's hash, never the token: the hash is in the table anyway.
 RESET_SESSION_KEY = "_tenant_password_reset"
@@ -92,3 +93,26 @@ def password_reset_set_view(request: TenantRequest) -> HttpResponse:
         return redirect("tenants:login")
     status = 400 if request.method == "POST" else 200
     return render(request, "tenants/password_reset_set.html", {"form": form}, status=status)
+
+
+@never_cache
+@sensitive_post_parameters()
+@tenant_login_required
+def password_change_view(request: TenantRequest) -> HttpResponse:
+    user = request.tenant_user
+    assert user is not None  # tenant_login_required
+    # Django's form works with any AbstractBaseUser; django-stubs type it for auth.User.
+    form = PasswordChangeForm(user, request.POST or None)  # type: ignore[arg-type]
+    if request.method == "POST":
+        db.connection_release()  # the form checks the old password: a slow hash
+        if form.is_valid():
+            passwords.tenant_user_password_change(
+                user=user, password=form.cleaned_data["new_password1"]
+            )
+            auth.tenant_session_refresh(request, user)
+            messages.success(
+                request, "Your password is changed. Your other sessions have been signed out."
+            )
+            return redirect("tenants:password-change")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "tenants/password_change.html", {"form": form}, status=status)

@@ -1,10 +1,10 @@
-"""Tenant users' passwords: reset by an emailed link that works once.
+"""Tenant users' passwords: changed while signed in, or reset by an emailed link used once.
 
 A reset link carries a random token (`secrets.token_urlsafe(32)`, 256 bits); the table keeps only
 its SHA-256 (`PasswordResetToken`), under the tenant's RLS, so a token is found only on its own
 tenant's host and reading the table gives no working link. The link works until
 TENANT_PASSWORD_RESET_MINUTES after it was asked for, and once: setting the password spends it
-and every other outstanding link of the user.
+and every other outstanding link of the user, as does a password change.
 
 Every change of a password ends the user's other sessions: a tenant session holds a hash of the
 password (tenants/auth.py) that then no longer matches.
@@ -121,6 +121,19 @@ def password_reset_complete(*, token: PasswordResetToken, password: str) -> bool
             tenant=token.tenant_id, event_type=events.PASSWORD_RESET_COMPLETED, user=user
         )
     return True
+
+
+def tenant_user_password_change(*, user: TenantUser, password: str) -> None:
+    """Set `user`'s password (validated and, for a user, the old one checked by the form).
+
+    Outstanding reset links of the user stop working.
+    """
+    db.require_tenant_context(user)
+    db.connection_release()
+    user.set_password(password)
+    with transaction.atomic():
+        _password_save(user, now=timezone.now())
+        recorder.record_event(tenant=user.tenant_id, event_type=events.PASSWORD_CHANGED, user=user)
 
 
 def _password_save(user: TenantUser, *, now) -> None:

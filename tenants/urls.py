@@ -1,4 +1,4 @@
-"""The tenants app's pages on a tenant's host: home, sign-in, team, password reset (tenant_urls)."""
+"""The tenants app's pages on a tenant's host: home, sign-in, team, passwords (tenant_urls)."""
 
 from django.urls import path
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("team/<uuid:user_id>/", views.team_member_view, name="team-member"),
+    path("account/password/", password_views.password_change_view, name="password-change"),
     path("password-reset/", password_views.password_reset_request_view, name="password-reset"),
     path(
         "password-reset/sent/",

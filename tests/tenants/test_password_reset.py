@@ -317,6 +317,23 @@ def test_a_new_request_clears_the_users_spent_and_expired_rows(tenant, tenant_us
     assert token.expires_at > timezone.now()
 
 
+def test_password_change_spends_outstanding_links(
+    tenant, tenant_user, tenant_client, ask, mailoutbox
+):
+    ask(tenant, tenant_user.email)
+    response = tenant_client.post(
+        "/account/password/",
+        {
+            "old_password": TEST_PASSWORD,
+            "new_password1": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
+        },
+    )
+    assert response.status_code == 302
+    response = Client(HTTP_HOST=host_of(tenant)).get(f"/password-reset/{token_in(mailoutbox[0])}/")
+    assert response.status_code == 410
+
+
 @pytest.mark.parametrize("case", sorted(WEAK_PASSWORDS))
 def test_weak_password_is_refused_with_djangos_message(tenant, tenant_user, ask, mailoutbox, case):
     password, message = WEAK_PASSWORDS[case]

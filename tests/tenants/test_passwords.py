@@ -1,5 +1,5 @@
-"""Passwords: Django's validators on every form that sets one, and sessions rotated at sign-in
-and cut when a password changes."""
+"""Passwords: Django's validators on every form that sets one, the tenant change page, and
+sessions rotated at sign-in and cut when a password changes (tenants.passwords, tenants.auth)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.test import Client
 
-from tenants import db
+from metis.events.models import EventOutbox
+from tenants import db, events
 from tenants.models import TenantUser
 from tenants.sessions import SessionStore
 from tests.conftest import host_of
@@ -46,6 +47,17 @@ def staff_authenticated(client: Client) -> bool:
     return client.get("/admin/").wsgi_request.user.is_authenticated
 
 
+def change(client: Client, old: str = TEST_PASSWORD, new: str = NEW_PASSWORD, again=None):
+    return client.post(
+        "/account/password/",
+        {
+            "old_password": old,
+            "new_password1": new,
+            "new_password2": new if again is None else again,
+        },
+    )
+
+
 def choose(client: Client, tenant) -> None:
     client.post("/admin/tenant-context/", {"tenant": str(tenant.pk)})
 
@@ -66,6 +78,86 @@ def test_all_four_validators_run_with_a_minimum_of_twelve():
     assert validators["MinimumLengthValidator"].min_length == 12
     attributes = set(validators["UserAttributeSimilarityValidator"].user_attributes)
     assert {"username", "first_name", "last_name", "email", "name"} <= attributes
+
+
+# --- The tenant change page ----------------------------------------------------------------------
+
+
+def test_change_page_needs_a_signed_in_user(tenant):
+    response = Client(HTTP_HOST=host_of(tenant)).get("/account/password/")
+    assert response.status_code == 302 and response.url.startswith("/login/")
+
+
+def test_nav_links_to_the_change_page(tenant_client):
+    assert b'href="/account/password/">Password</a>' in tenant_client.get("/").content
+
+
+def test_change_sets_the_password(tenant, tenant_user, tenant_client):
+    response = change(tenant_client)
+    assert response.status_code == 302 and response.url == "/account/password/"
+    assert b"Your password is changed." in tenant_client.get("/account/password/").content
+    sign_in(tenant, tenant_user.email, NEW_PASSWORD)
+    assert (
+        Client(HTTP_HOST=host_of(tenant))
+        .post("/login/", {"email": tenant_user.email, "password": TEST_PASSWORD})
+        .status_code
+        == 400
+    )
+
+
+def test_change_needs_the_current_password(tenant_client):
+    response = change(tenant_client, old="not-my-password")
+    assert response.status_code == 400
+    assert "Your old password was entered incorrectly." in response.content.decode()
+
+
+@pytest.mark.parametrize("case", sorted(WEAK_PASSWORDS))
+def test_change_refuses_a_weak_password_with_djangos_message(tenant_client, case):
+    password, message = WEAK_PASSWORDS[case]
+    response = change(tenant_client, new=password)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_change_refuses_a_password_like_the_users_email_or_name(tenant_client):
+    response = change(tenant_client, new="alice@acme.example")
+    assert "The password is too similar to the email." in response.content.decode()
+    response = change(tenant_client, new="Alice Acme!!!")
+    assert "The password is too similar to the name." in response.content.decode()
+
+
+def test_change_refuses_two_different_new_passwords(tenant_client):
+    response = change(tenant_client, again=NEW_PASSWORD + "x")
+    assert response.status_code == 400
+    assert (
+        "The two password fields didn\N{RIGHT SINGLE QUOTATION MARK}t match."
+        in response.content.decode()
+    )
+
+
+def test_change_keeps_this_session_under_a_new_key_and_cuts_the_others(
+    tenant, tenant_user, tenant_client
+):
+    elsewhere = sign_in(tenant, tenant_user.email)
+    before = cookie_of(tenant_client)
+    assert change(tenant_client).status_code == 302
+    assert cookie_of(tenant_client) != before
+    assert signed_in(tenant_client)
+    assert not signed_in(elsewhere)
+
+
+def test_change_is_recorded(tenant, tenant_user, tenant_client):
+    change(tenant_client)
+    with db.tenant_context(tenant.pk):
+        assert EventOutbox.objects.filter(
+            event_type=events.PASSWORD_CHANGED, user_id=tenant_user.pk
+        ).exists()
+
+
+def test_a_password_keeps_its_spaces(tenant, tenant_user, tenant_client):
+    # Django's password fields do not strip; the sign-in form must not either.
+    assert change(tenant_client, new=f" {NEW_PASSWORD} ").status_code == 302
+    sign_in(tenant, tenant_user.email, f" {NEW_PASSWORD} ")
 
 
 # --- The staff admin's tenant-user form ----------------------------------------------------------
