@@ -6,6 +6,7 @@ from typing import cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import password_validation
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.http import HttpRequest
@@ -81,7 +82,10 @@ class TenantOwnedAdmin(admin.ModelAdmin):
 
 class TenantUserForm(forms.ModelForm):
     new_password = forms.CharField(
-        required=False, widget=forms.PasswordInput, help_text="Leave empty to keep the password."
+        required=False,
+        strip=False,  # as every password field: spaces are part of it
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty to keep the password.",
     )
 
     class Meta:
@@ -90,6 +94,17 @@ class TenantUserForm(forms.ModelForm):
 
     def clean_email(self) -> str:
         return TenantUser.normalize_email(self.cleaned_data["email"])
+
+    def _post_clean(self) -> None:
+        # As Django's user forms do: after the instance has this form's email and name, so the
+        # similarity validator compares the password with the values being saved.
+        super()._post_clean()  # type: ignore[misc]  # Django's hook; django-stubs omit it
+        password = self.cleaned_data.get("new_password")
+        if password:
+            try:
+                password_validation.validate_password(password, self.instance)
+            except forms.ValidationError as error:
+                self.add_error("new_password", error)
 
     def save(self, commit=True):
         user = super().save(commit=False)

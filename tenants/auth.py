@@ -82,3 +82,17 @@ def get_tenant_user(request: MetisRequest) -> TenantUser | None:
     if user is None or not constant_time_compare(session.get(HASH_KEY, ""), _session_hash(user)):
         return None
     return user
+
+
+def tenant_session_refresh(request: TenantRequest, user: TenantUser) -> None:
+    """Keep this session signed in after `user` changed their password; end the others.
+
+    Every session stores a hash of the password (HASH_KEY): the user's other sessions no longer
+    match it and are signed out at their next request. This one takes the new hash, under a new
+    key, as Django's update_session_auth_hash does for staff.
+    """
+    if request.session.get(USER_KEY) != str(user.pk):
+        raise PermissionError("only the signed-in user's own session is refreshed")
+    request.session.cycle_key()
+    request.session[HASH_KEY] = _session_hash(user)
+    request.tenant_user = user

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Self
 
 from django.conf import settings
@@ -13,7 +14,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Now
 
-from tenants.foreign_keys import TenantKey
+from tenants.foreign_keys import TenantForeignKey, TenantKey
 from tenants.rls import RowLevelSecurity
 
 # A DNS label: lowercase letters, digits and inner hyphens, 1-63 characters.
@@ -119,6 +120,51 @@ class TenantUser(TenantOwnedModel, AbstractBaseUser):
     @staticmethod
     def normalize_email(email: str) -> str:
         return email.strip().lower()
+
+
+class PasswordResetTokenQuerySet(TenantOwnedQuerySet):
+    def usable(self, now: datetime) -> Self:
+        """Tokens not used, not expired at `now`, of a user who is still active."""
+        return self.filter(used_at__isnull=True, expires_at__gt=now, user__is_active=True)
+
+
+class PasswordResetToken(TenantOwnedModel):
+    """A password-reset link mailed to a tenant user; it works once, until `expires_at`.
+
+    Only the SHA-256 of the link's token is stored: whoever reads the table (one SQL injection, a
+    backup) holds nothing they can click. SHA-256 without a salt or a slow hash is enough for a
+    32-byte random token; slow hashes are for secrets people choose. Made and spent by
+    tenants/passwords.py.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # The (tenant_id, token_hash) unique index below leads with tenant_id: no separate FK index.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    user = models.ForeignKey(
+        TenantUser, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PasswordResetTokenQuerySet.as_manager()  # type: ignore[misc]
+
+    class Meta:
+        db_table = "password_reset_tokens"
+        ordering = ["-created_at"]
+        constraints = [
+            *TenantOwnedModel.Meta.constraints,
+            # Per tenant, not global: a lookup is always by tenant, and a uniqueness across
+            # tenants would answer for other tenants' rows.
+            models.UniqueConstraint(
+                fields=["tenant", "token_hash"], name="password_reset_tokens_tenant_hash_key"
+            ),
+            TenantForeignKey(field="user", name="password_reset_tokens_user_same_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reset for {self.user_id} until {self.expires_at:%Y-%m-%d %H:%M}"
 
 
 class StaffTenantAccess(models.Model):

@@ -15,7 +15,7 @@ from celery import Task, shared_task
 from django.core.management import call_command
 from django.db import transaction
 
-from tenants import db
+from tenants import db, passwords
 from tenants.models import Tenant
 
 
@@ -47,3 +47,15 @@ def enqueue_for_tenant(task: Task, tenant: Tenant | uuid.UUID | str, *args, **kw
 def clear_expired_sessions() -> None:
     """Delete expired sessions from the database (cached_db keeps a copy there). Idempotent."""
     call_command("clearsessions")
+
+
+@shared_task(base=TenantTask, name="tenants.password_reset_request")
+def password_reset_request(email: str, origin: str) -> None:
+    """Mail a reset link if the tenant has an active user with this email.
+
+    Every reset request sends this task, whether or not the email is known, so the page answers
+    in the same time either way: the lookup, the token and the mail happen here. Not
+    idempotent (each run mails a new link), hence no retries.
+    """
+    tenant = Tenant.objects.get(pk=db.require_tenant_context())
+    passwords.password_reset_request(tenant=tenant, email=email, origin=origin)

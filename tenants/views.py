@@ -19,7 +19,7 @@ from tenants.models import TenantUser
 
 class LoginForm(forms.Form):
     email = forms.EmailField()
-    password = forms.CharField(widget=forms.PasswordInput)
+    password = forms.CharField(strip=False, widget=forms.PasswordInput)
 
 
 def safe_next_url(request: HttpRequest, *, fallback: str) -> str:
