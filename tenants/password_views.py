@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from tenants import auth, db, passwords, tasks
+from tenants import auth, client_ip, db, passwords, tasks, throttle
 from tenants.http import TenantRequest
 from tenants.views import tenant_login_required
 
@@ -33,6 +33,16 @@ class PasswordResetRequestForm(forms.Form):
 def password_reset_request_view(request: TenantRequest) -> HttpResponse:
     form = PasswordResetRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        lock = throttle.password_reset_limit(
+            tenant=request.tenant, email=form.cleaned_data["email"], ip=client_ip.client_ip(request)
+        )
+        if lock is not None:
+            form.add_error(None, lock.message())
+            response = render(
+                request, "tenants/password_reset_request.html", {"form": form}, status=429
+            )
+            response["Retry-After"] = str(lock.retry_after())
+            return response
         # The task looks the email up: known or not, this request does the same (no enumeration
         # by content or by time). The host is this tenant's, as the middleware resolved it.
         tasks.enqueue_for_tenant(
@@ -104,8 +114,17 @@ def password_change_view(request: TenantRequest) -> HttpResponse:
     # Django's form works with any AbstractBaseUser; django-stubs type it for auth.User.
     form = PasswordChangeForm(user, request.POST or None)  # type: ignore[arg-type]
     if request.method == "POST":
+        # The current password is a sign-in by another door: the same throttle guards it.
+        ip = client_ip.client_ip(request)
+        lock = throttle.sign_in_lock(tenant=request.tenant, account=user.email, ip=ip)
+        if lock is not None:
+            throttle.sign_in_failed(tenant=request.tenant, account=user.email, ip=ip, refused=True)
+            context = {"form": PasswordChangeForm(user), "lock_message": lock.message()}  # type: ignore[arg-type]
+            return render(request, "tenants/password_change.html", context, status=429)
         db.connection_release()  # the form checks the old password: a slow hash
-        if form.is_valid():
+        if "old_password" in form.errors:
+            throttle.sign_in_failed(tenant=request.tenant, account=user.email, ip=ip)
+        elif form.is_valid():
             passwords.tenant_user_password_change(
                 user=user, password=form.cleaned_data["new_password1"]
             )

@@ -38,13 +38,14 @@ STAFF_REALM = "staff"
 class Lock:
     scope: str
     until: datetime
+    what: str = "failed sign-ins"
 
     def message(self) -> str:
         """Return what the person at the sign-in page reads."""
         minutes = max(1, round((self.until - timezone.now()).total_seconds() / 60))
         whose = "this account" if self.scope == LockoutScope.ACCOUNT else "your network address"
         return (
-            f"Too many failed sign-ins for {whose}. Try again after "
+            f"Too many {self.what} for {whose}. Try again after "
             f"{self.until:%H:%M} UTC (in about {minutes} minute{'s' if minutes != 1 else ''})."
         )
 
@@ -126,6 +127,28 @@ def sign_in_failed(
                 tenant=tenant, scope=scope, account=account, ip=ip, failures=failures, until=until
             )
     return sign_in_lock(tenant=tenant, account=account, ip=ip)
+
+
+def password_reset_limit(*, tenant: Tenant, email: str, ip: str | None) -> Lock | None:
+    """Count a request for a reset mail; return a lock if this email or address asked too often.
+
+    Keyed like sign-in (any email counts, existing or not), so the limit reveals no account; it
+    spares a user's mailbox from being flooded and the mail server from being used to do it.
+    """
+    window = 60 * 60
+    limits = {
+        LockoutScope.ACCOUNT: settings.PASSWORD_RESET_EMAILS_PER_HOUR,
+        LockoutScope.ADDRESS: settings.PASSWORD_RESET_REQUESTS_PER_HOUR,
+    }
+    over = [
+        scope
+        for scope, key in _keys(_realm(tenant), email, ip).items()
+        if _count(f"reset:{key}", window) > limits[scope]
+    ]
+    if not over:
+        return None
+    until = timezone.now() + timedelta(seconds=window)
+    return Lock(scope=over[-1], until=until, what="password reset requests")
 
 
 def sign_in_succeeded(*, tenant: Tenant | None, account: str) -> None:

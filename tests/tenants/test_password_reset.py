@@ -490,3 +490,21 @@ def test_link_is_https_where_cookies_are(tenant, tenant_user, ask, mailoutbox, s
     assert f"https://{host_of(tenant)}/password-reset/{token_in(mailoutbox[0])}/" in (
         mailoutbox[0].body
     )
+
+
+def test_a_mailbox_gets_at_most_three_reset_mails_an_hour(tenant, tenant_user, ask, mailoutbox):
+    answers = [ask(tenant, tenant_user.email) for _ in range(4)]
+    assert [a.status_code for a in answers] == [302, 302, 302, 429]
+    assert "Too many password reset requests" in answers[-1].content.decode()
+    assert len(mailoutbox) == 3
+    # The limit counts any email asked for: it tells nobody which accounts exist.
+    unknown = [ask(tenant, "nobody@acme.example") for _ in range(4)]
+    assert [a.status_code for a in unknown] == [302, 302, 302, 429]
+
+
+def test_one_address_asking_for_many_emails_is_stopped(tenant, ask, settings):
+    settings.PASSWORD_RESET_REQUESTS_PER_HOUR = 5
+    client = Client(HTTP_HOST=host_of(tenant), REMOTE_ADDR="198.51.100.66")
+    answers = [ask(tenant, f"user{n}@acme.example", client) for n in range(6)]
+    assert [a.status_code for a in answers][-2:] == [302, 429]
+    assert "your network address" in answers[-1].content.decode()

@@ -111,6 +111,16 @@ def test_change_needs_the_current_password(tenant_client):
     assert "Your old password was entered incorrectly." in response.content.decode()
 
 
+def test_guessing_the_current_password_is_throttled_like_sign_in(tenant_client, settings):
+    answers = [
+        change(tenant_client, old=f"guess-{n}") for n in range(settings.SIGN_IN_ACCOUNT_FAILURES)
+    ]
+    assert answers[-1].status_code == 400
+    locked = change(tenant_client)  # the right one, now refused
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins for this account" in locked.content.decode()
+
+
 @pytest.mark.parametrize("case", sorted(WEAK_PASSWORDS))
 def test_change_refuses_a_weak_password_with_djangos_message(tenant_client, case):
     password, message = WEAK_PASSWORDS[case]
