@@ -136,7 +136,7 @@ def password_reset_limit(*, tenant: Tenant, email: str, ip: str | None) -> Lock 
     spares a user's mailbox from being flooded and the mail server from being used to do it.
     """
     window = 60 * 60
-    limits = {
+    limits: dict[str, int] = {
         LockoutScope.ACCOUNT: settings.PASSWORD_RESET_EMAILS_PER_HOUR,
         LockoutScope.ADDRESS: settings.PASSWORD_RESET_REQUESTS_PER_HOUR,
     }
