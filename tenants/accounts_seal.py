@@ -20,6 +20,8 @@ through: it could drop the trigger anyway, and migrate and the tests' TRUNCATE r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import connections
@@ -149,3 +151,28 @@ def receivers_connect() -> None:
         signals.post_delete.connect(_write_ends, sender=model)
     for through in _many_to_many_tables():
         signals.m2m_changed.connect(_many_to_many_changed, sender=through)
+
+
+@dataclass(frozen=True)
+class TableGuard:
+    table: str
+    guarded: bool  # the trigger exists, is enabled, and runs our guard on every write
+    alterable: bool  # the connected role owns the table (or may become its owner)
+
+
+def table_guards(connection) -> list[TableGuard]:
+    """Return, for each protected table, whether it is guarded and the current role may unguard
+    it (only the owner may disable or drop a trigger)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.name, "
+            "  EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = %s "
+            "          AND g.tgenabled <> 'D' AND g.tgtype = %s "
+            "          AND g.tgfoid = to_regprocedure(%s) "
+            "          AND to_regprocedure(%s) IS NOT NULL), "
+            "  COALESCE(pg_has_role(current_user, c.relowner, 'MEMBER'), false) "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS t(name, n) "
+            "LEFT JOIN pg_class c ON c.oid = to_regclass(t.name) ORDER BY t.n",
+            [TRIGGER, TRIGGER_TYPE, GUARD_FUNCTION, SEALED_FUNCTION, protected_tables()],
+        )
+        return [TableGuard(*row) for row in cursor.fetchall()]
