@@ -18,7 +18,7 @@ TABLES = (
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tenants", "0007_sign_in_lockouts"),
+        ("tenants", "0008_password_reset_token"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("otp_totp", "0003_add_timestamps"),
         ("otp_static", "0003_add_timestamps"),
