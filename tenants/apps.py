@@ -8,9 +8,13 @@ class TenantsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from tenants import checks  # noqa: F401  (registers the system checks)
+        from tenants import (
+            accounts_seal,
+            checks,  # noqa: F401  (registers the system checks)
+        )
 
         post_migrate.connect(_seal_key_refresh, sender=self)
+        accounts_seal.receivers_connect()
 
 
 def _seal_key_refresh(sender, using, plan=None, **kwargs) -> None:

@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.utils import OperationalError
 
-from tenants import client_ip, foreign_keys, rls, seal
+from tenants import accounts_seal, client_ip, foreign_keys, rls, seal
 
 RUNTIME_ALIAS = "default"
 
@@ -45,6 +45,7 @@ def database_posture_errors(connection) -> list[checks.CheckMessage]:
             )
         )
     errors.extend(_seal_posture_errors(connection, role))
+    errors.extend(_account_write_errors(connection, role))
     tables = rls.tenant_tables_status(connection)
     owned = [t.table for t in tables if t.exists and t.owner == role]
     if owned:
@@ -104,6 +105,35 @@ def _seal_posture_errors(connection, role: str) -> list[checks.CheckMessage]:
         for check_id, (failed, message) in problems.items()
         if failed
     ]
+
+
+def _account_write_errors(connection, role: str) -> list[checks.CheckMessage]:
+    """Staff-account tables must refuse unsealed writes, and the runtime role must not be able to
+    switch that off (only a table's owner may disable or drop its triggers)."""
+    guards = accounts_seal.table_guards(connection)
+    errors: list[checks.CheckMessage] = []
+    unguarded = [guard.table for guard in guards if not guard.guarded]
+    if unguarded:
+        errors.append(
+            checks.Error(
+                "Staff-account tables accept writes without the accounts seal: "
+                f"{', '.join(unguarded)} (trigger {accounts_seal.TRIGGER} missing or disabled).",
+                hint="Run migrate (the tenants migration accounts_write_seal adds the triggers); "
+                "a table added since needs a migration of its own (tenants/accounts_seal.py).",
+                id="tenants.E014",
+            )
+        )
+    alterable = [guard.table for guard in guards if guard.alterable]
+    if alterable:
+        errors.append(
+            checks.Error(
+                f"The application role {role!r} owns staff-account tables (or may act as their "
+                f"owner): {', '.join(alterable)}. It could disable the triggers that guard them.",
+                hint="Run migrations as the owner role (DATABASE_OWNER_URL), not the app role.",
+                id="tenants.E015",
+            )
+        )
+    return errors
 
 
 @checks.register(checks.Tags.database)

@@ -17,6 +17,10 @@ staff scope, management commands, tests); services never open one, they require 
 `require_tenant_context()` or `@tenant_context_required`. So a service runs in exactly the
 transaction and tenant its caller chose, and one forgotten entry point fails loudly instead of
 quietly opening a context of its own.
+
+Staff-account tables (users, their groups and permissions, two-factor devices) take a seal of
+their own, per statement (tenants/accounts_seal.py): ORM saves and deletes set it themselves,
+and `accounts_write()` is the door for the bulk writes that send no signals.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar, overload
 
-from django.db import transaction
+from django.db import connections, transaction
 
 from tenants import pool
 
@@ -177,3 +181,19 @@ def all_tenants_context(*, atomic: bool = False) -> Iterator[None]:
 def all_tenants_active() -> bool:
     """True inside all_tenants_context (and not inside a tenant context nested in it)."""
     return _all_tenants.get()
+
+
+@contextmanager
+def accounts_write(*, using: str = "default") -> Iterator[None]:
+    """Let the block's statements write staff-account tables (tenants/accounts_seal.py).
+
+    Only for writes that send no model signals: `QuerySet.update()`, `bulk_create()`, raw SQL.
+    Saves, deletes and many-to-many changes seal themselves. Every statement inside is sealed,
+    so keep the block to the write itself: never run SQL built from input in it.
+    """
+    connection = connections[using]
+    connection.account_write_blocks += 1  # type: ignore[attr-defined]  # tenants.postgres
+    try:
+        yield
+    finally:
+        connection.account_write_blocks -= 1  # type: ignore[attr-defined]

@@ -22,6 +22,10 @@ import uuid
 from django.conf import settings
 
 SEAL_SETTING = "app.tenant_seal"
+# The accounts seal (tenants/accounts_seal.py): a MAC over `accounts:<pid>:<start-µs>`, set
+# around each statement that may write staff-account tables.
+ACCOUNTS_SEAL_SETTING = "app.accounts_seal"
+ACCOUNTS_PURPOSE = "accounts"
 PRIVATE_SCHEMA = "metis_private"
 # A NOLOGIN role the staff read connection's role belongs to; the only path to every tenant.
 ALL_TENANTS_READER = "metis_read_all_tenants"
@@ -94,6 +98,16 @@ def seal_for(tenant_id: uuid.UUID, backend_pid: int, transaction_micros: int) ->
     """Return the `app.tenant_seal` value for this tenant, backend and transaction."""
     message = f"{tenant_id}:{backend_pid}:{transaction_micros}".encode()
     return f"{tenant_id}.{hmac.new(seal_key(), message, hashlib.sha256).hexdigest()}"
+
+
+def accounts_seal_for(backend_pid: int, transaction_micros: int) -> str:
+    """Return the `app.accounts_seal` value for this backend and transaction.
+
+    The same key as the tenant seal, another message: a tenant seal's message starts with a
+    UUID, this one with `accounts`, so neither MAC passes for the other.
+    """
+    message = f"{ACCOUNTS_PURPOSE}:{backend_pid}:{transaction_micros}".encode()
+    return hmac.new(seal_key(), message, hashlib.sha256).hexdigest()
 
 
 def seal_key_install(connection) -> None:

@@ -24,13 +24,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from metis.celery import app
 from tenants.tasks import TenantTask
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
+from tests.support import staff
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.pgbouncer
@@ -327,3 +329,16 @@ def test_tenants_share_pgbouncer_server_connections_but_never_rows(default_throu
     assert used <= {row["remote_pid"] for row in servers}
     assert pids["acme"] & pids["globex"]
     assert pids["raw"] & (pids["acme"] | pids["globex"])
+
+
+@pytest.mark.committed
+def test_staff_account_writes_are_sealed_through_pgbouncer(staff_user, default_through_pgbouncer):
+    """The accounts seal travels as a bound parameter (an unnamed statement): PgBouncer in
+    transaction mode passes it, and the writes of a staff sign-in succeed."""
+    app = staff.authenticator_app(staff_user)
+    client = Client(HTTP_HOST=settings.METIS_BASE_DOMAIN)
+    done = staff.sign_in(client, username="staffer", password=TEST_PASSWORD, app=app)
+    assert done.status_code == 302 and client.get("/admin/").status_code == 200
+    assert TOTPDevice.objects.get(user=staff_user).last_t > -1
+    with pytest.raises(DatabaseError, match="refused"), connection.cursor() as cursor:
+        cursor.execute("UPDATE auth_user SET is_superuser = true")
