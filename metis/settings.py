@@ -412,6 +412,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Beside the project's templates/: the scripts of third-party templates it overrides. Each app's
+# own static files live in <app>/static/<app>/.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 LOGGING = {
     "version": 1,
