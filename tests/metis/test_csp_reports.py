@@ -1,10 +1,14 @@
-"""The Content Security Policy report endpoint that logs what browsers report
-(metis/csp_reports.py)."""
+"""The Content Security Policy: its header on every host, and the report endpoint that logs what
+browsers report (metis/csp_reports.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -13,6 +17,7 @@ from django.test import Client
 from metis import csp_reports
 from tests.conftest import host_of
 
+ROOT = Path(__file__).resolve().parents[2]
 URL = "/csp-report/"
 
 # What Chromium posts for `report-uri` when a page carries a style attribute.
@@ -170,3 +175,58 @@ def test_logged_fields_are_short_single_lines(caplog):
     blocked = message.split(" blocked ", 1)[1]
     assert blocked.startswith("https://evil.example/?CSP violation")
     assert len(blocked) < csp_reports.MAX_FIELD_CHARS + len("… (enforce)") + 1
+
+
+# --- The header ------------------------------------------------------------------------------
+
+
+def directives(response) -> dict[str, str]:
+    header = response.headers["Content-Security-Policy"]
+    return dict(part.strip().split(" ", 1) for part in header.split(";"))
+
+
+def assert_strict(policy: dict[str, str]) -> None:
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["default-src"] == policy["script-src"] == policy["style-src"] == "'self'"
+    assert policy["object-src"] == "'none'"
+    assert policy["report-uri"] == URL
+    assert not any("unsafe" in sources or "*" in sources for sources in policy.values())
+
+
+def test_tenant_pages_carry_the_policy(tenant_client, tenant):
+    for response in (tenant_client.get("/"), Client(HTTP_HOST=host_of(tenant)).get("/login/")):
+        assert response.status_code == 200
+        assert_strict(directives(response))
+        assert "Content-Security-Policy-Report-Only" not in response.headers
+
+
+def test_admin_pages_carry_the_policy(staff_client):
+    response = staff_client.get("/admin/")
+    assert response.status_code == 200
+    policy = directives(response)
+    assert_strict(policy)
+    assert policy["form-action"] == "'self'"
+
+
+def test_error_pages_carry_the_policy_too(tenant):
+    response = Client(HTTP_HOST=f"nobody.{settings.METIS_BASE_DOMAIN}").get("/")
+    assert response.status_code == 404
+    assert_strict(directives(response))
+
+
+def test_csp_report_only_sends_the_same_policy_without_enforcing_it():
+    def policies(report_only: str) -> dict:
+        script = (
+            "import json, metis.settings as s; print(json.dumps(["
+            "getattr(s, 'CONTENT_SECURITY_POLICY', None), "
+            "getattr(s, 'CONTENT_SECURITY_POLICY_REPORT_ONLY', None)]))"
+        )
+        env = {**os.environ, "CSP_REPORT_ONLY": report_only}
+        out = subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, check=True
+        )
+        return json.loads(out.stdout)
+
+    enforced, reported = policies("false")
+    assert reported is None and enforced["DIRECTIVES"]["frame-ancestors"] == ["'none'"]
+    assert policies("true") == [None, enforced]
