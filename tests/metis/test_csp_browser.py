@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import pyotp
 import pytest
 from django.conf import settings
 
@@ -20,6 +21,7 @@ from analytics import exports, schema
 from tests.analytics.conftest import insert_events, now
 from tests.documents.conftest import pdf_bytes, upload
 from tests.factories import TEST_PASSWORD
+from tests.support import staff
 from tests.support.browser import non_blank_canvases
 
 # The data the browser shares and the tests read: committed, so the live server's threads see it.
@@ -207,3 +209,42 @@ def test_every_page_works_under_the_policy_and_none_is_refused_anything(
         "inline (enforce)"
     ]
     context.close()
+
+
+def test_staff_sign_in_and_two_factor_pages_work_under_the_policy(
+    committed_live_server, browser, staff_user_model, report_log
+):
+    # Both ways through the second step: a staff member with an app, and one enrolling one (the
+    # QR code is inline SVG: drawn by attributes, no style).
+    enrolled = staff_user_model.objects.create_user("ann", password=TEST_PASSWORD, is_staff=True)
+    app = staff.authenticator_app(enrolled)
+    staff_user_model.objects.create_user("ben", password=TEST_PASSWORD, is_staff=True)
+    base = f"http://{settings.METIS_BASE_DOMAIN}:{committed_live_server.url.rsplit(':', 1)[1]}"
+
+    for username in ("ann", "ben"):
+        context = browser.new_context()
+        witness = Witness(context, report_log)
+        page = context.new_page()
+        witness.visit(page, f"{base}/admin/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", TEST_PASSWORD)
+        page.click("input[type=submit]")
+        if username == "ann":
+            page.wait_for_url("**/two-factor/verify/**")
+            page.fill("#id_code", staff.next_code(app))
+        else:
+            page.wait_for_url("**/two-factor/setup/**")
+            assert page.locator(".two-factor-qr svg path").count() == 1
+            secret = page.text_content("#two-factor-secret").replace(" ", "")
+            page.fill("#id_code", pyotp.TOTP(secret).now())
+        page.click("input[type=submit]")
+        if username == "ben":
+            page.wait_for_selector("#backup-codes")
+            page.click("text=Continue to the admin")
+        page.wait_for_url(f"{base}/admin/")
+        witness.visit(page, f"{base}/admin/two-factor/")
+        page.wait_for_timeout(1000)
+        assert witness.violations == [], username
+        assert witness.console == [], username
+        context.close()
+    assert report_log.messages == []
