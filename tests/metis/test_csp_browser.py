@@ -9,6 +9,7 @@ deliberate violation shows that all three are listening.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -18,6 +19,7 @@ import pytest
 from django.conf import settings
 
 from analytics import exports, schema
+from tenants import db, passwords
 from tests.analytics.conftest import insert_events, now
 from tests.documents.conftest import pdf_bytes, upload
 from tests.factories import TEST_PASSWORD
@@ -109,14 +111,22 @@ class Witness:
     def reports(self) -> list[str]:
         return list(self.report_log.messages)
 
-    def visit(self, page, url: str) -> None:
+    def visit(self, page, url: str, *, status: int = 200) -> None:
         response = page.goto(url)
-        assert response is not None and response.ok, f"{url}: {response and response.status}"
+        assert response is not None and response.status == status, f"{url}: {response}"
         assert response.headers.get("content-security-policy"), f"{url} has no policy"
 
 
 def test_every_page_works_under_the_policy_and_none_is_refused_anything(
-    committed_live_server, browser, tenant, tenant_user, staff_client, s3_bucket, events, report_log
+    committed_live_server,
+    browser,
+    tenant,
+    tenant_user,
+    staff_client,
+    s3_bucket,
+    events,
+    mailoutbox,
+    report_log,
 ):
     events(tenant)
     existing = upload(tenant, pdf_bytes("staff download"), name="kyc.pdf")
@@ -128,6 +138,17 @@ def test_every_page_works_under_the_policy_and_none_is_refused_anything(
     witness = Witness(context, report_log)
     page = context.new_page()
 
+    # --- Password reset: the pages a stranger sees, and a real link's page (the service mails
+    # it here, so no task waits in the broker).
+    witness.visit(page, f"{tenant_base}/password-reset/")
+    witness.visit(page, f"{tenant_base}/password-reset/sent/")
+    witness.visit(page, f"{tenant_base}/password-reset/{'x' * 43}/", status=410)
+    with db.tenant_context(tenant.pk):
+        passwords.password_reset_request(tenant=tenant, email=tenant_user.email, origin=tenant_base)
+    [link] = re.findall(r"http://\S+/password-reset/\S+/", mailoutbox[0].body)
+    witness.visit(page, link)
+    assert page.url == f"{tenant_base}/password-reset/set/"
+
     # --- Tenant pages, signed in through the sign-in form.
     witness.visit(page, f"{tenant_base}/login/")
     page.fill("input[name=email]", tenant_user.email)
@@ -136,6 +157,7 @@ def test_every_page_works_under_the_policy_and_none_is_refused_anything(
     page.wait_for_url(f"{tenant_base}/")
     witness.visit(page, f"{tenant_base}/")
     witness.visit(page, f"{tenant_base}/team/{tenant_user.pk}/")
+    witness.visit(page, f"{tenant_base}/account/password/")
     witness.visit(page, f"{tenant_base}/documents/upload/")
     # The widget's XHR upload (connect-src), then the stored document's page.
     page.select_option("select[name=document_type]", "bank-statement")
