@@ -3,8 +3,10 @@ download, soft delete, storage used per tenant and tier, and the read-only acces
 
 from __future__ import annotations
 
+from csp.decorators import csp_update
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
@@ -16,7 +18,8 @@ from django.utils.safestring import mark_safe
 from documents import admin_actions, services
 from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
 from documents.validation import DocumentRejected
-from metis.objectstore.errors import StorageUnavailable
+from metis.objectstore import store
+from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable
 from tenants import client_ip
 from tenants.admin import TenantOwnedAdmin
 
@@ -235,7 +238,25 @@ class DocumentAdmin(TenantOwnedAdmin):
             # The unannotated scope: the version-count join would multiply the sums.
             "storage_summary": storage_summary(TenantOwnedAdmin.get_queryset(self, request)),
         }
-        return super().changelist_view(request, extra_context)
+        view = super().changelist_view
+        # "Open a presigned download" answers the action form's POST with a redirect to the
+        # object store, and browsers hold each redirect of a form submission to the submitting
+        # page's form-action (settings, "Content Security Policy"): this page alone may lead
+        # there. Both headers get it; django-csp writes only the one that is configured.
+        origin = _store_origin()
+        if origin:
+            for report_only in (False, True):
+                view = csp_update({"form-action": [origin]}, REPORT_ONLY=report_only)(view)
+        return view(request, extra_context)
+
+
+def _store_origin() -> str:
+    """The object store's origin for presigned downloads, or "" when there is no store to reach
+    (then the download action fails on its own, and the policy stays as strict as elsewhere)."""
+    try:
+        return store.documents_store().presigned_origin()
+    except (ImproperlyConfigured, *STORE_ERRORS):
+        return ""
 
 
 def storage_summary(documents) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import environ
+from csp.constants import NONE, SELF
 
 from tenants.pool import connection_reset
 
@@ -287,6 +288,37 @@ MIDDLEWARE.insert(
 REQUEST_BODY_TIMEOUT = env.float("REQUEST_BODY_TIMEOUT", default=20)
 REQUEST_BODY_MIN_RATE = env.int("REQUEST_BODY_MIN_RATE", default=500)
 
+# --- Content Security Policy (django-csp; metis/csp_reports.py; docs/architecture.md) ----------
+# No inline script or style anywhere: every page loads its CSS and JS from static files, and the
+# charts read their data from json_script elements, which CSP does not execute. The upload widget
+# talks to its own page only (XHR to the form's action): connect-src needs no S3 origin.
+# Downloads are navigations to presigned URLs, which fetch directives do not govern; the one form
+# that redirects to S3 (the documents change list's download action) widens form-action itself.
+# Violations go to /csp-report/ on every host. CSP_REPORT_ONLY=true sends the same policy as
+# Content-Security-Policy-Report-Only instead: reported, not enforced (a staged rollout).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],  # the admin's icons; no page uses data: URLs
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "report-uri": ["/csp-report/"],  # served on the staff host and every tenant host
+    }
+}
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
+
 # --- Document tiering and Glacier restore (issue 3, storage_setup/tiering) -------------------
 # Age (days since the current version was stored) at which tiering moves a document to
 # STANDARD_IA, then to GLACIER; the bucket's lifecycle rules use the same figures.
@@ -412,6 +444,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Beside the project's templates/: the scripts of third-party templates it overrides. Each app's
+# own static files live in <app>/static/<app>/.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 LOGGING = {
     "version": 1,

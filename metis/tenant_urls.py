@@ -6,8 +6,11 @@ uses metis.urls.
 
 from django.urls import include, path
 
+from metis import csp_reports
+
 urlpatterns = [
     path("", include("tenants.urls")),
     path("documents/", include("documents.urls")),
     path("", include("analytics.urls")),
+    path("csp-report/", csp_reports.csp_report_view, name="csp-report"),
 ]

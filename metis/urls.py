@@ -7,7 +7,10 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from metis import csp_reports
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("csp-report/", csp_reports.csp_report_view, name="csp-report"),
 ]

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.test import Client
 
 from metis.objectstore.errors import STORE_ERRORS
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
+from tests.support import browser as support_browser
 from tests.support import scratch, staff
 from tests.support.seaweedfs import SeaweedS3
 
@@ -89,6 +91,40 @@ def committed_db(django_db_setup, django_db_blocker):
                 + " CASCADE"
             )
         owner.close()
+
+
+@pytest.fixture
+def committed_live_server(committed_db, request):
+    """pytest-django's live_server over really committed rows.
+
+    Asked for by name, live_server makes the test transactional, and that flush is a TRUNCATE
+    the RLS-bound app role may not run; fetched here instead, committed_db's owner cleans up.
+    """
+    server = request.getfixturevalue("live_server")
+    server._live_server_modified_settings.enable()
+    yield server
+    server._live_server_modified_settings.disable()
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Debian's chromium, headless, through Playwright (tests/support/browser.py)."""
+    # Playwright's sync API runs an event loop in this thread; our database calls here stay
+    # synchronous, so Django's async-safety guard does not apply.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(support_browser.CHROMIUM).exists():
+        pytest.skip(
+            f"needs Debian's chromium at {support_browser.CHROMIUM} (apt-get install chromium)"
+        )
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=support_browser.CHROMIUM,
+            headless=True,
+            args=support_browser.CHROMIUM_ARGS,
+        )
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(autouse=True)

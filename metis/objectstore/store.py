@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from botocore.exceptions import ClientError
 from django.conf import settings
@@ -306,6 +306,19 @@ class ObjectStore:
         return self.client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=settings.PRESIGNED_URL_EXPIRES
         )
+
+    def presigned_origin(self) -> str:
+        """The origin (scheme://host[:port]) of the URLs this store presigns.
+
+        boto3 picks the host from the endpoint, region, addressing style and bucket (a bucket
+        subdomain or not, a global or regional AWS host); a page that sends browsers there (a
+        Content Security Policy source) asks here rather than repeating those rules.
+        """
+        url = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": "origin"}, ExpiresIn=1
+        )
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     # --- Multipart uploads -------------------------------------------------------------------
 

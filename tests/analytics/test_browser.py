@@ -2,9 +2,7 @@
 
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from django.contrib.auth import get_user_model
 
 from documents.models import Document
@@ -12,59 +10,7 @@ from tenants import db
 from tests.analytics.conftest import insert_events, now
 from tests.factories import TEST_PASSWORD, TenantFactory
 from tests.support import staff
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def committed_live_server(committed_db, request):
-    """pytest-django's live_server over really committed rows.
-
-    Asked for by name, live_server makes the test transactional, and that flush is a TRUNCATE
-    the RLS-bound app role may not run; fetched here instead, committed_db's owner cleans up.
-    """
-    server = request.getfixturevalue("live_server")
-    server._live_server_modified_settings.enable()
-    yield server
-    server._live_server_modified_settings.disable()
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; our database calls here stay
-    # synchronous, so Django's async-safety guard does not apply.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-def non_blank_canvases(page) -> dict[str, bool]:
-    return page.evaluate(
-        """() => Object.fromEntries([...document.querySelectorAll('canvas')].map(c => {
-            const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let painted = false;
-            for (let i = 3; i < pixels.length; i += 4) {
-                if (pixels[i] !== 0) { painted = true; break; }
-            }
-            return [c.id, painted];
-        }))"""
-    )
+from tests.support.browser import non_blank_canvases
 
 
 def test_staff_dashboard_draws_its_charts_in_a_browser(

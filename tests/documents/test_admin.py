@@ -113,6 +113,34 @@ def test_admin_presigned_download_action_and_link(s3_bucket, staff_client, staff
         assert [a.staff_id for a in accesses] == [staff_user.pk, staff_user.pk]
 
 
+def form_action(client, url: str) -> str:
+    header = client.get(url).headers["Content-Security-Policy"]
+    return dict(part.strip().split(" ", 1) for part in header.split(";"))["form-action"]
+
+
+def test_only_the_document_list_lets_forms_lead_to_the_object_store(s3_bucket, staff_client):
+    # Its download action answers the form with a redirect there, which form-action governs.
+    origin = store.documents_store().presigned_origin()
+    assert form_action(staff_client, DOCUMENTS) == f"'self' {origin}"
+    assert form_action(staff_client, ACCESS_LOG) == form_action(staff_client, "/admin/") == "'self'"
+
+
+def test_the_document_list_keeps_the_strict_form_action_without_a_store(staff_client, settings):
+    settings.AWS_STORAGE_BUCKET_NAME = ""
+    assert form_action(staff_client, DOCUMENTS) == "'self'"
+
+
+def test_in_report_only_mode_the_document_list_reports_under_the_same_allowance(
+    s3_bucket, staff_client, settings
+):
+    policy = settings.CONTENT_SECURITY_POLICY
+    settings.CONTENT_SECURITY_POLICY, settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = None, policy
+    response = staff_client.get(DOCUMENTS)
+    assert "Content-Security-Policy" not in response.headers
+    origin = store.documents_store().presigned_origin()
+    assert f"form-action 'self' {origin}" in response.headers["Content-Security-Policy-Report-Only"]
+
+
 def test_admin_soft_delete_action_keeps_the_object(s3_bucket, staff_client, tenant):
     document = upload(tenant)
     choose(staff_client, tenant)

@@ -27,6 +27,7 @@ WIRING = (
     "metis.asgi",
     "metis.gunicorn",
     "metis.body_deadline",
+    "metis.csp_reports",
 )
 
 

@@ -80,6 +80,38 @@ def test_presigned_url_serves_the_pinned_version_with_its_filename(s3_bucket, s3
         assert "filename*=UTF-8''%C3%84%20b.pdf" in response.headers["Content-Disposition"]
 
 
+def test_presigned_origin_is_where_presigned_urls_point(s3_bucket, s3_server):
+    documents = store.documents_store()
+    url = documents.presigned_get_url(key="tenants/x/b.pdf")
+    assert url.startswith(documents.presigned_origin() + "/")
+    assert documents.presigned_origin() == s3_server.endpoint_url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region", "style", "origin"),
+    [
+        ("", "eu-west-1", "virtual", "https://metis-docs.s3.eu-west-1.amazonaws.com"),
+        ("", "eu-west-1", "path", "https://s3.eu-west-1.amazonaws.com"),
+        ("", "us-east-1", "virtual", "https://metis-docs.s3.amazonaws.com"),
+        (
+            "https://s3.example.com:9000",
+            "us-east-1",
+            "virtual",
+            "https://metis-docs.s3.example.com:9000",
+        ),
+        ("http://127.0.0.1:8333", "us-east-1", "virtual", "http://127.0.0.1:8333"),
+    ],
+)
+def test_presigned_origin_follows_boto3s_host_rules(settings, endpoint, region, style, origin):
+    # Signing is local: no request leaves the machine.
+    settings.AWS_STORAGE_BUCKET_NAME = "metis-docs"
+    settings.AWS_S3_ENDPOINT_URL = endpoint
+    settings.AWS_S3_REGION_NAME = region
+    settings.AWS_S3_ADDRESSING_STYLE = style
+    settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY = "AKIDEXAMPLE", "secret"
+    assert store.documents_store().presigned_origin() == origin
+
+
 def test_a_failed_write_is_storage_unavailable_and_leaves_nothing(s3_bucket, settings):
     settings.AWS_SECRET_ACCESS_KEY = "not-the-secret"
     with pytest.raises(StorageUnavailable):
