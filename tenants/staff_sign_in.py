@@ -75,6 +75,17 @@ def _failed(request: HttpRequest, *, account: str) -> throttle.Lock | None:
     return throttle.sign_in_failed(tenant=None, account=account, ip=client_ip.client_ip(request))
 
 
+def _code_try(request: HttpRequest, *, account: str, code: str, check):
+    """Check a code under the throttle: return (what `check(code)` gave, the lock in force).
+
+    A lock in force means no check; a failed check counts as a failed sign-in."""
+    lock = _lock_refused(request, account=account)
+    if lock is not None:
+        return None, lock
+    result = check(code)
+    return result, (_failed(request, account=account) if result is None else None)
+
+
 def _render(request, template: str, context: dict, *, site: AdminSite, lock=None):
     context = {**site.each_context(request), "next": _next_url(request), **context}
     if lock is not None:
@@ -135,15 +146,16 @@ def verify_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     form = CodeForm(request.POST or None)
     lock = None
     if request.method == "POST" and form.is_valid():
-        lock = _lock_refused(request, account=user.get_username())
-        device = None
-        if lock is None:
-            device = two_factor.device_for_code(user=user, code=form.cleaned_data["code"])
+        device, lock = _code_try(
+            request,
+            account=user.get_username(),
+            code=form.cleaned_data["code"],
+            check=lambda code: two_factor.device_for_code(user=user, code=code),
+        )
         if device is not None:
             _sign_in(request, user, device)
             return redirect(_next_url(request))
         if lock is None:
-            lock = _failed(request, account=user.get_username())
             form.add_error("code", "That code is not right, or was already used.")
     context = {"form": form, "title": "Two-factor sign-in", "staff": user}
     return _render(request, "admin/two_factor/verify.html", context, site=site, lock=lock)
@@ -161,10 +173,12 @@ def setup_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     form = CodeForm(request.POST or None)
     lock = None
     if request.method == "POST" and form.is_valid():
-        lock = _lock_refused(request, account=user.get_username())
-        codes = None
-        if lock is None:
-            codes = two_factor.app_device_confirm(device=device, code=form.cleaned_data["code"])
+        codes, lock = _code_try(
+            request,
+            account=user.get_username(),
+            code=form.cleaned_data["code"],
+            check=lambda code: two_factor.app_device_confirm(device=device, code=code),
+        )
         if codes is not None:
             _sign_in(request, user, device)
             shown = {
@@ -174,7 +188,6 @@ def setup_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
             }
             return _render(request, "admin/two_factor/backup_codes.html", shown, site=site)
         if lock is None:
-            lock = _failed(request, account=user.get_username())
             form.add_error("code", "That code is not right: check the app shows Metis Storage.")
     context: dict[str, object] = {
         "form": form,
@@ -192,15 +205,16 @@ def confirm_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     lock = None
     account = request.user.get_username()
     if request.method == "POST" and form.is_valid():
-        lock = _lock_refused(request, account=account)
-        device = None
-        if lock is None:
-            device = two_factor.device_for_code(user=request.user, code=form.cleaned_data["code"])
+        device, lock = _code_try(
+            request,
+            account=account,
+            code=form.cleaned_data["code"],
+            check=lambda code: two_factor.device_for_code(user=request.user, code=code),
+        )
         if device is not None:
             two_factor.second_factor_record(request, device)
             return redirect(_next_url(request))
         if lock is None:
-            lock = _failed(request, account=account)
             form.add_error("code", "That code is not right, or was already used.")
     context = {
         "form": form,
