@@ -235,7 +235,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_RESULT_EXPIRES = 24 * 60 * 60
+# Task states stay visible (AsyncResult, the admin's job pages) for the spec's 7 days.
+CELERY_RESULT_EXPIRES = 7 * 24 * 60 * 60
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -394,6 +395,8 @@ BACKUP_RPO_TARGET_SECONDS = env.float("BACKUP_RPO_TARGET_SECONDS", default=60)
 BACKUP_RTO_TARGET_SECONDS = env.float("BACKUP_RTO_TARGET_SECONDS", default=120)
 BACKUP_REAPER_STALE_MINUTES = env.int("BACKUP_REAPER_STALE_MINUTES", default=10)
 BACKUP_HISTORY_DAYS = env.int("BACKUP_HISTORY_DAYS", default=30)
+# Job history deleted from the catalog is kept this long as JSON lines under system/history/.
+BACKUP_HISTORY_ARCHIVE_DAYS = env.int("BACKUP_HISTORY_ARCHIVE_DAYS", default=90)
 
 # --- Passwords, password resets and email ------------------------------------------------------
 # Every form that sets a password (tenant reset and change pages, the staff admin's tenant-user

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from backups import events
 from backups.models import BackupRun, Job, JobStatus, RestoreDrill
+from backups.services import history_archive
 from metis.events import recorder
 from tenants import db as tenant_db
 
@@ -157,7 +158,8 @@ def jobs_reap(*, now: datetime.datetime | None = None) -> int:
 
 
 def history_cleanup(*, now: datetime.datetime | None = None) -> dict[str, int]:
-    """Delete finished job rows older than BACKUP_HISTORY_DAYS (the spec's 30-day retention).
+    """Archive, then delete, finished job rows older than BACKUP_HISTORY_DAYS (the spec's 30-day
+    retention); delete archives past BACKUP_HISTORY_ARCHIVE_DAYS (its 90-day history archive).
 
     Backups still in the repository keep their row whatever their age: the catalog must list
     every backup one could restore.
@@ -166,15 +168,22 @@ def history_cleanup(*, now: datetime.datetime | None = None) -> dict[str, int]:
     cutoff = now - datetime.timedelta(days=settings.BACKUP_HISTORY_DAYS)
     from backups.models import WalArchiveCheck
 
-    with transaction.atomic():
-        runs = (
-            BackupRun.objects.finished_before(cutoff)
-            .exclude(status=JobStatus.SUCCEEDED, expired_at__isnull=True)
-            .delete()[0]
-        )
-        drills = RestoreDrill.objects.finished_before(cutoff).delete()[0]
-        checks = WalArchiveCheck.objects.filter(checked_at__lt=cutoff).delete()[0]
-    return {"backup_runs": runs, "drills": drills, "archive_checks": checks}
+    due = {
+        "backup_runs": BackupRun.objects.finished_before(cutoff).exclude(
+            status=JobStatus.SUCCEEDED, expired_at__isnull=True
+        ),
+        "drills": RestoreDrill.objects.finished_before(cutoff),
+        "archive_checks": WalArchiveCheck.objects.filter(checked_at__lt=cutoff),
+    }
+    deleted = {}
+    for table, rows in due.items():
+        # Finished a month ago, these rows no longer change: archive exactly them, then delete
+        # exactly them (no transaction held open across the upload).
+        chosen = rows.model.objects.filter(pk__in=list(rows.values_list("pk", flat=True)))
+        history_archive.history_archive(table=table, rows=chosen, now=now)
+        deleted[table] = chosen.delete()[0]
+    deleted["archives_pruned"] = history_archive.history_archive_prune(now=now)
+    return deleted
 
 
 def restore_tested_mark(run: BackupRun) -> None:

@@ -12,11 +12,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psutil
+import pytest
 from django.conf import settings
 from django.utils import timezone
 
 from backups.models import BackupRun, JobStatus, RestoreDrill, WalArchiveCheck
-from backups.services import physical, runs
+from backups.services import history_archive, physical, runs
+from metis.objectstore import store
+from metis.objectstore.errors import StorageUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +106,7 @@ def test_reaper_fails_a_silent_job_on_another_host_and_spares_a_live_one(db):
     assert RestoreDrill.objects.get(pk=drill.pk).status == JobStatus.FAILED
 
 
-def test_job_history_is_kept_thirty_days_but_live_backups_keep_their_rows(db):
+def test_job_history_is_kept_thirty_days_but_live_backups_keep_their_rows(db, s3_bucket):
     now = timezone.now()
     old = now - datetime.timedelta(days=31)
     failed = BackupRun.objects.create(kind="full", status="failed", started_at=old)
@@ -116,7 +119,32 @@ def test_job_history_is_kept_thirty_days_but_live_backups_keep_their_rows(db):
 
     deleted = runs.history_cleanup(now=now)
 
-    assert deleted == {"backup_runs": 2, "drills": 0, "archive_checks": 1}
+    assert deleted == {"backup_runs": 2, "drills": 0, "archive_checks": 1, "archives_pruned": 0}
     remaining = set(BackupRun.objects.values_list("pk", flat=True))
     assert remaining == {kept_backup.pk, recent.pk}
     assert failed.pk not in remaining and expired.pk not in remaining
+
+
+def test_deleted_history_is_archived_first_and_the_archive_kept_ninety_days(db, s3_bucket):
+    now = timezone.now()
+    old = now - datetime.timedelta(days=31)
+    failed = BackupRun.objects.create(kind="full", status="failed", started_at=old, error="disk")
+    runs.history_cleanup(now=now)
+    (key,) = store.backups_store().keys(history_archive.ARCHIVE_PREFIX)
+    assert key.startswith(f"{history_archive.ARCHIVE_PREFIX}backup_runs/{now:%Y-%m-%d}-")
+    (row,) = history_archive.history_archive_read(key)
+    assert (row["id"], row["status"], row["error"]) == (failed.pk, "failed", "disk")
+
+    assert runs.history_cleanup(now=now + datetime.timedelta(days=90))["archives_pruned"] == 0
+    later = runs.history_cleanup(now=now + datetime.timedelta(days=91))
+    assert later["archives_pruned"] == 1
+    assert store.backups_store().keys(history_archive.ARCHIVE_PREFIX) == []
+
+
+def test_history_stays_when_the_archive_cannot_be_written(db, s3_bucket, settings):
+    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens: the store is down
+    old = timezone.now() - datetime.timedelta(days=31)
+    failed = BackupRun.objects.create(kind="full", status="failed", started_at=old)
+    with pytest.raises(StorageUnavailable):
+        runs.history_cleanup()
+    assert BackupRun.objects.filter(pk=failed.pk).exists()
