@@ -243,6 +243,35 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
+# --- Celery: queues, time limits, redelivery (docs/operations.md, "Workers and queues") --------
+# Backups and drills run on their own queue and worker (Procfile `worker-backups`, one at a time),
+# so a six-hour backup never holds up a drain or a password-reset mail. The catalog's
+# housekeeping stays on the default queue: it must not wait behind the backup it reaps.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "backups.reap_dead_jobs": {"queue": "celery"},
+    "backups.cleanup_history": {"queue": "celery"},
+    "backups.archive_check": {"queue": "celery"},
+    "backups.*": {"queue": "backups"},
+}
+# Every task's limits unless it sets its own (backups and exports: hours; drains: a minute).
+# The soft limit raises SoftTimeLimitExceeded in the task, so it can clean up; the hard one
+# kills the pool process. Both need the prefork pool (the Procfile's workers use it).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=5 * 60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=6 * 60)
+# Late acknowledgement (above) means Redis hands a message to another worker once it has been
+# unacknowledged this long, even while the first still runs it. So it must exceed the longest
+# hard time limit (a full backup with its restore test, and the drill: 6 h 10 min,
+# backups/tasks.py; tests/metis/test_celery.py checks every task); a second line of defence,
+# the backup tasks' lock, skips a redelivered backup whose first run is alive. The cost: a
+# message whose worker died outright waits this long before it is run again.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=7 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # The filesystem broker's folders (no REDIS_URL) keep; Redis reads the visibility timeout.
+    **(CELERY_BROKER_TRANSPORT_OPTIONS if not REDIS_URL else {}),
+    "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+}
+
 # --- Object storage (S3) ---------------------------------------------------------------------
 # Documents, exports, reports and backup artifacts live in S3 (AWS, or an S3-compatible server:
 # SeaweedFS, MinIO). `make run` starts an embedded SeaweedFS and writes these to var/local.env;
