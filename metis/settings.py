@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from tenants.pool import connection_reset
 
@@ -480,9 +481,47 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # own static files live in <app>/static/<app>/.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# --- Logs and errors (metis/logs.py, metis/sentry.py; docs/operations.md, "Logs") -------------
+# One line per record on stderr: JSON (time, level, logger, message, request_id, tenant_id,
+# user_id, user_type, task_id, task_name and the record's extras) or, for people, text.
+# The web server, workers and beat all log this way (metis/celery.py stops Celery's own set-up).
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "filters": {"context": {"()": "metis.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "metis.logs.JsonFormatter"},
+        "text": {"()": "metis.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": LOG_FORMAT,
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Django's own handlers (console when DEBUG, mail to ADMINS) would print a second, plain
+    # copy: its records go to the root handler like everyone's. Errors reach people by Sentry.
+    "loggers": {
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
 }
+# First: every line of a request, and its response, carry the request id.
+MIDDLEWARE.insert(0, "metis.logs.RequestLogMiddleware")
+
+# Errors to Sentry when SENTRY_DSN is set (needs `pip install sentry-sdk`, not in the locks).
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from metis import sentry
+
+    sentry.sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )
