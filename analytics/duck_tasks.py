@@ -14,7 +14,7 @@ from django.conf import settings
 from analytics import exports, reports
 from tenants import db
 from tenants.models import Tenant
-from tenants.tasks import TenantTask, enqueue_for_tenant
+from tenants.tasks import RETRY_TRANSIENT, TenantTask, enqueue_for_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,9 @@ def _log_progress(table: str, done: int, total: int) -> None:
         logger.info("export %s: %d/%d rows", table, done, total)
 
 
-@shared_task(name="analytics.export_parquet")
+@shared_task(
+    name="analytics.export_parquet", soft_time_limit=30 * 60, time_limit=35 * 60, **RETRY_TRANSIENT
+)
 def export_parquet() -> str:
     """Export tenants, users and documents to a new Parquet run; return its id.
 
@@ -37,7 +39,12 @@ def export_parquet() -> str:
     return run.run_id
 
 
-@shared_task(name="analytics.usage_reports_weekly")
+@shared_task(
+    name="analytics.usage_reports_weekly",
+    soft_time_limit=45 * 60,
+    time_limit=50 * 60,
+    **RETRY_TRANSIENT,
+)
 def usage_reports_weekly(today: str | None = None) -> str:
     """Export afresh, then queue last week's usage report for every active tenant.
 
@@ -56,7 +63,13 @@ def usage_reports_weekly(today: str | None = None) -> str:
     return run.run_id
 
 
-@shared_task(name="analytics.usage_report_for_tenant", base=TenantTask)
+@shared_task(
+    name="analytics.usage_report_for_tenant",
+    base=TenantTask,
+    soft_time_limit=10 * 60,
+    time_limit=12 * 60,
+    **RETRY_TRANSIENT,
+)
 def usage_report_for_tenant(*, run_id: str, week_day: str) -> str:
     """Write one tenant's usage report for the week containing `week_day`. Idempotent.
 

@@ -95,11 +95,18 @@ def run_streaming(
     if on_start is not None:
         on_start(process)
     lines: list[str] = []
-    for line in process.stdout:
-        lines.append(line)
-        match = _PERCENT.search(line)
-        if match and on_progress is not None:
-            on_progress(float(match.group(1)))
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            match = _PERCENT.search(line)
+            if match and on_progress is not None:
+                on_progress(float(match.group(1)))
+    except BaseException:
+        # A soft time limit (or any error of ours) ends pgBackRest too: left running, it would
+        # keep the stanza's lock and the next backup would fail on it.
+        process.kill()
+        process.wait()
+        raise
     returncode = process.wait()
     output = "".join(lines)
     if returncode != 0:

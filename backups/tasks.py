@@ -2,17 +2,75 @@
 
 None of them is tenant work: they run with no tenant context. Every run is catalogued, and
 a task killed midway leaves a running row that `reap_dead_jobs` marks failed.
+
+They run on the `backups` queue (settings.CELERY_TASK_ROUTES), one at a time, with time limits
+of hours; the catalog's housekeeping runs on the default queue. The tasks that are not
+idempotent (each call backs up anew) are `BackupTask`s: a redelivered message never runs while
+its first delivery is alive, nor after it finished; the idempotent ones retry transient errors.
 """
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+
+from celery import Task, shared_task
+from celery.exceptions import Ignore
 from celery.signals import worker_ready
 
 from backups.models import BackupKind
+from backups.services import runs
+from tenants.tasks import RETRY_TRANSIENT
+
+logger = logging.getLogger(__name__)
+
+MINUTE = 60
+HOUR = 60 * MINUTE
+# The hard limit leaves the soft one ten minutes to clean up (scratch clusters, the job's row).
+CLEAN_UP = 10 * MINUTE
 
 
-@shared_task(name="backups.backup_full")
+class BackupTask(Task):
+    """A job that must run at most once per message, and never beside itself.
+
+    The broker may deliver a message again while its first delivery still runs (late
+    acknowledgement past the visibility timeout), or after it finished. While this message's
+    first run is alive, a PostgreSQL advisory lock on its task id (held by that process's own
+    connection, released by the server when the process dies) makes the second one step
+    aside; once it finished, the result backend says so. Every service these tasks call holds
+    a lock of its own too (`runs.job_run_exclusive`): two different messages asking for a
+    backup of the same stanza never run at once either; the second is skipped, not failed.
+    """
+
+    abstract = True
+
+    def __call__(self, *args, **kwargs):
+        task_id = self.request.id
+        if not task_id or self.request.is_eager:
+            return self._run_unless_locked(*args, **kwargs)
+        try:
+            with runs.job_lock(f"celery-task:{task_id}"):
+                if self.AsyncResult(task_id).ready():
+                    logger.warning("%s: this message already ran to the end; not again", self.name)
+                    raise Ignore()
+                return self._run_unless_locked(*args, **kwargs)
+        except runs.JobLocked:
+            logger.warning("%s: this message is running in another live process", self.name)
+            raise Ignore() from None
+
+    def _run_unless_locked(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except runs.JobLocked as exc:
+            logger.warning("%s skipped: %s", self.name, exc)
+            return None
+
+
+@shared_task(
+    name="backups.backup_full",
+    base=BackupTask,
+    soft_time_limit=6 * HOUR,
+    time_limit=6 * HOUR + CLEAN_UP,
+)
 def backup_full(*, verify: bool = True) -> int:
     """Take a full backup, then verify and restore-test it. Not idempotent: each call backs up."""
     from backups.services import physical
@@ -23,7 +81,12 @@ def backup_full(*, verify: bool = True) -> int:
     return run.pk
 
 
-@shared_task(name="backups.verify_backup")
+@shared_task(
+    name="backups.verify_backup",
+    soft_time_limit=4 * HOUR,
+    time_limit=4 * HOUR + CLEAN_UP,
+    **RETRY_TRANSIENT,
+)
 def verify_backup(run_id: int) -> bool:
     """Verify (and restore-test) one catalogued backup; return whether it is good. Idempotent."""
     from backups.models import BackupRun
@@ -37,7 +100,12 @@ def verify_backup(run_id: int) -> bool:
     return run.is_good()
 
 
-@shared_task(name="backups.backup_incremental")
+@shared_task(
+    name="backups.backup_incremental",
+    base=BackupTask,
+    soft_time_limit=2 * HOUR,
+    time_limit=2 * HOUR + CLEAN_UP,
+)
 def backup_incremental() -> int:
     """Take an incremental backup on top of the latest one. Not idempotent."""
     from backups.services import physical
@@ -45,7 +113,12 @@ def backup_incremental() -> int:
     return physical.backup_run_physical(kind=BackupKind.INCR).pk
 
 
-@shared_task(name="backups.backup_logical")
+@shared_task(
+    name="backups.backup_logical",
+    base=BackupTask,
+    soft_time_limit=4 * HOUR,
+    time_limit=4 * HOUR + CLEAN_UP,
+)
 def backup_logical() -> int:
     """Dump the database logically (pg_dump -Fc, encrypted) and verify it. Not idempotent."""
     from backups.services import logical, object_backups
@@ -55,7 +128,12 @@ def backup_logical() -> int:
     return run.pk
 
 
-@shared_task(name="backups.backup_analytics")
+@shared_task(
+    name="backups.backup_analytics",
+    base=BackupTask,
+    soft_time_limit=2 * HOUR,
+    time_limit=2 * HOUR + CLEAN_UP,
+)
 def backup_analytics() -> int:
     """Export every ClickHouse events partition to encrypted Parquet. Not idempotent."""
     from analytics import clickhouse
@@ -67,7 +145,12 @@ def backup_analytics() -> int:
     return run.pk
 
 
-@shared_task(name="backups.archive_copy")
+@shared_task(
+    name="backups.archive_copy",
+    base=BackupTask,
+    soft_time_limit=4 * HOUR,
+    time_limit=4 * HOUR + CLEAN_UP,
+)
 def archive_copy() -> int:
     """Copy the newest good full backup to long-term (Glacier) storage. Not idempotent."""
     from backups.services import archive_copy as service
@@ -75,7 +158,12 @@ def archive_copy() -> int:
     return service.backup_archive_copy().pk
 
 
-@shared_task(name="backups.restore_drill")
+@shared_task(
+    name="backups.restore_drill",
+    base=BackupTask,
+    soft_time_limit=6 * HOUR,
+    time_limit=6 * HOUR + CLEAN_UP,
+)
 def restore_drill() -> int:
     """Run a restore drill (monthly). Not idempotent: each call is a new drill."""
     from backups.services import drill
@@ -83,7 +171,12 @@ def restore_drill() -> int:
     return drill.drill_run().pk
 
 
-@shared_task(name="backups.archive_check")
+@shared_task(
+    name="backups.archive_check",
+    soft_time_limit=10 * MINUTE,
+    time_limit=12 * MINUTE,
+    **RETRY_TRANSIENT,
+)
 def archive_check() -> int:
     """Check WAL archiving end to end and record it (hourly). Idempotent."""
     from backups.services import archiving
@@ -91,7 +184,12 @@ def archive_check() -> int:
     return archiving.archive_check_record().pk
 
 
-@shared_task(name="backups.apply_retention")
+@shared_task(
+    name="backups.apply_retention",
+    soft_time_limit=30 * MINUTE,
+    time_limit=35 * MINUTE,
+    **RETRY_TRANSIENT,
+)
 def apply_retention() -> list[str]:
     """Expire backups the active retention policy does not keep. Idempotent."""
     from backups.services import retention
@@ -99,7 +197,7 @@ def apply_retention() -> list[str]:
     return retention.retention_apply()
 
 
-@shared_task(name="backups.reap_dead_jobs")
+@shared_task(name="backups.reap_dead_jobs", **RETRY_TRANSIENT)
 def reap_dead_jobs() -> int:
     """Mark failed every running job whose process is gone or silent. Idempotent."""
     from backups.services import runs
@@ -107,7 +205,7 @@ def reap_dead_jobs() -> int:
     return runs.jobs_reap()
 
 
-@shared_task(name="backups.cleanup_history")
+@shared_task(name="backups.cleanup_history", **RETRY_TRANSIENT)
 def cleanup_history() -> dict[str, int]:
     """Delete finished job rows older than 30 days (the spec's workflow retention). Idempotent."""
     from backups.services import runs

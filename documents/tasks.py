@@ -12,14 +12,14 @@ from django.conf import settings
 from documents import restore, tiering
 from tenants import db
 from tenants.models import Tenant
-from tenants.tasks import TenantTask, enqueue_for_tenant
+from tenants.tasks import RETRY_TRANSIENT, TenantTask, enqueue_for_tenant
 
 
 def _active_tenant_ids() -> list:
     return list(Tenant.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
 
 
-@shared_task(name="documents.tier_all_tenants")
+@shared_task(name="documents.tier_all_tenants", **RETRY_TRANSIENT)
 def tier_all_tenants() -> int:
     """Send one tiering task per active tenant; return how many. Idempotent."""
     tenant_ids = _active_tenant_ids()
@@ -28,7 +28,8 @@ def tier_all_tenants() -> int:
     return len(tenant_ids)
 
 
-@shared_task(base=TenantTask, name="documents.tier_tenant")
+# One batch (DOCUMENT_TIER_BATCH_SIZE copies) fits the default time limits.
+@shared_task(base=TenantTask, name="documents.tier_tenant", **RETRY_TRANSIENT)
 def tier_tenant(after: str | None = None) -> dict[str, int]:
     """Tier one batch of the tenant's due documents; send the next batch if more are due.
 
@@ -43,7 +44,7 @@ def tier_tenant(after: str | None = None) -> dict[str, int]:
     return dict(report.outcomes)
 
 
-@shared_task(name="documents.check_restores")
+@shared_task(name="documents.check_restores", **RETRY_TRANSIENT)
 def check_restores() -> int:
     """Send one restore check per active tenant; return how many. Idempotent."""
     tenant_ids = _active_tenant_ids()
@@ -52,7 +53,7 @@ def check_restores() -> int:
     return len(tenant_ids)
 
 
-@shared_task(base=TenantTask, name="documents.check_restores_for_tenant")
+@shared_task(base=TenantTask, name="documents.check_restores_for_tenant", **RETRY_TRANSIENT)
 def check_restores_for_tenant() -> dict[str, int]:
     """Update the restore state of the tenant's documents being restored. Idempotent."""
     return restore.documents_restore_check_pending(tenant_id=db.current_tenant_id())

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from tenants.pool import connection_reset
 
@@ -243,6 +244,35 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
+# --- Celery: queues, time limits, redelivery (docs/operations.md, "Workers and queues") --------
+# Backups and drills run on their own queue and worker (Procfile `worker-backups`, one at a time),
+# so a six-hour backup never holds up a drain or a password-reset mail. The catalog's
+# housekeeping stays on the default queue: it must not wait behind the backup it reaps.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "backups.reap_dead_jobs": {"queue": "celery"},
+    "backups.cleanup_history": {"queue": "celery"},
+    "backups.archive_check": {"queue": "celery"},
+    "backups.*": {"queue": "backups"},
+}
+# Every task's limits unless it sets its own (backups and exports: hours; drains: a minute).
+# The soft limit raises SoftTimeLimitExceeded in the task, so it can clean up; the hard one
+# kills the pool process. Both need the prefork pool (the Procfile's workers use it).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=5 * 60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=6 * 60)
+# Late acknowledgement (above) means Redis hands a message to another worker once it has been
+# unacknowledged this long, even while the first still runs it. So it must exceed the longest
+# hard time limit (a full backup with its restore test, and the drill: 6 h 10 min,
+# backups/tasks.py; tests/metis/test_celery.py checks every task); a second line of defence,
+# the backup tasks' lock, skips a redelivered backup whose first run is alive. The cost: a
+# message whose worker died outright waits this long before it is run again.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=7 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # The filesystem broker's folders (no REDIS_URL) keep; Redis reads the visibility timeout.
+    **(CELERY_BROKER_TRANSPORT_OPTIONS if not REDIS_URL else {}),
+    "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+}
+
 # --- Object storage (S3) ---------------------------------------------------------------------
 # Documents, exports, reports and backup artifacts live in S3 (AWS, or an S3-compatible server:
 # SeaweedFS, MinIO). `make run` starts an embedded SeaweedFS and writes these to var/local.env;
@@ -451,9 +481,47 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # own static files live in <app>/static/<app>/.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# --- Logs and errors (metis/logs.py, metis/sentry.py; docs/operations.md, "Logs") -------------
+# One line per record on stderr: JSON (time, level, logger, message, request_id, tenant_id,
+# user_id, user_type, task_id, task_name and the record's extras) or, for people, text.
+# The web server, workers and beat all log this way (metis/celery.py stops Celery's own set-up).
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "filters": {"context": {"()": "metis.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "metis.logs.JsonFormatter"},
+        "text": {"()": "metis.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": LOG_FORMAT,
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Django's own handlers (console when DEBUG, mail to ADMINS) would print a second, plain
+    # copy: its records go to the root handler like everyone's. Errors reach people by Sentry.
+    "loggers": {
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+    },
 }
+# First: every line of a request, and its response, carry the request id.
+MIDDLEWARE.insert(0, "metis.logs.RequestLogMiddleware")
+
+# Errors to Sentry when SENTRY_DSN is set (needs `pip install sentry-sdk`, not in the locks).
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from metis import sentry
+
+    sentry.sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )

@@ -4,6 +4,9 @@ A task declared with `base=TenantTask` takes a required `tenant_id` keyword argu
 the message, and its body runs inside `tenant_context(tenant_id)`: one transaction, RLS scoped
 to that tenant. Sent without a tenant, or for an unknown or inactive tenant, it fails loudly
 before doing anything. Enqueue with `enqueue_for_tenant` so the message leaves on commit.
+
+`RETRY_TRANSIENT` is the retry policy of every task that is safe to repeat (its docstring says
+idempotent): another try, later, when the database, Redis or object storage was briefly away.
 """
 
 from __future__ import annotations
@@ -11,12 +14,40 @@ from __future__ import annotations
 import uuid
 from functools import partial
 
+import botocore.exceptions
+import redis.exceptions
 from celery import Task, shared_task
 from django.core.management import call_command
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
+from psycopg_pool import PoolTimeout
 
 from tenants import db, passwords
 from tenants.models import Tenant
+
+# Errors that say "not now", never "not this": a lost connection, a full pool, a timeout. A
+# refusal (IntegrityError, a 403 from S3, a bad argument) fails at once; retrying repeats it.
+# Not metis.objectstore's StorageUnavailable: it wraps refusals and outages alike.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    ConnectionError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.ReadTimeoutError,
+)
+
+# Exponential backoff from 5 s, at most 10 minutes apart, jittered so that a fleet of workers
+# does not return all at once; five tries, about twenty minutes, then the task fails.
+RETRY_TRANSIENT = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 10 * 60,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
 
 class TenantTask(Task):
@@ -43,7 +74,7 @@ def enqueue_for_tenant(task: Task, tenant: Tenant | uuid.UUID | str, *args, **kw
     )
 
 
-@shared_task(name="tenants.clear_expired_sessions")
+@shared_task(name="tenants.clear_expired_sessions", **RETRY_TRANSIENT)
 def clear_expired_sessions() -> None:
     """Delete expired sessions from the database (cached_db keeps a copy there). Idempotent."""
     call_command("clearsessions")

@@ -26,8 +26,9 @@ def backup_run_analytics(
     """Export every partition of `table` to Parquet in object storage; return the catalog row."""
     key_bytes = crypto.key_from_settings()
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    run = runs.job_start(BackupRun, kind=BackupKind.ANALYTICS, label=stamp)
-    with runs.job_guard(run):
+    with runs.job_run_exclusive(
+        BackupRun, lock="analytics-backup", kind=BackupKind.ANALYTICS, label=stamp
+    ) as run:
         partitions = [
             row[0]
             for row in client.query(

@@ -28,8 +28,9 @@ def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
     if ctx.repo.type != "s3":
         raise pgbackrest.PgBackRestError("archive copies need an S3 repository")
     source = source or BackupRun.objects.good().filter(kind=BackupKind.FULL).first()
-    run = runs.job_start(BackupRun, kind=BackupKind.ARCHIVE_COPY)
-    with runs.job_guard(run):
+    with runs.job_run_exclusive(
+        BackupRun, lock="archive-copy", kind=BackupKind.ARCHIVE_COPY
+    ) as run:
         if source is None:
             raise RuntimeError("no good (verified, restore-tested) full backup to archive")
         stanza = ctx.target.stanza

@@ -99,13 +99,13 @@ def drill_run(
         .order_by("-started_at")
         .first()
     )
-    drill = runs.job_start(
+    with runs.job_run_exclusive(
         RestoreDrill,
+        lock="restore-drill",
         backup=backup,
         rto_target_seconds=settings.BACKUP_RTO_TARGET_SECONDS,
         rpo_target_seconds=settings.BACKUP_RPO_TARGET_SECONDS,
-    )
-    with runs.job_guard(drill):
+    ) as drill:
         if backup is None:
             raise RuntimeError("no successful physical backup to drill with")
         step(f"recording the marker in {ctx.target.database}")

@@ -64,8 +64,9 @@ def backup_run_logical(*, on_progress: Callable[[float], None] | None = None) ->
     key_bytes = crypto.key_from_settings()
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     key = artifacts.key_for("logical", _dump_database(target), f"{stamp}.dump.enc")
-    run = runs.job_start(BackupRun, kind=BackupKind.LOGICAL, label=stamp)
-    with runs.job_guard(run):
+    with runs.job_run_exclusive(
+        BackupRun, lock="logical-backup", kind=BackupKind.LOGICAL, label=stamp
+    ) as run:
         size = _database_size(target)
         heartbeat = runs.Heartbeat(run, on_progress=on_progress)
         process = subprocess.Popen(

@@ -37,8 +37,10 @@ def backup_run_physical(
     if kind not in PHYSICAL_KINDS:
         raise ValueError(f"not a physical backup kind: {kind!r}")
     ctx = ctx or pgbackrest.Context.current()
-    run = runs.job_start(BackupRun, kind=kind, location=ctx.repo.location())
-    with runs.job_guard(run):
+    # pgBackRest takes one backup of a stanza at a time, whatever its type.
+    with runs.job_run_exclusive(
+        BackupRun, lock="physical-backup", kind=kind, location=ctx.repo.location()
+    ) as run:
         heartbeat = runs.Heartbeat(run, on_progress=on_progress)
         output = pgbackrest.run_streaming(ctx, "backup", f"--type={kind}", on_progress=heartbeat)
         match = _LABEL.search(output)

@@ -4,11 +4,15 @@ A job row is written as `running` with the pid and host of its process before th
 and only the job itself marks it succeeded. A process that dies (killed worker, OOM, reboot)
 cannot mark anything, so the reaper does: a running job whose pid is gone from this host, or
 whose heartbeat is older than BACKUP_REAPER_STALE_MINUTES, is marked failed.
+
+Jobs that must never run twice at once (a backup of the same stanza, a drill) start through
+`job_run_exclusive`, which holds a PostgreSQL advisory lock for the job's whole life (`job_lock`).
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import socket
 import time
@@ -16,8 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import psycopg
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from backups import events
@@ -104,6 +109,66 @@ def _tenant_event_record(job: Job, event_type: str, **data) -> None:
                     **data,
                 },
             )
+
+
+class JobLocked(RuntimeError):
+    """Another live process runs this job: this one must not start."""
+
+
+def _lock_key(name: str) -> int:
+    # pg_advisory_*_lock(bigint): a stable 64-bit key per job name, namespaced by "metis.jobs".
+    digest = hashlib.sha256(f"metis.jobs:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _lock_connection() -> psycopg.Connection:
+    # A connection of its own, never one from the pool: the pool resets a returned connection
+    # (DISCARD ALL, which drops session locks) and would hand it to other code meanwhile.
+    params = connections["default"].get_connection_params()
+    params = {
+        key: value for key, value in params.items() if key not in {"cursor_factory", "context"}
+    }
+    # A host that vanishes (no FIN, no RST) is noticed in about a minute, not hours.
+    tcp = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+    return psycopg.connect(**params, **tcp, application_name="metis job lock")
+
+
+@contextmanager
+def job_lock(name: str) -> Iterator[None]:
+    """Hold the lock `name` for the block, or raise JobLocked if a live process holds it.
+
+    The lock is a transaction-level advisory lock, taken in a transaction left open for the
+    block on a connection of its own. The server releases it when that transaction ends: at
+    the block's end, or when the connection drops because the process died (SIGKILL, OOM, a
+    hard time limit). So a live job is never overtaken however long it runs, and a dead one
+    never blocks its successor; a Redis lock with a TTL gets at most one of the two right.
+    A transaction, not a session lock, so it also holds through PgBouncer in transaction mode.
+    It holds no snapshot and no transaction id, so it does not hold back vacuum.
+    """
+    conn = _lock_connection()
+    try:
+        # An idle-in-transaction timeout on the role would end the transaction, and the lock.
+        conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_key(name)]).fetchone()
+        if not (row and row[0]):
+            raise JobLocked(f"{name} is already running in another live process")
+        yield
+    finally:
+        conn.close()  # ends the transaction, which releases the lock
+
+
+@contextmanager
+def job_run_exclusive(model: type[J], *, lock: str, **fields) -> Iterator[J]:
+    """Start a job under the lock `lock` and guard it (`job_guard`); JobLocked if it is taken.
+
+    With the lock ours, whoever held it before is dead: its row, still `running`, is reaped
+    first, so the catalog never shows two of these jobs running.
+    """
+    with job_lock(lock):
+        jobs_reap()
+        job = job_start(model, **fields)
+        with job_guard(job):
+            yield job
 
 
 @contextmanager

@@ -28,6 +28,8 @@ WIRING = (
     "metis.gunicorn",
     "metis.body_deadline",
     "metis.csp_reports",
+    "metis.logs",
+    "metis.sentry",
 )
 
 
