@@ -37,6 +37,7 @@ from documents.validation import (
     check_allowed,
     check_content,
     check_document_type,
+    check_filename,
     check_size,
     clean_filename,
     inspect_chunks,
@@ -153,9 +154,16 @@ def multipart_upload_start(
         document_type = replacing.document_type
     check_document_type(document_type)
     check_size(size_bytes)
+    check_filename(filename)
     sha256 = (sha256 or "").lower()
     if not _SHA256.match(sha256):
         raise DocumentRejected("Give the file's SHA-256 as 64 hex digits.", code="bad_checksum")
+    if content_type not in EXTENSIONS:
+        raise DocumentRejected(
+            f"The content type “{content_type[:100]}” is not accepted; declare one of "
+            f"{', '.join(EXTENSIONS)}.",
+            code="unknown_content",
+        )
     # The rule the bytes will face at completion, said now rather than after the upload.
     check_allowed(content_type=content_type, document_type=document_type)
     services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)

@@ -23,7 +23,7 @@ from django.template.defaultfilters import filesizeformat
 from PIL import Image
 from pypdf import PdfReader
 
-from documents.models import DocumentType
+from documents.models import Document, DocumentType
 
 PDF, JPEG, PNG = "application/pdf", "image/jpeg", "image/png"
 
@@ -78,7 +78,10 @@ def sniff_content_type(head: bytes) -> str | None:
 
 def check_document_type(document_type: str) -> str:
     if document_type not in DocumentType.values:
-        raise DocumentRejected(f"Unknown document type “{document_type}”.", code="bad_type")
+        known = ", ".join(DocumentType.values)
+        raise DocumentRejected(
+            f"Unknown document type “{document_type[:40]}”; use one of {known}.", code="bad_type"
+        )
     return document_type
 
 
@@ -89,6 +92,11 @@ def _size(size_bytes: int) -> str:
 def check_size(size_bytes: int) -> None:
     if size_bytes == 0:
         raise DocumentRejected("The file is empty.", code="empty")
+    if size_bytes < 0:
+        raise DocumentRejected(
+            f"The size {size_bytes} is negative; give the file's size in bytes.",
+            code="bad_size",
+        )
     limit = max_upload_bytes()
     if size_bytes > limit:
         raise DocumentRejected(
@@ -274,6 +282,25 @@ def _reason(exc: Exception) -> str:
 
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def check_filename(name: str) -> str:
+    """Refuse a filename a client declared (the multipart API) that the row could not keep as
+    given: pages clean the browser's name instead (clean_filename), an API client is told."""
+    limit = Document._meta.get_field("original_filename").max_length or 255
+    if not name.strip():
+        raise DocumentRejected("Give the file's name in “filename”.", code="bad_filename")
+    if len(name) > limit:
+        raise DocumentRejected(
+            f"The filename has {len(name):,} characters; shorten it to at most {limit}.",
+            code="bad_filename",
+        )
+    if _UNSAFE.search(name):
+        raise DocumentRejected(
+            "Give the filename alone, without folders (/ or \\) or control characters.",
+            code="bad_filename",
+        )
+    return name
 
 
 def clean_filename(name: str) -> str:

@@ -4,6 +4,7 @@ what to fix, and nothing is stored: no row, no S3 object or version, no upload, 
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import pytest
@@ -163,3 +164,127 @@ def test_a_password_protected_pdf_is_accepted(s3_bucket, tenant_client, tenant):
     response = post_upload(tenant_client, content.getvalue(), HTTP_ACCEPT="application/json")
 
     assert response.status_code == 201, response.content
+
+
+# --- 2. JSON bodies: depth and size -----------------------------------------------------------
+
+
+def test_json_nested_100000_deep_is_a_400_not_a_500(s3_bucket, s3_server, tenant_client, tenant):
+    body = "[" * 100_000 + "]" * 100_000
+    response = tenant_client.post(
+        "/documents/multipart/start/", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "The JSON is nested too deeply; at most 16 levels are accepted."
+    )
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+def test_json_nested_past_the_limit_but_parseable_is_a_400(s3_bucket, tenant_client):
+    body = {"filename": "s.pdf", "extra": json.loads("[" * 20 + "]" * 20)}
+    status, error = post_json(tenant_client, "/documents/multipart/start/", body)
+
+    assert status == 400 and "nested too deeply" in error["error"]
+
+
+def test_a_10_mb_json_body_is_a_413_with_a_json_message(
+    s3_bucket, s3_server, tenant_client, tenant
+):
+    body = json.dumps({"filename": "x" * 10 * MiB})
+    response = tenant_client.post(
+        "/documents/multipart/complete/", body, content_type="application/json"
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"] == (
+        "The body is 10.0 MB; the limit is 1.0 MB. Send less at a time."
+    )
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+def test_a_json_body_that_is_not_json_says_so(s3_bucket, tenant_client):
+    response = tenant_client.post(
+        "/documents/multipart/start/", b"{'size': 1}", content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("The body is not valid JSON:")
+
+
+# --- 3. multipart/start: every field ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "field", "message"),
+    [
+        ({"size": -1}, 400, "size", "The size -1 is negative; give the file's size in bytes."),
+        ({"size": 0}, 400, "size", "The file is empty."),
+        ({"size": 300 * MiB}, 413, "size", "The file is 300.0 MB; the limit is 256.0 MB."),
+        ({"size": "108"}, 400, "size", "Give “size” as a whole number."),
+        ({"size": True}, 400, "size", "Give “size” as a whole number."),
+        (
+            {"filename": "x" * 100_000},
+            400,
+            "filename",
+            "The filename has 100,000 characters; shorten it to at most 255.",
+        ),
+        (
+            {"filename": "../../etc/passwd"},
+            400,
+            "filename",
+            "Give the filename alone, without folders (/ or \\) or control characters.",
+        ),
+        (
+            {"filename": "statement\r\n.pdf"},
+            400,
+            "filename",
+            "Give the filename alone, without folders (/ or \\) or control characters.",
+        ),
+        ({"filename": "  "}, 400, "filename", "Give the file's name in “filename”."),
+        ({"filename": 7}, 400, "filename", "Give “filename” as a string."),
+        ({"sha256": "abc"}, 400, "sha256", "Give the file's SHA-256 as 64 hex digits."),
+        (
+            {"content_type": "text/plain"},
+            400,
+            "content_type",
+            "The content type “text/plain” is not accepted; declare one of "
+            "application/pdf, image/jpeg, image/png.",
+        ),
+        (
+            {"document_type": "passport"},
+            400,
+            "document_type",
+            "Unknown document type “passport”; use one of pan, aadhar, bank-statement, "
+            "image, report.",
+        ),
+        ({"document_id": "not-a-uuid"}, 400, "document_id", "“document_id” is not a document id."),
+    ],
+)
+def test_multipart_start_refuses_each_bad_field_naming_it(
+    s3_bucket, s3_server, tenant_client, tenant, overrides, status, field, message
+):
+    got, error = start(tenant_client, TRUNCATED_PDF, **overrides)
+
+    assert (got, error.get("field"), error["error"]) == (status, field, message)
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"parts": [{"number": 1, "etag": "x" * 1000}]}, "etag"),
+        ({"parts": [{"number": "1", "etag": "x"}]}, "parts"),
+        ({"parts": "1"}, "parts"),
+        ({"parts": [{"number": 1}] * 10_001}, "parts"),
+        ({"ticket": "t" * 5000, "parts": [{"number": 1, "etag": "x"}]}, "ticket"),
+    ],
+)
+def test_multipart_complete_refuses_bad_fields_naming_them(s3_bucket, tenant_client, body, field):
+    _, started = start(tenant_client, TRUNCATED_PDF)
+    status, error = post_json(
+        tenant_client, "/documents/multipart/complete/", {"ticket": started["ticket"], **body}
+    )
+
+    assert (status, error.get("field")) == (400, field), error
