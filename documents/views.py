@@ -48,6 +48,12 @@ def _store_file(request: HttpRequest, form, store) -> tuple[Document | None, int
         form.errors.clear()
         form.add_error("file", DocumentRejected("The file is larger than the upload limit."))
         return None, 413
+    problem = uploads.body_problem(request)
+    if problem is not None:
+        status, message = problem
+        form.errors.clear()
+        form.add_error("file", message)
+        return None, status
     if not form.is_valid():
         return None, 400
     file = form.cleaned_data["file"]

@@ -3,18 +3,23 @@ what to fix, and nothing is stored: no row, no S3 object or version, no upload, 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import socket
 
 import pytest
+from django.test import Client
 from pypdf import PdfWriter
 
 from documents.models import Document, DocumentAccess, DocumentVersion
 from metis.events.models import EventOutbox
 from tenants import db
-from tests.documents.conftest import jpeg_bytes, pdf_around, png_bytes, uploaded
+from tests.conftest import host_of
+from tests.documents.conftest import jpeg_bytes, pdf_around, png_bytes, serve_app, uploaded
 from tests.documents.test_multipart import post_json, put_part, start
+from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
 MiB = 1024 * 1024
 TRUNCATED_PDF = b"%PDF-1.4" + os.urandom(100)
@@ -288,3 +293,133 @@ def test_multipart_complete_refuses_bad_fields_naming_them(s3_bucket, tenant_cli
     )
 
     assert (status, error.get("field")) == (400, field), error
+
+
+# --- 4. Bodies that cannot be read whole, over real HTTP --------------------------------------
+
+
+@pytest.fixture
+def http_session(committed_db, s3_bucket):
+    """A tenant, its signed-in session and the app on a real HTTP port (wsgiref, one thread)."""
+    tenant = TenantFactory(subdomain="acme")
+    TenantUserFactory(tenant=tenant, email="alice@acme.example")
+    client = Client(HTTP_HOST=host_of(tenant))
+    client.post("/login/", {"email": "alice@acme.example", "password": TEST_PASSWORD})
+    with serve_app(threaded=False) as port:
+        yield tenant, client.cookies["sessionid"].value, port
+
+
+def send_raw(port: int, tenant, session: str, path: str, headers: str, body: bytes) -> tuple:
+    csrf = "a" * 32
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host_of(tenant)}\r\nConnection: close\r\n"
+        f"Cookie: sessionid={session}; csrftoken={csrf}\r\nX-CSRFToken: {csrf}\r\n"
+        f"Accept: application/json\r\n{headers}\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request + body)
+        sock.shutdown(socket.SHUT_WR)  # the body ends here, whatever it announced
+        reply = sock.makefile("rb").read()
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload)
+
+
+def multipart_body(content: bytes, *, closed: bool) -> bytes:
+    return (
+        b'--B\r\nContent-Disposition: form-data; name="document_type"\r\n\r\nbank-statement\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="s.pdf"\r\n'
+        b"Content-Type: application/pdf\r\n\r\n" + content + (b"\r\n--B--\r\n" if closed else b"")
+    )
+
+
+def chunked(body: bytes) -> bytes:
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+def test_an_upload_without_its_closing_boundary_is_incomplete_not_a_missing_field(
+    http_session, s3_server, s3_bucket
+):
+    tenant, session, port = http_session
+    body = multipart_body(pdf_around(b"% statement\n" * 100), closed=False)
+
+    status, reply = send_raw(
+        port,
+        tenant,
+        session,
+        "/documents/upload/",
+        f"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: {len(body)}\r\n",
+        body,
+    )
+
+    assert status == 400
+    assert reply["errors"]["file"][0]["message"] == (
+        "The upload was incomplete: the request ended before the file did. Nothing was saved; "
+        "upload the file again."
+    )
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+def test_an_upload_cut_short_of_its_content_length_is_incomplete(
+    http_session, s3_server, s3_bucket
+):
+    tenant, session, port = http_session
+    body = multipart_body(pdf_around(b"% statement\n" * 100), closed=True)
+
+    status, reply = send_raw(  # the client stops sending half-way, then waits for the answer
+        port,
+        tenant,
+        session,
+        "/documents/upload/",
+        f"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: {len(body)}\r\n",
+        body[: len(body) // 2],
+    )
+
+    assert status == 400
+    assert reply["errors"]["file"][0]["message"].startswith("The upload was incomplete")
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+def test_a_chunked_upload_without_content_length_is_refused_saying_why(
+    http_session, s3_server, s3_bucket
+):
+    tenant, session, port = http_session
+    body = multipart_body(pdf_around(b"% statement\n"), closed=True)
+
+    status, reply = send_raw(
+        port,
+        tenant,
+        session,
+        "/documents/upload/",
+        "Content-Type: multipart/form-data; boundary=B\r\nTransfer-Encoding: chunked\r\n",
+        chunked(body),
+    )
+
+    assert status == 411
+    assert reply["errors"]["file"][0]["message"] == (
+        "The upload came chunked, without a Content-Length header, so it could not be read; "
+        "nothing was saved. Send the file with its Content-Length."
+    )
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+def test_a_chunked_json_body_without_content_length_is_refused_saying_why(
+    http_session, s3_server, s3_bucket
+):
+    tenant, session, port = http_session
+    body = json.dumps({"filename": "s.pdf", "size": 10, "sha256": hashlib.sha256().hexdigest()})
+
+    status, reply = send_raw(
+        port,
+        tenant,
+        session,
+        "/documents/multipart/start/",
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
+        chunked(body.encode()),
+    )
+
+    assert status == 411
+    assert reply["error"] == (
+        "The body came chunked, without a Content-Length header, and could not be read; "
+        "send it with a Content-Length."
+    )
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
