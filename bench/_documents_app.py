@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support import pdfs  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 BUCKET = "bench-documents"
@@ -217,20 +218,15 @@ def sha256_of(path: Path) -> str:
 
 
 def make_pdf(path: Path, size: int) -> None:
-    """A random (incompressible) file that sniffs as a PDF."""
+    """A well-formed PDF (uploads must parse) of random, incompressible filler."""
     with open(path, "wb") as file:
-        file.write(b"%PDF-1.7\n")
-        written = 9
-        while written < size:
-            chunk = os.urandom(min(4 * MiB, size - written))
-            file.write(chunk)
-            written += len(chunk)
+        pdfs.write_pdf(file, size, filler=os.urandom)
 
 
 def make_unique(path: Path) -> None:
-    """Change a few bytes near the start, so the next upload is not a duplicate."""
+    """Change a few bytes near the start (in the filler), so the next upload is not a duplicate."""
     with open(path, "r+b") as file:
-        file.seek(9)
+        file.seek(len(pdfs.HEADER) + 1)
         file.write(uuid.uuid4().bytes)
 
 

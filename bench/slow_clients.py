@@ -56,7 +56,7 @@ from django.test import override_settings  # noqa: E402
 from documents import consistency, services  # noqa: E402
 from tenants import db  # noqa: E402
 from tenants.models import TenantUser  # noqa: E402
-from tests.support import scratch  # noqa: E402
+from tests.support import pdfs, scratch  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
@@ -84,7 +84,7 @@ def seed_documents(tenant, email: str, count: int) -> list[uuid.UUID]:
         user = TenantUser.objects.for_tenant(tenant).get(email=email)
     ids = []
     for number in range(count):
-        content = b"%PDF-1.7\n" + f"statement {number} {uuid.uuid4()}\n".encode() * 50
+        content = pdfs.pdf_around(f"% statement {number} {uuid.uuid4()}\n".encode() * 50)
         # The script is the entry point: it opens the context, and sweeps once it ended.
         with contextlib.ExitStack() as after:
             after.callback(consistency.purge_uncommitted)
@@ -205,7 +205,7 @@ def slow_upload_request(session, host: str) -> tuple[bytes, bytes]:
     """Return the head and the body of a real upload of a 4 KiB PDF from `session`."""
     boundary = uuid.uuid4().hex
     token = session.cookies["csrftoken"].value
-    pdf = b"%PDF-1.7\n" + os.urandom(SLOW_BODY_BYTES - 400)
+    pdf = pdfs.pdf_around(b"%" + os.urandom(SLOW_BODY_BYTES - 900).replace(b"\n", b" "))
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n'
         f"{token}\r\n--{boundary}\r\n"

@@ -6,8 +6,9 @@
 2. The client PUTs each part to its URL (`multipart_upload_part_urls` refreshes them) and keeps
    each part's ETag.
 3. `multipart_upload_complete`: the server checks the parts' total size, completes the upload,
-   then reads the object back to verify size, SHA-256 and the sniffed content type, and only then
-   creates the Document (through services.record_stored_object). A mismatch deletes the object.
+   then reads the object back (into a temporary file) to verify size, SHA-256, the sniffed
+   content type and the content itself (a PDF parses, an image decodes), and only then creates
+   the Document (through services.record_stored_object). A refusal deletes the object.
 
 The ticket (django.core.signing) binds tenant, key and upload id, so a client can neither pick
 a key nor swap one; the services also check the key's tenant prefix on every call.
@@ -18,8 +19,11 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
@@ -29,8 +33,11 @@ from documents.models import Document
 from documents.validation import (
     EXTENSIONS,
     DocumentRejected,
+    FileFacts,
     check_allowed,
+    check_content,
     check_document_type,
+    check_filename,
     check_size,
     clean_filename,
     inspect_chunks,
@@ -147,9 +154,16 @@ def multipart_upload_start(
         document_type = replacing.document_type
     check_document_type(document_type)
     check_size(size_bytes)
+    check_filename(filename)
     sha256 = (sha256 or "").lower()
     if not _SHA256.match(sha256):
         raise DocumentRejected("Give the file's SHA-256 as 64 hex digits.", code="bad_checksum")
+    if content_type not in EXTENSIONS:
+        raise DocumentRejected(
+            f"The content type “{content_type[:100]}” is not accepted; declare one of "
+            f"{', '.join(EXTENSIONS)}.",
+            code="unknown_content",
+        )
     # The rule the bytes will face at completion, said now rather than after the upload.
     check_allowed(content_type=content_type, document_type=document_type)
     services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
@@ -271,25 +285,41 @@ def multipart_upload_complete(
     )
 
 
-def _verify(upload: MultipartUpload):
-    """Read the stored object back and check it is what was declared, byte for byte."""
-    chunks = store.documents_store().chunks(upload.key)
-    facts = inspect_chunks(chunks, document_type=upload.document_type)
-    if facts.size_bytes != upload.size_bytes:
-        raise DocumentRejected(
-            f"The stored file has {facts.size_bytes} bytes, not the {upload.size_bytes} declared.",
-            code="size_mismatch",
+# The object is read back to disk, never held in memory past this size.
+_SPOOL_IN_MEMORY = 2_621_440
+
+
+def _verify(upload: MultipartUpload) -> FileFacts:
+    """Read the stored object back and check it is what was declared, byte for byte, and that
+    its content is well formed (the same checks as a page upload, on the same kind of file)."""
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as copy:
+        facts = inspect_chunks(
+            _tee(store.documents_store().chunks(upload.key), copy),
+            document_type=upload.document_type,
         )
-    if facts.sha256 != upload.sha256:
-        raise DocumentRejected(
-            "The stored file's SHA-256 does not match the one declared: it was corrupted or "
-            "changed in transit. Nothing was kept; upload it again.",
-            code="checksum_mismatch",
-        )
-    if facts.content_type != upload.content_type:
-        raise DocumentRejected(
-            f"The file was declared as {upload.content_type} but its content is "
-            f"{facts.content_type}.",
-            code="content_mismatch",
-        )
+        if facts.size_bytes != upload.size_bytes:
+            raise DocumentRejected(
+                f"The stored file has {facts.size_bytes} bytes, not the {upload.size_bytes} "
+                "declared.",
+                code="size_mismatch",
+            )
+        if facts.sha256 != upload.sha256:
+            raise DocumentRejected(
+                "The stored file's SHA-256 does not match the one declared: it was corrupted or "
+                "changed in transit. Nothing was kept; upload it again.",
+                code="checksum_mismatch",
+            )
+        if facts.content_type != upload.content_type:
+            raise DocumentRejected(
+                f"The file was declared as {upload.content_type} but its content is "
+                f"{facts.content_type}.",
+                code="content_mismatch",
+            )
+        check_content(copy, content_type=facts.content_type)
     return facts
+
+
+def _tee(chunks: Iterator[bytes], copy: BinaryIO) -> Iterator[bytes]:
+    for chunk in chunks:
+        copy.write(chunk)
+        yield chunk

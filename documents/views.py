@@ -3,7 +3,7 @@ the JSON endpoints of the presigned multipart upload."""
 
 from __future__ import annotations
 
-import json
+import uuid
 from functools import wraps
 
 from django.contrib import messages
@@ -19,7 +19,7 @@ from documents.forms import DocumentReplaceForm, DocumentUploadForm
 from documents.models import Document
 from documents.validation import DocumentRejected
 from metis.objectstore.errors import StorageUnavailable
-from tenants import client_ip
+from tenants import client_ip, json_body
 from tenants.views import tenant_login_required
 
 PAGE_SIZE = 50
@@ -48,6 +48,12 @@ def _store_file(request: HttpRequest, form, store) -> tuple[Document | None, int
         form.errors.clear()
         form.add_error("file", DocumentRejected("The file is larger than the upload limit."))
         return None, 413
+    problem = uploads.body_problem(request)
+    if problem is not None:
+        status, message = problem
+        form.errors.clear()
+        form.add_error("file", message)
+        return None, status
     if not form.is_valid():
         return None, 400
     file = form.cleaned_data["file"]
@@ -160,37 +166,110 @@ def document_download_view(request: HttpRequest, document_id) -> HttpResponse:
 # --- Presigned multipart upload (JSON) -----------------------------------------------------------
 
 
+# Which field a refusal of multipart/start is about: the service checks what the client declared.
+_DECLARATIONS = {
+    "multipart_start_view": {
+        "bad_type": "document_type",
+        "bad_filename": "filename",
+        "empty": "size",
+        "bad_size": "size",
+        "too_large": "size",
+        "bad_checksum": "sha256",
+        "unknown_content": "content_type",
+        "content_not_allowed": "content_type",
+    }
+}
+
+
+class FieldInvalid(ValueError):
+    """A field of a JSON request that is missing or not what the endpoint takes."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def json_endpoint(view):
-    """Parse the JSON body; turn refusals into JSON errors (404 for another tenant's upload)."""
+    """Read a bounded JSON object; turn refusals into JSON errors (404 for another tenant's
+    upload). Each error says what to fix, and names the field when one is at fault."""
 
     @wraps(view)
     def wrapper(request: HttpRequest) -> HttpResponse:
         if request.tenant_user is None:
             return JsonResponse({"error": "Sign in first."}, status=401)
         try:
-            body = json.loads(request.body or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError
-        except ValueError:
-            return JsonResponse({"error": "Send a JSON object."}, status=400)
+            body = json_body.read_json(request)
+        except json_body.BadJsonBody as exc:
+            return JsonResponse({"error": str(exc), "code": "bad_body"}, status=exc.status)
+        if not isinstance(body, dict):
+            return JsonResponse({"error": "Send a JSON object.", "code": "bad_body"}, status=400)
         try:
             return view(request, body)
+        except FieldInvalid as exc:
+            error = {"error": str(exc), "code": "bad_field", "field": exc.field}
+            return JsonResponse(error, status=400)
         except multipart.UploadRefused as exc:
             return JsonResponse({"error": str(exc)}, status=404)
         except Http404:
             return JsonResponse({"error": "No such document."}, status=404)
         except DocumentRejected as exc:
-            return JsonResponse({"error": exc.messages[0], "code": exc.code}, status=400)
+            error = {"error": exc.messages[0], "code": exc.code}
+            field = _DECLARATIONS.get(view.__name__, {}).get(exc.code)
+            if field:
+                error["field"] = field
+            return JsonResponse(error, status=413 if exc.code == "too_large" else 400)
         except StorageUnavailable:
             return JsonResponse({"error": STORE_DOWN}, status=503)
-        except (KeyError, TypeError, ValueError) as exc:
-            return JsonResponse({"error": f"Missing or malformed field: {exc}"}, status=400)
 
     return require_POST(wrapper)
 
 
+# Our requests are small: a ticket is a few hundred characters, an ETag a quoted MD5 (or a
+# multipart one), and no upload has more parts than S3 allows.
+_TICKET_MAX_CHARS = 4096
+_ETAG_MAX_CHARS = 128
+
+
+def _text(body: dict, name: str, *, max_chars: int | None = None, required: bool = True):
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise FieldInvalid(name, f"Give “{name}” as a string.")
+    if max_chars is not None and len(value) > max_chars:
+        raise FieldInvalid(
+            name, f"“{name}” has {len(value):,} characters; at most {max_chars:,} are accepted."
+        )
+    return value
+
+
+def _integer(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldInvalid(name, f"Give “{name}” as a whole number.")
+    return value
+
+
+def _items(body: dict, name: str) -> list:
+    value = body.get(name)
+    if not isinstance(value, list) or not value:
+        raise FieldInvalid(name, f"Give “{name}” as a non-empty list.")
+    if len(value) > multipart.MAX_PARTS:
+        raise FieldInvalid(
+            name, f"“{name}” has {len(value):,} items; at most {multipart.MAX_PARTS:,}."
+        )
+    return value
+
+
+def _uuid(value: str, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise FieldInvalid(name, f"“{name}” is not a document id.") from None
+
+
 def _ticket(request: HttpRequest, body: dict) -> multipart.MultipartUpload:
-    return multipart.multipart_ticket_open(ticket=str(body["ticket"]), tenant=request.tenant)
+    ticket = _text(body, "ticket", max_chars=_TICKET_MAX_CHARS)
+    return multipart.multipart_ticket_open(ticket=ticket, tenant=request.tenant)
 
 
 def _parts(urls: dict[int, str]) -> list[dict]:
@@ -200,15 +279,16 @@ def _parts(urls: dict[int, str]) -> list[dict]:
 @json_endpoint
 def multipart_start_view(request: HttpRequest, body: dict) -> HttpResponse:
     replacing = None
-    if body.get("document_id"):
-        replacing = _document_or_404(request, body["document_id"])
+    document_id = _text(body, "document_id", max_chars=36, required=False)
+    if document_id:
+        replacing = _document_or_404(request, _uuid(document_id, "document_id"))
     upload = multipart.multipart_upload_start(
         tenant=request.tenant,
-        document_type=str(body.get("document_type", "")),
-        filename=str(body["filename"]),
-        size_bytes=int(body["size"]),
-        sha256=str(body["sha256"]),
-        content_type=str(body["content_type"]),
+        document_type=_text(body, "document_type", max_chars=40, required=replacing is None) or "",
+        filename=_text(body, "filename"),
+        size_bytes=_integer(body.get("size"), "size"),
+        sha256=_text(body, "sha256", max_chars=64),
+        content_type=_text(body, "content_type", max_chars=100),
         replacing=replacing,
     )
     return JsonResponse(
@@ -226,17 +306,26 @@ def multipart_start_view(request: HttpRequest, body: dict) -> HttpResponse:
 @json_endpoint
 def multipart_parts_view(request: HttpRequest, body: dict) -> HttpResponse:
     upload = _ticket(request, body)
-    numbers = [int(number) for number in body["part_numbers"]]
+    numbers = [_integer(number, "part_numbers") for number in _items(body, "part_numbers")]
     urls = multipart.multipart_upload_part_urls(
         tenant=request.tenant, upload=upload, part_numbers=numbers
     )
     return JsonResponse({"parts": _parts(urls)})
 
 
+def _part(part) -> dict:
+    if not isinstance(part, dict):
+        raise FieldInvalid("parts", 'Give each of “parts” as {"number": …, "etag": …}.')
+    return {
+        "PartNumber": _integer(part.get("number"), "parts"),
+        "ETag": _text(part, "etag", max_chars=_ETAG_MAX_CHARS),
+    }
+
+
 @json_endpoint
 def multipart_complete_view(request: HttpRequest, body: dict) -> HttpResponse:
     upload = _ticket(request, body)
-    parts = [{"PartNumber": int(p["number"]), "ETag": str(p["etag"])} for p in body["parts"]]
+    parts = [_part(part) for part in _items(body, "parts")]
     document = multipart.multipart_upload_complete(
         tenant=request.tenant, upload=upload, parts=parts, **_actor(request)
     )

@@ -3,19 +3,20 @@
 Browsers POST a report here for each violation of the policy (settings, "Content Security
 Policy"): the older `application/csp-report` body (`report-uri`) or the Reporting API's
 `application/reports+json` list (`report-to`). Each violation becomes one WARNING on the
-`metis.csp` logger. Anyone may post, signed in or not, so the view reads a bounded body, touches
-no database and logs only short, printable excerpts.
+`metis.csp` logger. Anyone may post, signed in or not, so the view reads a body bounded in size
+and depth (tenants.json_body), touches no database and logs only short, printable excerpts.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+
+from tenants import json_body
 
 logger = logging.getLogger("metis.csp")
 
@@ -33,16 +34,11 @@ def csp_report_view(request: HttpRequest) -> HttpResponse:
     if request.content_type not in CONTENT_TYPES:
         return HttpResponse("Send a CSP report.", status=415, content_type="text/plain")
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > MAX_BODY_BYTES:
-        return _too_large()
-    body = request.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        return _too_large()
-    try:
-        violations = _violations(json.loads(body))
+        violations = _violations(json_body.read_json(request, max_bytes=MAX_BODY_BYTES))
+    except json_body.BadJsonBody as exc:
+        if exc.status == 413:
+            return _too_large()
+        return HttpResponse(f"Malformed CSP report: {exc}", status=400, content_type="text/plain")
     except (ValueError, TypeError):
         return HttpResponse("Malformed CSP report.", status=400, content_type="text/plain")
     for violation in violations[:MAX_REPORTS]:

@@ -20,24 +20,40 @@ from metis.objectstore import store
 from tenants import db
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD
+from tests.support.pdfs import pdf_around
 
 
 def pdf_bytes(marker: bytes | str = b"", size: int = 0) -> bytes:
-    """A small PDF-looking file, unique per call (so duplicate detection stays out of the way)."""
+    """A well-formed one-page PDF, unique per call (so duplicate detection stays out of the way),
+    `size` bytes long when given: the page's content stream is padded with a PDF comment."""
     if isinstance(marker, str):
         marker = marker.encode()
-    body = b"%PDF-1.7\n% " + uuid.uuid4().hex.encode() + b"\n" + marker + b"\n"
-    if size > len(body):
-        body += b"0" * (size - len(body) - 6) + b"\n%%EOF"
-    return body
+    content = b"% " + uuid.uuid4().hex.encode() + b"\n% " + marker + b"\n"
+    pdf = pdf_around(content)
+    if size > len(pdf):
+        padding = size - len(pdf)
+        while len(pdf) != size:  # the padding also lengthens /Length and startxref
+            pdf = pdf_around(content + b"%" + b"0" * max(0, padding - 1) + b"\n")
+            padding += size - len(pdf)
+    return pdf
+
+
+def _image(format: str) -> bytes:
+    from PIL import Image
+
+    unique = uuid.uuid4().bytes
+    image = Image.frombytes("RGB", (4, 4), unique * 3)
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **({"comment": unique} if format == "JPEG" else {}))
+    return buffer.getvalue()
 
 
 def png_bytes() -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes + b"IEND"
+    return _image("PNG")
 
 
 def jpeg_bytes() -> bytes:
-    return b"\xff\xd8\xff\xe0" + uuid.uuid4().bytes + b"\xff\xd9"
+    return _image("JPEG")
 
 
 def uploaded(content: bytes, name: str = "statement.pdf") -> SimpleUploadedFile:

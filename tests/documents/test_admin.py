@@ -61,14 +61,14 @@ def test_admin_replace_adds_a_version(s3_bucket, staff_client, tenant):
 
 
 def test_admin_list_shows_tier_size_versions_and_storage_summary(s3_bucket, staff_client, tenant):
-    document = upload(tenant, pdf_bytes(size=3000), name="listed.pdf")
+    document = upload(tenant, pdf_bytes(size=2950), name="listed.pdf")
     import io
 
     from documents import services
 
     with db.tenant_context(tenant.pk):
         services.document_replace(
-            document=document, file=io.BytesIO(pdf_bytes(size=5000)), filename="listed.pdf"
+            document=document, file=io.BytesIO(pdf_bytes(size=4900)), filename="listed.pdf"
         )
     upload(tenant, png_bytes(), document_type="image", name="photo.png")
     choose(staff_client, tenant)
@@ -76,7 +76,7 @@ def test_admin_list_shows_tier_size_versions_and_storage_summary(s3_bucket, staf
     assert "listed.pdf" in page and "photo.png" in page
     assert 'class="field-version_count">2<' in page
     assert 'id="storage-summary"' in page and "All stored versions" in page
-    # Current versions: 5000 bytes + a tiny PNG; stored: both versions of listed.pdf too.
+    # Current versions: 4900 bytes + a tiny PNG; stored: both versions of listed.pdf too.
     assert "<td>STANDARD</td><td>2</td><td>4.9\xa0KB</td>" in page
     assert "<td>Acme Lending</td><td>3</td><td>7.8\xa0KB</td>" in page
     filtered = staff_client.get(f"{DOCUMENTS}?document_type__exact=image").content.decode()

@@ -15,6 +15,7 @@ import pytest
 
 from documents import services
 from tenants import db
+from tests.documents.conftest import pdf_around
 
 
 def files_containing(root: Path, marker: bytes) -> list[str]:
@@ -32,7 +33,7 @@ def files_containing(root: Path, marker: bytes) -> list[str]:
 def marked_pdf(marker: bytes, size: int) -> bytes:
     # Random filler, so no compression along the way can hide (or reveal) the marker.
     half = os.urandom(size // 2)
-    return b"%PDF-1.7\n" + half + marker + os.urandom(size // 2)
+    return pdf_around(half + marker + os.urandom(size // 2))
 
 
 @pytest.mark.parametrize("size", [200, 300_000], ids=["small (inlinable)", "300 KB"])

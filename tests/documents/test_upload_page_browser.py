@@ -9,7 +9,7 @@ import pytest
 
 from documents.models import Document
 from tenants import db
-from tests.documents.conftest import serve_app
+from tests.documents.conftest import pdf_around, png_bytes, serve_app
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -76,8 +76,8 @@ def _in_browser(port: int, files: list[tuple[str, bytes, str]]) -> list[dict]:
 def test_drag_and_drop_upload_with_progress_in_a_real_browser(live_app):
     tenant = TenantFactory(name="Acme Lending", subdomain="acme")
     TenantUserFactory(tenant=tenant, email="alice@acme.example")
-    pdf = b"%PDF-1.7\n" + b"browser upload " * 200_000  # 3 MB: several progress events
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+    pdf = pdf_around(b"% browser upload\n" * 200_000)  # 3 MB: several progress events
+    png = png_bytes()
 
     stored, refused = _in_browser(
         live_app, [("statement.pdf", pdf, "bank-statement"), ("photo.pdf", png, "bank-statement")]

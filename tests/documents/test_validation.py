@@ -7,7 +7,14 @@ import pytest
 from documents import services
 from documents.validation import DocumentRejected, clean_filename, sniff_content_type
 from tenants import db
-from tests.documents.conftest import jpeg_bytes, pdf_bytes, png_bytes, stored_keys, upload
+from tests.documents.conftest import (
+    jpeg_bytes,
+    pdf_bytes,
+    png_bytes,
+    stored_keys,
+    upload,
+)
+from tests.support.pdfs import write_pdf
 
 
 def refused(
@@ -128,3 +135,28 @@ def test_replacing_a_deleted_document_is_refused(s3_bucket, tenant):
 )
 def test_filenames_are_cleaned_for_display(given, kept):
     assert clean_filename(given) == kept
+
+
+# --- Content checks are bounded: a 256 MB PDF costs a fraction of a second, never minutes -----
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["well formed", "cut short"])
+def test_a_256_mb_pdf_is_judged_in_well_under_a_second(tmp_path, whole):
+    import time
+
+    from documents.validation import check_content
+
+    path = tmp_path / "large.pdf"
+    with path.open("w+b") as file:
+        write_pdf(file, 256 * 1024 * 1024)  # sparse: the filler is never written
+        if not whole:
+            file.truncate(file.tell() - 40)  # the %%EOF and the table's end are gone
+        assert file.tell() > 255 * 1024 * 1024 or not whole
+        file.seek(0)
+        began = time.monotonic()
+        if whole:
+            check_content(file, content_type="application/pdf")
+        else:
+            with pytest.raises(DocumentRejected, match="cut short"):
+                check_content(file, content_type="application/pdf")
+        assert time.monotonic() - began < 1.0

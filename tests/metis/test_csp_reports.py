@@ -144,6 +144,17 @@ def test_a_report_over_16_kib_is_a_413_and_logs_nothing(caplog):
     assert csp_records(caplog) == []
 
 
+def test_a_report_nested_past_the_depth_limit_is_a_400_not_a_recursion_error(caplog):
+    caplog.set_level(logging.WARNING, logger="metis.csp")
+    body = "[" * 8000 + "]" * 8000  # 16,000 bytes: under the size limit
+
+    response = post(Client(HTTP_HOST=settings.METIS_BASE_DOMAIN), body)
+
+    assert response.status_code == 400
+    assert "nested too deeply" in response.content.decode()
+    assert csp_records(caplog) == []
+
+
 def test_a_report_of_exactly_16_kib_is_read():
     report = dict(CHROMIUM_REPORT["csp-report"], **{"script-sample": ""})
     padding = csp_reports.MAX_BODY_BYTES - len(json.dumps({"csp-report": report}))

@@ -10,6 +10,8 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from PIL import Image
+from pypdf import PdfWriter
 
 from documents import consistency, services, tiering
 from documents.models import Document, DocumentVersion
@@ -28,10 +30,17 @@ DEMO_DOCUMENTS = [
 
 
 def _demo_file(kind: str, label: str) -> bytes:
-    filler = f"{label} {uuid.uuid4()}\n".encode() * 40  # unique: no duplicate refusals
+    """A real PNG or one-page PDF (uploads must decode or parse), unique: no duplicate refusals."""
+    unique = uuid.uuid4()
+    out = io.BytesIO()
     if kind == "png":
-        return b"\x89PNG\r\n\x1a\n" + filler
-    return b"%PDF-1.7\n% Metis demo document\n" + filler + b"%%EOF\n"
+        Image.frombytes("RGB", (4, 4), unique.bytes * 3).resize((64, 64)).save(out, "PNG")
+    else:
+        pdf = PdfWriter()
+        pdf.add_blank_page(width=595, height=842)  # A4
+        pdf.add_metadata({"/Title": f"Metis demo document: {label}", "/Subject": str(unique)})
+        pdf.write(out)
+    return out.getvalue()
 
 
 class Command(BaseCommand):
