@@ -350,6 +350,10 @@ if env.bool("CSP_REPORT_ONLY", default=False):
 else:
     CONTENT_SECURITY_POLICY = _CSP
 
+# --- Error pages (metis/errors.py) -------------------------------------------------------------
+# Django's own CSRF failure page has an inline style the CSP blocks; ours is the 403 page.
+CSRF_FAILURE_VIEW = "metis.errors.csrf_failure"
+
 # --- Document tiering and Glacier restore (issue 3, storage_setup/tiering) -------------------
 # Age (days since the current version was stored) at which tiering moves a document to
 # STANDARD_IA, then to GLACIER; the bucket's lifecycle rules use the same figures.
