@@ -159,6 +159,19 @@ def _role_url(admin_url: str, role: str) -> str:
     return f"{scheme}://{role}@{host}/{DATABASE}"
 
 
+def secret_key(env_file: Path) -> dict[str, str]:
+    """Return DJANGO_SECRET_KEY (required with DEBUG off): the one `env_file` already holds, so
+    sessions and reset links outlive a restart, else a new random one; none if the environment
+    sets it."""
+    if "DJANGO_SECRET_KEY" in os.environ:
+        return {}
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            if line.startswith("DJANGO_SECRET_KEY=") and len(line) > len("DJANGO_SECRET_KEY="):
+                return {"DJANGO_SECRET_KEY": line.split("=", 1)[1]}
+    return {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+
+
 def resolve(mode: str) -> dict[str, str]:
     # A local run is a development server: DEBUG also serves the admin's static files.
     found: dict[str, str] = {"DJANGO_DEBUG": "true"} if mode == "run" else {}
@@ -206,7 +219,7 @@ def main() -> int:
         stop_embedded_s3()
         return 0
     env_file = args.env_file or ROOT / "var" / ("local.env" if args.mode == "run" else "test.env")
-    values = resolve(args.mode)
+    values = secret_key(env_file) | resolve(args.mode)
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
     print(f"wrote {env_file}")
