@@ -368,7 +368,21 @@ else:
 # Django's own CSRF failure page has an inline style the CSP blocks; ours is the 403 page.
 CSRF_FAILURE_VIEW = "metis.errors.csrf_failure"
 
-# --- HTTPS (docs/operations.md, "Deployment") ---------------------------------------------------
+# --- Serving: static files (whitenoise) and HTTPS (docs/operations.md, "Deployment") -----------
+# gunicorn serves the static files itself: whitenoise answers /static/ before the rest of the
+# middleware, from STATIC_ROOT as `collectstatic` (the release step) left it. With the manifest
+# storage (the default) names are hashed by content and have gzip and brotli copies, cached for a
+# year; a page naming a file collectstatic did not collect fails rather than link a 404.
+# DJANGO_STATIC_MANIFEST=false keeps plain names and needs no collectstatic: the test suite
+# (scripts/local_services.py writes it into var/test.env) and anything else that never collects.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+if env.bool("DJANGO_STATIC_MANIFEST", default=True):
+    STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+
 # DJANGO_HTTPS=true: served over https only (behind a TLS-terminating proxy or load balancer).
 # It turns on the redirect from http, HSTS for a year, and Secure cookies under __Host- names
 # (host-only and Path=/, as Django sets both cookies here: a tenant's cookies never reach
@@ -516,7 +530,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 # Beside the project's templates/: the scripts of third-party templates it overrides. Each app's
 # own static files live in <app>/static/<app>/.
 STATICFILES_DIRS = [BASE_DIR / "static"]

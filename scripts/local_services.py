@@ -173,8 +173,12 @@ def secret_key(env_file: Path) -> dict[str, str]:
 
 
 def resolve(mode: str) -> dict[str, str]:
-    # A local run is a development server: DEBUG also serves the admin's static files.
-    found: dict[str, str] = {"DJANGO_DEBUG": "true"} if mode == "run" else {}
+    # `make run` runs as production does (DEBUG off, gunicorn, whitenoise, the error pages);
+    # DJANGO_DEBUG=true in .env or the environment brings Django's debug pages back.
+    found: dict[str, str] = {}
+    if mode == "test":
+        # The suite never runs collectstatic: plain static names, not the manifest's hashed ones.
+        found["DJANGO_STATIC_MANIFEST"] = "false"
     if "DATABASE_URL" not in os.environ:
         admin = os.environ.get("DATABASE_ADMIN_URL") or (
             machine_postgres() if mode == "test" else None
