@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test setup setup-dev services-run services-test db-run stop lint typecheck lock bench clean
+.PHONY: run release test setup setup-dev services-run services-test db-run stop lint typecheck lock bench clean
 
 # Every install is from the hash-locked files (see `make lock`). `make run` needs the runtime
 # packages plus the embedded services (requirements-local.txt); the tests, lint and type check need
@@ -28,11 +28,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
-## run: set up, start embedded services, migrate, seed the demo and run web + worker + beat.
+## run: set up, start embedded services, release (migrate, collectstatic), seed the demo and run
+## web (gunicorn) + worker + beat.
 run: setup
 	$(PY) scripts/local_services.py run
 	$(PY) manage.py db_roles
-	$(PY) manage.py migrate --no-input
+	$(MAKE) --no-print-directory release
 	$(PY) manage.py seed_demo --port $(PORT)
 	$(PY) manage.py storage_setup
 	$(PY) manage.py seed_documents
@@ -40,6 +41,12 @@ run: setup
 	$(PY) manage.py seed_events
 	$(PY) manage.py export_parquet --quiet
 	PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+
+## release: what every deploy runs before it starts the new processes: migrations (as the owner
+## role) and the static files whitenoise serves (hashed, compressed copies in STATIC_ROOT).
+release:
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py collectstatic --no-input --verbosity 0
 
 ## test: set up and run the whole suite against real PostgreSQL (and Redis where there is one).
 test: setup-dev

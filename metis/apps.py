@@ -8,6 +8,7 @@ class MetisAdminConfig(admin_apps.AdminConfig):
 
     def ready(self) -> None:
         super().ready()
+        from metis import checks  # noqa: F401  (registers the deploy checks)
         from metis.objectstore import clients
         from tenants import db
 

@@ -24,7 +24,18 @@ for env_file in (BASE_DIR / ".env", Path(env.str("METIS_ENV_FILE", str(VAR_DIR /
         env.read_env(env_file, overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
+# Required with DEBUG off: sessions, password-reset links and the tenant seal key (unless
+# TENANT_SEAL_KEY is set) derive from it, so a fixed fallback would be a key everyone knows.
+# `make run` and `make test` generate one into var/local.env and var/test.env.
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set and DEBUG is off: set it to a long random string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))'); `make run` and "
+            "`make test` write one into var/local.env and var/test.env."
+        )
+    SECRET_KEY = "insecure-local-development-key-change-me"
 
 # Tenants live at <subdomain>.<base domain>; the admin lives on the bare domain or ADMIN_HOSTS.
 METIS_BASE_DOMAIN = env("METIS_BASE_DOMAIN", default="localhost")
@@ -34,7 +45,12 @@ METIS_ADMIN_HOSTS = env.list(
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS", default=[*METIS_ADMIN_HOSTS, f".{METIS_BASE_DOMAIN}", "testserver"]
 )
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Every tenant subdomain and each admin host, over https (a TLS-terminating proxy in front sends
+# Origin: https://..., which a same-origin check on an http request would refuse).
+CSRF_TRUSTED_ORIGINS = env.list(
+    "DJANGO_CSRF_TRUSTED_ORIGINS",
+    default=[f"https://*.{METIS_BASE_DOMAIN}", *(f"https://{h}" for h in METIS_ADMIN_HOSTS)],
+)
 # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names the client, for the
 # audit trail and sign-in throttling (tenants/client_ip.py). Empty: REMOTE_ADDR is the client.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
@@ -231,8 +247,6 @@ SESSION_ENGINE = "tenants.sessions"
 SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = 24 * 60 * 60  # the spec's 24-hour session
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -349,6 +363,46 @@ if env.bool("CSP_REPORT_ONLY", default=False):
     CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
 else:
     CONTENT_SECURITY_POLICY = _CSP
+
+# --- Error pages (metis/errors.py) -------------------------------------------------------------
+# Django's own CSRF failure page has an inline style the CSP blocks; ours is the 403 page.
+CSRF_FAILURE_VIEW = "metis.errors.csrf_failure"
+
+# --- Serving: static files (whitenoise) and HTTPS (docs/operations.md, "Deployment") -----------
+# gunicorn serves the static files itself: whitenoise answers /static/ before the rest of the
+# middleware, from STATIC_ROOT as `collectstatic` (the release step) left it. With the manifest
+# storage (the default) names are hashed by content and have gzip and brotli copies, cached for a
+# year; a page naming a file collectstatic did not collect fails rather than link a 404.
+# DJANGO_STATIC_MANIFEST=false keeps plain names and needs no collectstatic: the test suite
+# (scripts/local_services.py writes it into var/test.env) and anything else that never collects.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+if env.bool("DJANGO_STATIC_MANIFEST", default=True):
+    STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+
+# DJANGO_HTTPS=true: served over https only (behind a TLS-terminating proxy or load balancer).
+# It turns on the redirect from http, HSTS for a year, and Secure cookies under __Host- names
+# (host-only and Path=/, as Django sets both cookies here: a tenant's cookies never reach
+# another tenant's subdomain). Each can be set on its own. Off by default: `make run` is http.
+HTTPS = env.bool("DJANGO_HTTPS", default=False)
+# The header the proxy sets to say the client used https, e.g. HTTP_X_FORWARDED_PROTO. Only
+# behind a proxy that always sets (or strips) it: anyone else could claim https with it.
+_proxy_ssl_header = env("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 60 * 60 * HTTPS)
+# Tenants are subdomains of the base domain: HSTS covers them all.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if SESSION_COOKIE_SECURE:
+    # __Host-: the browser keeps them only if Secure, host-only (no Domain) and Path=/.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # --- Document tiering and Glacier restore (issue 3, storage_setup/tiering) -------------------
 # Age (days since the current version was stored) at which tiering moves a document to
@@ -476,7 +530,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 # Beside the project's templates/: the scripts of third-party templates it overrides. Each app's
 # own static files live in <app>/static/<app>/.
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -14,3 +14,9 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("csp-report/", csp_reports.csp_report_view, name="csp-report"),
 ]
+
+# Error pages in the host's style (metis/errors.py).
+handler400 = "metis.errors.bad_request"
+handler403 = "metis.errors.permission_denied"
+handler404 = "metis.errors.page_not_found"
+handler500 = "metis.errors.server_error"

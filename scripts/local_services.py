@@ -159,9 +159,26 @@ def _role_url(admin_url: str, role: str) -> str:
     return f"{scheme}://{role}@{host}/{DATABASE}"
 
 
+def secret_key(env_file: Path) -> dict[str, str]:
+    """Return DJANGO_SECRET_KEY (required with DEBUG off): the one `env_file` already holds, so
+    sessions and reset links outlive a restart, else a new random one; none if the environment
+    sets it."""
+    if "DJANGO_SECRET_KEY" in os.environ:
+        return {}
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            if line.startswith("DJANGO_SECRET_KEY=") and len(line) > len("DJANGO_SECRET_KEY="):
+                return {"DJANGO_SECRET_KEY": line.split("=", 1)[1]}
+    return {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+
+
 def resolve(mode: str) -> dict[str, str]:
-    # A local run is a development server: DEBUG also serves the admin's static files.
-    found: dict[str, str] = {"DJANGO_DEBUG": "true"} if mode == "run" else {}
+    # `make run` runs as production does (DEBUG off, gunicorn, whitenoise, the error pages);
+    # DJANGO_DEBUG=true in .env or the environment brings Django's debug pages back.
+    found: dict[str, str] = {}
+    if mode == "test":
+        # The suite never runs collectstatic: plain static names, not the manifest's hashed ones.
+        found["DJANGO_STATIC_MANIFEST"] = "false"
     if "DATABASE_URL" not in os.environ:
         admin = os.environ.get("DATABASE_ADMIN_URL") or (
             machine_postgres() if mode == "test" else None
@@ -206,7 +223,7 @@ def main() -> int:
         stop_embedded_s3()
         return 0
     env_file = args.env_file or ROOT / "var" / ("local.env" if args.mode == "run" else "test.env")
-    values = resolve(args.mode)
+    values = secret_key(env_file) | resolve(args.mode)
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
     print(f"wrote {env_file}")

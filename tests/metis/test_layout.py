@@ -30,6 +30,9 @@ WIRING = (
     "metis.csp_reports",
     "metis.logs",
     "metis.sentry",
+    "metis.checks",
+    "metis.errors",
+    "metis.typecheck_settings",
 )
 
 

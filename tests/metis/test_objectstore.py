@@ -167,8 +167,9 @@ def test_nothing_outside_the_room_branches_on_the_storage_backend():
         for name, text in _app_sources()
         if branches.search(text) and not name.startswith("metis/objectstore/")
     ]
-    # settings.py declares the setting; scripts/local_services.py writes it for make run.
-    assert branching == ["metis/settings.py", "scripts/local_services.py"]
+    # settings.py declares the setting; scripts/local_services.py writes it for make run; the
+    # deploy check (metis/checks.py) refuses production without it.
+    assert branching == ["metis/checks.py", "metis/settings.py", "scripts/local_services.py"]
 
 
 def test_get_file_copies_an_object_to_disk_and_a_missing_one_is_unavailable(s3_bucket, tmp_path):
