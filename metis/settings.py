@@ -578,3 +578,27 @@ if SENTRY_DSN:
         environment=env("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
+
+# --- Health and outages (metis/health/, metis/unavailable.py; docs/operations.md) ---------------
+# /healthz and /readyz answer first, on any Host (a load balancer probes with the pod's address);
+# before the request log too, which a probe every few seconds would only fill.
+MIDDLEWARE.insert(0, "metis.health.middleware.HealthMiddleware")
+# /readyz answers 503 when one of these fails; the others (broker, worker, beat) are reported.
+HEALTH_READY_REQUIRED = env.list(
+    "HEALTH_READY_REQUIRED", default=["postgres", "redis", "s3", "clickhouse"]
+)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2)  # seconds, all checks at once
+# Beat sends metis.health.heartbeat this often; a worker runs it. /readyz calls either stale
+# past HEALTH_HEARTBEAT_MAX_AGE. In the settings, not a data migration: beat writes it into its
+# database schedule at every start, so no one can pause it by mistake.
+HEALTH_HEARTBEAT_SECONDS = env.int("HEALTH_HEARTBEAT_SECONDS", default=60)
+HEALTH_HEARTBEAT_MAX_AGE = env.int("HEALTH_HEARTBEAT_MAX_AGE", default=3 * HEALTH_HEARTBEAT_SECONDS)
+CELERY_IMPORTS = [*CELERY_IMPORTS, "metis.health.tasks"]
+CELERY_BEAT_SCHEDULE = {
+    "metis.health.heartbeat": {
+        "task": "metis.health.heartbeat",
+        "schedule": HEALTH_HEARTBEAT_SECONDS,
+        # A heartbeat that waited longer than its interval is worthless: never queue a backlog.
+        "options": {"expires": HEALTH_HEARTBEAT_SECONDS},
+    },
+}
