@@ -134,7 +134,9 @@ DATABASE_POOL = {
     "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=25),
     "max_idle": env.float("DATABASE_POOL_MAX_IDLE", default=30 * 60),
     "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=60 * 60),
-    "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30),
+    # How long a request waits for a free connection before it gets a 503 (metis/unavailable.py):
+    # a person waiting 30 s for "busy" is worse than being told at once to retry.
+    "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5),
 }
 
 
@@ -602,3 +604,25 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": HEALTH_HEARTBEAT_SECONDS},
     },
 }
+# Outages answer 503 with Retry-After (seconds) instead of a bare 500. Placed inside CSP (the
+# page gets the policy) and outside everything that may reach a service (sessions, tenants).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("csp.middleware.CSPMiddleware") + 1,
+    "metis.unavailable.ServiceUnavailableMiddleware",
+)
+UNAVAILABLE_RETRY_AFTER = env.int("UNAVAILABLE_RETRY_AFTER", default=30)
+UNAVAILABLE_RETRY_AFTER_BUSY = env.int("UNAVAILABLE_RETRY_AFTER_BUSY", default=5)  # pool exhausted
+if REDIS_URL:
+    for _alias, _cache in CACHES.items():
+        # A stopped or unreachable Redis answers within a second, never hangs a request.
+        _cache["OPTIONS"] = {
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+            **_cache.get("OPTIONS", {}),
+        }
+        # The default cache and the sessions' cache degrade: an error is a logged miss, and
+        # sessions come from PostgreSQL. The sign-in throttle does not (tenants/throttle.py).
+        if _alias != "throttle":
+            _cache["OPTIONS"]["IGNORE_EXCEPTIONS"] = True
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "metis.redis"
