@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+import psycopg
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
@@ -81,6 +82,11 @@ def _down(service: str, what: str) -> Outage:
     )
 
 
+def _connection_errors() -> tuple[type[Exception], ...]:
+    # psycopg's own, raised outside Django's error wrapper (the seal's raw statements).
+    return (psycopg.OperationalError, psycopg.InterfaceError)
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     current: BaseException | None = exc
@@ -96,7 +102,11 @@ def outage_of(exc: BaseException) -> Outage | None:
     if any(isinstance(e, PoolTimeout) for e in chain) and _pool_exhausted():
         return _busy()
     for e in chain:
-        if isinstance(e, OperationalError | InterfaceError):
+        if isinstance(e, (OperationalError, InterfaceError, *_connection_errors())):
+            return _down("database", "Our database")
+        if type(e) is psycopg.DatabaseError and e.sqlstate is None:
+            # No SQLSTATE: the server never answered. The tenant seal's raw statement
+            # (tenants/postgres) raises this when the connection died under it.
             return _down("database", "Our database")
         if isinstance(e, ConnectionInterrupted | RedisConnectionError | RedisTimeoutError):
             return _down("redis", "Signing in (and a few other actions)")
@@ -113,10 +123,17 @@ def outage_of(exc: BaseException) -> Outage | None:
 
 def _mark(sender, request: HttpRequest | None = None, **kwargs) -> None:
     exc = sys.exc_info()[1]
-    if request is not None and exc is not None:
+    if request is None or exc is None:
+        return
+    # A receiver that raises escapes Django's handler altogether (the server's own bare 500):
+    # whatever goes wrong here, the request keeps the 500 it was getting.
+    try:
         outage = outage_of(exc)
-        if outage is not None:
-            setattr(request, _MARK, outage)
+    except Exception:
+        logger.exception("could not classify %r", exc)
+        return
+    if outage is not None:
+        setattr(request, _MARK, outage)
 
 
 def wants_json(request: HttpRequest) -> bool:

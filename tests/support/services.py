@@ -9,6 +9,7 @@ application's pools find them again by themselves. The machine's own servers are
 from __future__ import annotations
 
 import contextlib
+import copy
 import shutil
 import subprocess
 import time
@@ -115,7 +116,7 @@ def database_settings_kept():
     from tests.support import scratch
 
     urls = {name: getattr(settings, name) for name in DATABASE_SETTINGS}
-    aliases = {alias: dict(settings.DATABASES[alias]) for alias in settings.DATABASES}
+    aliases = {alias: copy.deepcopy(settings.DATABASES[alias]) for alias in settings.DATABASES}
     try:
         yield
     finally:
