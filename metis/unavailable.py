@@ -77,7 +77,7 @@ def _pool_exhausted() -> bool:
 def _down(service: str, what: str) -> Outage:
     return Outage(
         service,
-        f"{what} is unavailable for a moment. Nothing was lost; please try again shortly.",
+        f"{what} is unavailable for a moment. Please try again shortly.",
         settings.UNAVAILABLE_RETRY_AFTER,
     )
 

@@ -101,8 +101,7 @@ def test_database_down_is_a_503_page_in_tenant_and_staff_styles_and_json(databas
     assert "Content-Security-Policy" in tenant_page  # the page still gets the policy
     assert api.status_code == 503 and api["Retry-After"] == "30"
     assert api.json() == {
-        "error": "Our database is unavailable for a moment. Nothing was lost; "
-        "please try again shortly.",
+        "error": "Our database is unavailable for a moment. Please try again shortly.",
         "service": "database",
         "retry_after": 30,
     }
@@ -110,6 +109,7 @@ def test_database_down_is_a_503_page_in_tenant_and_staff_styles_and_json(databas
 
 def test_a_bug_or_a_refusal_is_not_an_outage():
     from botocore.exceptions import ClientError
+    from kombu.exceptions import OperationalError as KombuError
 
     from metis import unavailable
 
@@ -122,6 +122,8 @@ def test_a_bug_or_a_refusal_is_not_an_outage():
     assert unavailable.outage_of(ValueError("a bug")) is None  # stays a 500
     assert unavailable.outage_of(denied) is None  # a configuration error, not an outage
     assert unavailable.outage_of(failing).service == "s3"
+    # A task that cannot be queued (the page's work is done, the job is not): try again.
+    assert unavailable.outage_of(KombuError("broker down")).service == "broker"
 
 
 @pytest.fixture(scope="module")
