@@ -25,7 +25,7 @@ def _record(key: str) -> None:
 
 @shared_task(name=TASK_NAME, ignore_result=True)
 def heartbeat() -> None:
-    """Record that a worker ran this just now. Idempotent."""
+    """Record that a worker ran this just now. Idempotent; never retried: beat sends the next."""
     _record(checks.WORKER_KEY)
 
 
