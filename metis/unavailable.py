@@ -13,8 +13,8 @@ middleware (the tenant lookup, the session) raised, so that this middleware, pla
 those, swaps the 500 it gets back for the 503. It leaves handler500 to its owners.
 
 The page renders without the request's context processors (they would read the session and
-the user: the database and Redis), from a template that needs neither: `tenants/unavailable.html`
-on tenant hosts, `admin/unavailable.html` on staff hosts, JSON for JSON requests.
+the user: the database and Redis), from the error pages' templates (metis/errors.py): the
+tenant pages' style on tenant hosts, the admin's on the staff host; JSON for JSON requests.
 """
 
 from __future__ import annotations
@@ -159,12 +159,14 @@ def unavailable_response(request: HttpRequest, outage: Outage) -> HttpResponse:
             status=503,
         )
     else:
-        template = (
-            "admin/unavailable.html" if _is_staff_host(request) else "tenants/unavailable.html"
-        )
-        # Only what the page shows: the tenant (already loaded, or None), never the user.
+        # The error pages' templates (metis/errors.py), as their 500 uses them: no context
+        # processors, and only the tenant (already loaded, or None) of the request, no user.
+        template = "errors/admin.html" if _is_staff_host(request) else "errors/tenant.html"
         context = {
-            "outage": outage,
+            "status": 503,
+            "title": "Temporarily unavailable",
+            "message": f"{outage.message} Try again in about {outage.retry_after} seconds.",
+            "server_error": True,  # no links that would need the session
             "request": SimpleNamespace(tenant=getattr(request, "tenant", None)),
             "site_header": admin.site.site_header,
             "site_title": admin.site.site_title,
