@@ -127,13 +127,17 @@ def _release_file_lock(handle) -> None:
 
 
 @contextmanager
-def _embedded_session(database: str | None) -> Iterator[Client]:
+def _embedded_session(database: str | None, lock_timeout: float | None) -> Iterator[Client]:
     data_dir = Path(settings.CLICKHOUSE_CHDB_PATH).resolve()
-    with _process_lock:
+    # Threads of this process wait their turn for as long as it takes, unless told otherwise.
+    if not _process_lock.acquire(timeout=-1 if lock_timeout is None else lock_timeout):
+        raise ClickHouseUnavailable(f"this process held the embedded ClickHouse {lock_timeout}s")
+    try:
         if _embedded["client"] is not None and _embedded["path"] == data_dir:
             yield _embedded["client"]  # nested in this thread: share the open engine
             return
-        lock = _acquire_file_lock(data_dir, settings.CLICKHOUSE_LOCK_TIMEOUT)
+        wait = settings.CLICKHOUSE_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
+        lock = _acquire_file_lock(data_dir, wait)
         try:
             kwargs = {"database": database} if database else {}
             try:
@@ -150,6 +154,8 @@ def _embedded_session(database: str | None) -> Iterator[Client]:
                 client.close()  # releases the directory for the next process
         finally:
             _release_file_lock(lock)
+    finally:
+        _process_lock.release()
 
 
 # --- A real server over HTTP ---------------------------------------------------------------------
@@ -169,17 +175,18 @@ def _http_client(database: str | None) -> Client:
 
 
 @contextmanager
-def session(*, use_database: bool = True) -> Iterator[Client]:
+def session(*, use_database: bool = True, lock_timeout: float | None = None) -> Iterator[Client]:
     """Yield a clickhouse-connect client bound to Metis's database, for one operation.
 
     Connection failures become `ClickHouseUnavailable`; errors ClickHouse returns for a query
-    propagate as clickhouse-connect raises them.
+    propagate as clickhouse-connect raises them. `lock_timeout`: how long to wait for the
+    embedded engine (default CLICKHOUSE_LOCK_TIMEOUT; /readyz waits less).
     """
     database = database_name() if use_database else None
     db.connection_release()  # hold no PostgreSQL connection while ClickHouse answers
     try:
         if is_embedded():
-            with _embedded_session(database) as client:
+            with _embedded_session(database, lock_timeout) as client:
                 yield client
         else:
             try:

@@ -91,3 +91,12 @@ def _unbind_task(task_id: str, **_kwargs) -> None:
         logs.reset(tokens.pop())
         if not tokens:
             del _task_tokens[task_id]
+
+
+@before_task_publish.connect
+def _heartbeat_sent(sender: str | None = None, **_kwargs) -> None:
+    # Beat is the only sender of the heartbeat: its sending is beat's tick (metis.health).
+    from metis.health import tasks
+
+    if sender == tasks.TASK_NAME:
+        tasks.beat_ticked()

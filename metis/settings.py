@@ -134,7 +134,9 @@ DATABASE_POOL = {
     "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=25),
     "max_idle": env.float("DATABASE_POOL_MAX_IDLE", default=30 * 60),
     "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=60 * 60),
-    "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30),
+    # How long a request waits for a free connection before it gets a 503 (metis/unavailable.py):
+    # a person waiting 30 s for "busy" is worse than being told at once to retry.
+    "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5),
 }
 
 
@@ -578,3 +580,49 @@ if SENTRY_DSN:
         environment=env("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
+
+# --- Health and outages (metis/health/, metis/unavailable.py; docs/operations.md) ---------------
+# /healthz and /readyz answer first, on any Host (a load balancer probes with the pod's address);
+# before the request log too, which a probe every few seconds would only fill.
+MIDDLEWARE.insert(0, "metis.health.middleware.HealthMiddleware")
+# /readyz answers 503 when one of these fails; the others (broker, worker, beat) are reported.
+HEALTH_READY_REQUIRED = env.list(
+    "HEALTH_READY_REQUIRED", default=["postgres", "redis", "s3", "clickhouse"]
+)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2)  # seconds, all checks at once
+# Beat sends metis.health.heartbeat this often; a worker runs it. /readyz calls either stale
+# past HEALTH_HEARTBEAT_MAX_AGE. In the settings, not a data migration: beat writes it into its
+# database schedule at every start, so no one can pause it by mistake.
+HEALTH_HEARTBEAT_SECONDS = env.int("HEALTH_HEARTBEAT_SECONDS", default=60)
+HEALTH_HEARTBEAT_MAX_AGE = env.int("HEALTH_HEARTBEAT_MAX_AGE", default=3 * HEALTH_HEARTBEAT_SECONDS)
+CELERY_IMPORTS = [*CELERY_IMPORTS, "metis.health.tasks"]
+CELERY_BEAT_SCHEDULE = {
+    "metis.health.heartbeat": {
+        "task": "metis.health.heartbeat",
+        "schedule": HEALTH_HEARTBEAT_SECONDS,
+        # A heartbeat that waited longer than its interval is worthless: never queue a backlog.
+        "options": {"expires": HEALTH_HEARTBEAT_SECONDS},
+    },
+}
+# Outages answer 503 with Retry-After (seconds) instead of a bare 500. Placed inside CSP (the
+# page gets the policy) and outside everything that may reach a service (sessions, tenants).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("csp.middleware.CSPMiddleware") + 1,
+    "metis.unavailable.ServiceUnavailableMiddleware",
+)
+UNAVAILABLE_RETRY_AFTER = env.int("UNAVAILABLE_RETRY_AFTER", default=30)
+UNAVAILABLE_RETRY_AFTER_BUSY = env.int("UNAVAILABLE_RETRY_AFTER_BUSY", default=5)  # pool exhausted
+if REDIS_URL:
+    for _alias, _cache in CACHES.items():
+        # A stopped or unreachable Redis answers within a second, never hangs a request.
+        _cache["OPTIONS"] = {
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+            **_cache.get("OPTIONS", {}),
+        }
+        # The default cache and the sessions' cache degrade: an error is a logged miss, and
+        # sessions come from PostgreSQL. The sign-in throttle does not (tenants/throttle.py).
+        if _alias != "throttle":
+            _cache["OPTIONS"]["IGNORE_EXCEPTIONS"] = True
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "metis.redis"

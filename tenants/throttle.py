@@ -54,6 +54,10 @@ class Lock:
 
 
 def _cache():
+    # Fails closed: with Redis unreachable this raises, and sign-in (and reset mails) answer 503
+    # "try again shortly" (metis/unavailable.py) while signed-in pages keep working. Failing open
+    # would hand whoever can slow or stop Redis unthrottled password guesses; an outage of
+    # sign-in for the minutes Redis is down is the cheaper loss. The other caches degrade.
     return caches["throttle"]
 
 

@@ -33,6 +33,8 @@ WIRING = (
     "metis.checks",
     "metis.errors",
     "metis.typecheck_settings",
+    "metis.health",
+    "metis.unavailable",
 )
 
 
