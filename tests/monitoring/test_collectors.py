@@ -161,18 +161,18 @@ def test_backup_ages_and_the_last_drill(tenant_db):
 
 
 @pytest.mark.redis
-def test_celery_queue_depth_counts_waiting_messages(tenant_db, settings):
+def test_celery_queue_depth_counts_waiting_messages(tenant_db):
     queue = f"metrics-test-{time.monotonic_ns()}"
-    settings.CELERY_TASK_ROUTES = {"tests.monitoring.never_run": {"queue": queue}}
-    current_app.conf.task_routes = settings.CELERY_TASK_ROUTES
+    routes = current_app.conf.task_routes
+    current_app.conf.task_routes = {**routes, "tests.monitoring.never_run": {"queue": queue}}
     try:
-        assert queue in collectors.queue_names()
+        assert {queue, "celery", "backups"} <= set(collectors.queue_names())
         assert figure("metis_celery_queue_length", queue=queue) == 0
         for _ in range(3):
             current_app.send_task("tests.monitoring.never_run", queue=queue)
         assert figure("metis_celery_queue_length", queue=queue) == 3
-        assert figure("metis_celery_queue_length", queue="celery") is not None
+        assert figure("metis_celery_queue_length", queue="backups") is not None
     finally:
-        current_app.conf.task_routes = None
+        current_app.conf.task_routes = routes
         with current_app.connection_for_write() as conn:
             conn.default_channel.queue_purge(queue)
