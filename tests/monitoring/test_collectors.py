@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 import time
@@ -45,17 +46,27 @@ def test_replication_lag_absent_without_a_replica(tenant_db):
 
 
 def test_a_query_running_past_five_seconds_is_a_slow_query(tenant_db):
-    with runtime_role_session() as session:
-        sleeper = threading.Thread(target=session.execute, args=("SELECT pg_sleep(6)",))
+    # A sleep long enough to outlast a slow scrape on a loaded machine, cancelled once seen.
+    with runtime_role_session() as session, runtime_role_session() as control:
+        pid = session.info.backend_pid
+        sleeper = threading.Thread(target=_sleep, args=(session, 60))
+        started = time.monotonic()
         sleeper.start()
         try:
             time.sleep(1)
             assert figure("metis_db_longest_query_seconds") >= 0.9
-            time.sleep(4.3)
+            while time.monotonic() - started < 5.2:
+                time.sleep(0.2)
             assert figure("metis_db_slow_queries") >= 1
             assert figure("metis_db_longest_query_seconds") >= 5
         finally:
+            control.execute("SELECT pg_cancel_backend(%s)", [pid])
             sleeper.join()
+
+
+def _sleep(session: psycopg.Connection, seconds: int) -> None:
+    with contextlib.suppress(psycopg.errors.QueryCanceled):
+        session.execute("SELECT pg_sleep(%s)", [seconds])
 
 
 def test_a_held_lock_shows_a_lock_wait(tenant_db):
