@@ -15,7 +15,7 @@ from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
 from metis.events.models import EventOutbox
 from monitoring import collectors
 from tenants import db
-from tests.documents.conftest import upload
+from tests.documents.conftest import pdf_bytes, upload
 from tests.monitoring.conftest import figure, figures
 
 pytestmark = pytest.mark.committed
@@ -91,34 +91,34 @@ def test_uploaded_documents_show_bytes_objects_and_cost_per_tenant_and_tier(
     s3_bucket, tenant, other_tenant, settings
 ):
     settings.STORAGE_PRICES_USD_PER_GB_MONTH = {"STANDARD": 2.0, "STANDARD_IA": 1.0, "GLACIER": 0.5}
-    first = upload(tenant, b"%PDF-1.7\n" + b"a" * 1000)
-    upload(tenant, b"%PDF-1.7\n" + b"b" * 3000)
-    upload(other_tenant, b"%PDF-1.7\n" + b"c" * 500)
+    first = upload(tenant, pdf_bytes(size=1009))
+    upload(tenant, pdf_bytes(size=3009))
+    upload(other_tenant, pdf_bytes(size=1509))
     with db.tenant_context(tenant.pk):
         type(first).objects.filter(pk=first.pk).update(storage_class="GLACIER")
 
     assert figure("metis_s3_stored_bytes", tenant="acme", tier="STANDARD") == 3009
     assert figure("metis_s3_stored_objects", tenant="acme", tier="STANDARD") == 1
     assert figure("metis_s3_stored_bytes", tenant="acme", tier="GLACIER") == 1009
-    assert figure("metis_s3_stored_bytes", tenant="globex", tier="STANDARD") == 509
+    assert figure("metis_s3_stored_bytes", tenant="globex", tier="STANDARD") == 1509
     assert figure("metis_s3_stored_objects", tenant="globex", tier="GLACIER") is None
     cost = figure("metis_s3_estimated_monthly_cost_usd", tenant="acme")
     assert cost == pytest.approx((3009 * 2.0 + 1009 * 0.5) / 2**30)
     assert figure("metis_s3_estimated_monthly_cost_usd", tenant="globex") == pytest.approx(
-        509 * 2.0 / 2**30
+        1509 * 2.0 / 2**30
     )
 
 
 def test_storage_figures_read_inside_a_tenant_context_still_name_each_tenant_apart(
     s3_bucket, tenant, other_tenant
 ):
-    upload(tenant, b"%PDF-1.7\n" + b"a" * 100)
-    upload(other_tenant, b"%PDF-1.7\n" + b"c" * 700)
+    upload(tenant, pdf_bytes(size=1109))
+    upload(other_tenant, pdf_bytes(size=1709))
     with db.tenant_context(tenant.pk):
         rows = collectors.storage_by_tenant()
         # The tenant's own context is untouched by the all-tenants read inside.
         assert db.current_tenant_id() == tenant.pk
-    assert sorted(rows) == [("acme", "STANDARD", 109, 1), ("globex", "STANDARD", 709, 1)]
+    assert sorted(rows) == [("acme", "STANDARD", 1109, 1), ("globex", "STANDARD", 1709, 1)]
 
 
 def test_outbox_backlog_and_oldest_age(tenant, other_tenant):

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from monitoring import queries, services, tasks
 from tests.analytics.conftest import clickhouse_rows
-from tests.documents.conftest import upload
+from tests.documents.conftest import pdf_bytes, upload
 
 pytestmark = pytest.mark.committed
 
@@ -18,8 +18,8 @@ def test_the_beat_task_writes_samples_and_the_series_come_back(
     tenant,
     other_tenant,
 ):
-    upload(tenant, b"%PDF-1.7\n" + b"a" * 1000)
-    upload(other_tenant, b"%PDF-1.7\n" + b"b" * 200)
+    upload(tenant, pdf_bytes(size=1009))
+    upload(other_tenant, pdf_bytes(size=1209))
     written = tasks.record_metrics_sample.apply().get()
     assert written > 10
     assert clickhouse_rows("SELECT count() FROM metrics")[0][0] == written
@@ -34,7 +34,7 @@ def test_the_beat_task_writes_samples_and_the_series_come_back(
     )
     assert [(s.labels, [v for _, v in s.points]) for s in found] == [
         ({"tenant": "acme", "tier": "STANDARD"}, [1009.0]),
-        ({"tenant": "globex", "tier": "STANDARD"}, [209.0]),
+        ({"tenant": "globex", "tier": "STANDARD"}, [1209.0]),
     ]
     (only_globex,) = queries.series(
         "metis_s3_stored_bytes",
