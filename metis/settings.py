@@ -508,7 +508,8 @@ STORAGE_PRICES_USD_PER_GB_MONTH = {
     "GLACIER": 0.0036,
     **env.dict("STORAGE_PRICES_USD_PER_GB_MONTH", cast={"value": float}, default={}),
 }
-# Outermost: the request histogram times everything inside, 503s of the other middleware too.
+# Near the outside (only the health and request-log middleware, inserted later, wrap it): the
+# request histogram times everything inside, the 503s of an exhausted pool or an outage too.
 if METRICS_ENABLED:
     MIDDLEWARE.insert(0, "monitoring.middleware.RequestMetricsMiddleware")
 
