@@ -6,6 +6,7 @@ Precedence: the process environment, then `.env`, then the file METIS_ENV_FILE n
 (default `var/local.env`, written by `scripts/local_services.py` for the embedded services).
 """
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "documents",
     "analytics",
     "backups",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
@@ -483,6 +485,33 @@ BACKUP_REAPER_STALE_MINUTES = env.int("BACKUP_REAPER_STALE_MINUTES", default=10)
 BACKUP_HISTORY_DAYS = env.int("BACKUP_HISTORY_DAYS", default=30)
 # Job history deleted from the catalog is kept this long as JSON lines under system/history/.
 BACKUP_HISTORY_ARCHIVE_DAYS = env.int("BACKUP_HISTORY_ARCHIVE_DAYS", default=90)
+
+# --- Metrics: /metrics for Prometheus, samples in ClickHouse (monitoring/, docs/operations.md) ----
+# METRICS_ENABLED=false leaves out the request timing middleware, the S3 and Celery hooks and
+# /metrics (404). /metrics answers a request bearing `Authorization: Bearer <METRICS_TOKEN>`, or
+# one whose client address (tenants/client_ip.py) is in METRICS_ALLOWED_NETWORKS; with neither
+# set, nobody.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Counters and histograms are shared by every process of a machine (gunicorn workers, Celery's
+# children) through prometheus_client's multiprocess files here. prometheus_client reads the
+# variable when first imported, which is after settings: empty the directory at each deploy.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+# Estimated storage cost: USD per GB-month (GB = 2**30 bytes, as AWS bills) by storage class;
+# AWS us-east-1 list prices. Override some or all, e.g.
+# STORAGE_PRICES_USD_PER_GB_MONTH=STANDARD=0.025,GLACIER=0.004
+STORAGE_PRICES_USD_PER_GB_MONTH = {
+    "STANDARD": 0.023,
+    "STANDARD_IA": 0.0125,
+    "GLACIER": 0.0036,
+    **env.dict("STORAGE_PRICES_USD_PER_GB_MONTH", cast={"value": float}, default={}),
+}
+# Near the outside (only the health and request-log middleware, inserted later, wrap it): the
+# request histogram times everything inside, the 503s of an exhausted pool or an outage too.
+if METRICS_ENABLED:
+    MIDDLEWARE.insert(0, "monitoring.middleware.RequestMetricsMiddleware")
 
 # --- Passwords, password resets and email ------------------------------------------------------
 # Every form that sets a password (tenant reset and change pages, the staff admin's tenant-user

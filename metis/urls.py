@@ -8,11 +8,13 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from metis import csp_reports
+from monitoring import views as monitoring_views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("csp-report/", csp_reports.csp_report_view, name="csp-report"),
+    path("metrics", monitoring_views.metrics_view, name="metrics"),
 ]
 
 # Error pages in the host's style (metis/errors.py).

@@ -41,6 +41,21 @@ def before_each_use(hook: Callable[[], None]) -> None:
         _before_use.append(hook)
 
 
+# botocore event handlers put on every client, built or to be built ("after-call.s3", ...): the
+# metrics count requests and errors through them without the room importing any of ours.
+_event_handlers: list[tuple[str, Callable[..., Any]]] = []
+
+
+def on_client_event(event: str, handler: Callable[..., Any]) -> None:
+    """Register `handler` for botocore's `event` on every S3 client (once registered)."""
+    with _lock:
+        if (event, handler) in _event_handlers:
+            return
+        _event_handlers.append((event, handler))
+        for client in _clients.values():
+            client.meta.events.register(event, handler)
+
+
 def client_for(endpoint: Endpoint) -> Any:
     """Return the process's boto3 S3 client for `endpoint`, creating it once."""
     for hook in _before_use:
@@ -64,5 +79,7 @@ def client_for(endpoint: Endpoint) -> Any:
                     max_pool_connections=32,
                 ),
             )
+            for event, handler in _event_handlers:
+                client.meta.events.register(event, handler)
             _clients[endpoint] = client
     return client
