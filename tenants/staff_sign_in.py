@@ -9,6 +9,7 @@ who passed the password alone. Failures of either step count towards the sign-in
 from __future__ import annotations
 
 import time
+from functools import wraps
 from urllib.parse import urlencode
 
 from django import forms
@@ -137,12 +138,23 @@ def _sign_in(request: HttpRequest, user, device) -> None:
     request.session.pop(PENDING_KEY, None)
 
 
-def verify_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
+def _password_step_required(view):
+    """Run `view` with the staff member whose password step passed, or send them back to it."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
+        user = _pending_user(request)
+        if user is None:
+            messages.info(request, "Sign in with your password first.")
+            return redirect(_step_url("admin:login", request))
+        return view(request, user, site=site)
+
+    return wrapper
+
+
+@_password_step_required
+def verify_view(request: HttpRequest, user, *, site: AdminSite) -> HttpResponse:
     """Step two, for staff with an app: a code from it, or a backup code."""
-    user = _pending_user(request)
-    if user is None:
-        messages.info(request, "Sign in with your password first.")
-        return redirect(_step_url("admin:login", request))
     form = CodeForm(request.POST or None)
     lock = None
     if request.method == "POST" and form.is_valid():
@@ -161,12 +173,9 @@ def verify_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     return _render(request, "admin/two_factor/verify.html", context, site=site, lock=lock)
 
 
-def setup_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
+@_password_step_required
+def setup_view(request: HttpRequest, user, *, site: AdminSite) -> HttpResponse:
     """Step two, for staff without an app: enrol one, then keep the backup codes."""
-    user = _pending_user(request)
-    if user is None:
-        messages.info(request, "Sign in with your password first.")
-        return redirect(_step_url("admin:login", request))
     if two_factor.has_second_factor(user):
         return redirect(_step_url("admin:tenants:two-factor-verify", request))
     device = two_factor.app_device_pending(user)
