@@ -40,7 +40,7 @@ run: setup
 	$(PY) manage.py clickhouse_migrate
 	$(PY) manage.py seed_events
 	$(PY) manage.py export_parquet --quiet
-	PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	PORT=$(PORT) TENANT_SITE_URL='http://{subdomain}.localhost:$(PORT)' $(VENV)/bin/honcho start -f Procfile
 
 ## release: what every deploy runs before it starts the new processes: migrations (as the owner
 ## role) and the static files whitenoise serves (hashed, compressed copies in STATIC_ROOT).

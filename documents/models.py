@@ -66,6 +66,17 @@ class Document(TenantOwnedModel):
     )
     restore_requested_at = models.DateTimeField(null=True, blank=True)
     restore_expires_at = models.DateTimeField(null=True, blank=True)
+    # Who asked for the current restore (a tenant user; none when staff did), and when that
+    # user was mailed that it is ready (documents/restore_mail.py): once per restore.
+    restore_requested_by = models.ForeignKey(
+        TenantUser,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+    )
+    restore_notified_at = models.DateTimeField(null=True, blank=True)
     last_accessed_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, db_default={}, blank=True)
     uploaded_by = models.ForeignKey(
@@ -92,6 +103,9 @@ class Document(TenantOwnedModel):
             *TenantOwnedModel.Meta.constraints,
             TenantKey(name="documents_tenant_id_key"),
             TenantForeignKey(field="uploaded_by", name="documents_uploaded_by_same_tenant"),
+            TenantForeignKey(
+                field="restore_requested_by", name="documents_restore_requested_by_same_tenant"
+            ),
         ]
         indexes = [
             # Every list is one tenant's, newest first; tiering scans one class by age.

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from documents import events
+from documents import events, restore_mail
 from documents.audit import document_access_record, document_event_record
 from documents.models import AccessAction, Document, RestoreStatus, StorageClass
 from metis.objectstore import errors, prefixes, store
@@ -112,6 +112,8 @@ def document_restore_request(
             restore_status=result.status,
             restore_requested_at=now,
             restore_expires_at=None,
+            restore_requested_by=requested_by,
+            restore_notified_at=None,
         )
         document_access_record(
             document=locked,
@@ -172,7 +174,7 @@ def document_restore_check(*, document: Document) -> str:
     Runs in the caller's tenant context, which must be the document's tenant. Idempotent.
     `requested` becomes `ready` (with the copy's expiry) once the server says so, or once a
     GET proves a server without restore semantics serves the object; `ready` whose copy has
-    expired goes back to not restored.
+    expired goes back to not restored. Becoming ready sends the requester's mail (on commit).
     """
     _require_own_context(document)
     status, now = document.restore_status, timezone.now()
@@ -197,6 +199,7 @@ def document_restore_check(*, document: Document) -> str:
             _save_restore(document, restore_status=new_status, restore_expires_at=expires_at)
             if new_status == RestoreStatus.READY and status != RestoreStatus.READY:
                 document_event_record(document=document, event_type=events.RESTORED)
+                restore_mail.restore_ready_mail_enqueue(document=document)
     return new_status
 
 

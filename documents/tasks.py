@@ -1,4 +1,4 @@
-"""Celery tasks for documents: the daily tiering run and the periodic restore check.
+"""Celery tasks for documents: the daily tiering run, the periodic restore check and its mail.
 
 Beat starts the fan-out tasks (schedules in migration 0010, editable in the admin); each sends
 one TenantTask per active tenant, which runs inside that tenant's context.
@@ -6,13 +6,21 @@ one TenantTask per active tenant, which runs inside that tenant's context.
 
 from __future__ import annotations
 
+import smtplib
+
 from celery import shared_task
 from django.conf import settings
 
-from documents import restore, tiering
+from documents import restore, restore_mail, tiering
 from tenants import db
 from tenants.models import Tenant
-from tenants.tasks import RETRY_TRANSIENT, TenantTask, enqueue_for_tenant
+from tenants.tasks import RETRY_TRANSIENT, TRANSIENT_ERRORS, TenantTask, enqueue_for_tenant
+
+# A mail server that is away or hung up is "not now" (refused recipients are not): retry.
+MAIL_RETRY = {
+    **RETRY_TRANSIENT,
+    "autoretry_for": (*TRANSIENT_ERRORS, smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected),
+}
 
 
 def _active_tenant_ids() -> list:
@@ -57,3 +65,11 @@ def check_restores() -> int:
 def check_restores_for_tenant() -> dict[str, int]:
     """Update the restore state of the tenant's documents being restored. Idempotent."""
     return restore.documents_restore_check_pending(tenant_id=db.current_tenant_id())
+
+
+@shared_task(base=TenantTask, name="documents.mail_restore_ready", **MAIL_RETRY)
+def mail_restore_ready(document_id: str) -> bool:
+    """Mail the tenant user who asked for the document's restore that it is ready. Idempotent:
+    once per restore (restore_notified_at, under the row's lock); retried while the mail
+    server is away."""
+    return restore_mail.restore_ready_mail_send(document_id=document_id)

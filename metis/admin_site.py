@@ -13,6 +13,7 @@ from django.urls import include, path
 
 import analytics.admin_urls
 import backups.admin_urls
+import monitoring.admin_urls
 import tenants.admin_urls
 from tenants import staff_sign_in
 
@@ -33,7 +34,7 @@ class MetisAdminSite(admin.AdminSite):
 
     def get_urls(self):
         # Before the admin's own: /admin/analytics/ would otherwise be the app's model index.
-        apps = (tenants.admin_urls, analytics.admin_urls, backups.admin_urls)
+        apps = (tenants.admin_urls, analytics.admin_urls, backups.admin_urls, monitoring.admin_urls)
         return [
             *(path("", include((app.admin_urls(self), app.app_name))) for app in apps),
             *super().get_urls(),

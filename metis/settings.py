@@ -551,6 +551,11 @@ vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env(
     "DEFAULT_FROM_EMAIL", default=f"Metis Storage <no-reply@{METIS_BASE_DOMAIN}>"
 )
+# Seconds an SMTP connection may block: a mail task holds a row lock meanwhile
+# (documents/restore_mail.py), and a hung server must end in a retry, not a stuck worker.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+# A tenant's site, for links in mails sent outside a request ({subdomain}: the tenant's).
+TENANT_SITE_URL = env("TENANT_SITE_URL", default=f"https://{{subdomain}}.{METIS_BASE_DOMAIN}")
 
 # --- The rest ----------------------------------------------------------------------------------
 LOGIN_URL = "tenants:login"

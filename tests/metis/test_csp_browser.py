@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings
 
 from analytics import exports, schema
+from monitoring import services
 from tenants import db, passwords
 from tests.analytics.conftest import insert_events, now
 from tests.documents.conftest import pdf_bytes, upload
@@ -202,6 +203,17 @@ def test_every_page_works_under_the_policy_and_none_is_refused_anything(
     page.wait_for_function("window.metisCharts && window.metisCharts.length === 5")
     assert all(non_blank_canvases(page).values())
     witness.visit(page, f"{staff_base}/admin/backups/backuprun/dashboard/")
+    # The Monitoring page: two minutes of samples, every chart drawn from its json_script.
+    for minutes_ago in (1, 0):
+        services.metrics_sample_record(now=now() - timedelta(minutes=minutes_ago))
+    witness.visit(page, f"{staff_base}/admin/monitoring/?window=1h")
+    page.wait_for_function(
+        "window.metisCharts && window.metisCharts.length === "
+        "JSON.parse(document.getElementById('monitoring-data').textContent).charts.length"
+    )
+    drawn = non_blank_canvases(page)
+    assert len(drawn) >= 10 and all(drawn.values())
+    assert page.locator(".monitoring-tile").count() >= 10
     witness.visit(page, f"{staff_base}/admin/backups/backuprun/")
     # django-celery-beat's crontab helper, moved out of its inline script, still explains a choice.
     witness.visit(page, f"{staff_base}/admin/django_celery_beat/periodictask/add/")
