@@ -149,6 +149,10 @@ def _database(url: str, *, pooled: bool) -> dict:
     # Django's PostgreSQL backend, sealing every transaction for its tenant context.
     config["ENGINE"] = "tenants.postgres"
     config["CONN_MAX_AGE"] = 0  # the pool, not Django, keeps connections open
+    # The pool tries a connection (one empty round trip) before it hands it out: after a
+    # PostgreSQL restart every idle connection in it is dead, and without this each one would
+    # fail a request, a task or beat's schedule read before the pool noticed.
+    config["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_POOL_CHECK", default=True)
     options = config.setdefault("OPTIONS", {})
     if pooled:
         # A returned connection forgets its session (DISCARD ALL): nothing reaches the next user.
@@ -258,7 +262,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 7 * 24 * 60 * 60
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's, but a database outage never stops beat (metis/scheduler.py).
+CELERY_BEAT_SCHEDULER = "metis.scheduler:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
