@@ -420,6 +420,10 @@ DOCUMENT_TIER_IA_AFTER_DAYS = env.int("DOCUMENT_TIER_IA_AFTER_DAYS", default=30)
 DOCUMENT_TIER_GLACIER_AFTER_DAYS = env.int("DOCUMENT_TIER_GLACIER_AFTER_DAYS", default=90)
 # Documents per batch (one transaction, one Celery task) of a tiering run.
 DOCUMENT_TIER_BATCH_SIZE = env.int("DOCUMENT_TIER_BATCH_SIZE", default=200)
+# A tiering claim older than this names a run that died between its S3 copy and the row's
+# update; the sweep (every 5 minutes) then records the object's real class. Longer than a
+# tiering task may live (CELERY_TASK_TIME_LIMIT, 6 minutes by default).
+DOCUMENT_TIERING_STALE_MINUTES = env.int("DOCUMENT_TIERING_STALE_MINUTES", default=10)
 # Days a restored Glacier copy stays readable, and the retrieval tier (Expedited|Standard|Bulk).
 DOCUMENT_RESTORE_DAYS = env.int("DOCUMENT_RESTORE_DAYS", default=7)
 DOCUMENT_RESTORE_TIER = env("DOCUMENT_RESTORE_TIER", default="Standard")
