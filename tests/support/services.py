@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -183,10 +184,12 @@ class PrivateRedis:
 
 @dataclass
 class CeleryProcess:
-    """`celery -A metis worker` or `celery -A metis beat` as the Procfile runs it, in a child.
+    """`celery -A metis worker` or `celery -A metis beat` as the Procfile runs it, in a child:
+    under scripts/supervise.py, which starts it again when it dies.
 
     `environment` names the services (see `celery_environment`); the output goes to `log`.
-    The process leads its own session, so `kill` reaches a worker's pool processes too.
+    The supervisor leads its own session, so `kill` and `stop` reach celery and a worker's pool
+    processes too; `celery_pid` is the celery process the supervisor started last.
     """
 
     arguments: list[str]
@@ -196,9 +199,10 @@ class CeleryProcess:
 
     def start(self) -> CeleryProcess:
         celery = str(Path(sys.executable).with_name("celery"))
+        supervisor = [sys.executable, str(ROOT / "scripts" / "supervise.py"), "--"]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [celery, "-A", "metis", *self.arguments],
+                [*supervisor, celery, "-A", "metis", *self.arguments],
                 cwd=ROOT,
                 env=self.environment,
                 stdout=out,
@@ -229,6 +233,10 @@ class CeleryProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def celery_pids(self) -> list[int]:
+        """Every celery process the supervisor started, in order."""
+        return [int(pid) for pid in re.findall(r"supervise: started pid (\d+)", self.output())]
 
 
 def celery_environment(
