@@ -15,6 +15,8 @@ import datetime
 import hashlib
 import http.client
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -39,6 +41,7 @@ from tests.conftest import host_of
 from tests.documents.conftest import serve_app, upload
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 from tests.support import scratch, services
+from tests.support.celery_worker import wait_for
 from tests.support.seaweedfs import SeaweedS3
 
 THREADS = 4
@@ -231,6 +234,20 @@ def test_beat_and_worker_keep_working_across_postgres_restarts(stack, celery):
         _beat_and_worker_working(celery, tenant)
 
 
+@pytest.mark.parametrize("name", ["beat", "worker"])
+def test_the_supervisor_starts_a_killed_beat_or_worker_again(stack, celery, name):
+    supervised = celery[name]
+    started = supervised.celery_pids()
+    first = started[-1]
+    os.kill(first, signal.SIGKILL)
+    wait_for(
+        lambda: len(supervised.celery_pids()) > len(started), timeout=20, what=f"{name} restarted"
+    )
+    assert f"pid {first} exited with -9; starting it again in 1 s" in supervised.output()
+    assert supervised.celery_pids()[-1] != first
+    _beat_and_worker_working(celery, stack["tenant"])
+
+
 def _signed_in_cookies(tenant) -> str:
     client = Client(HTTP_HOST=host_of(tenant))
     client.get("/login/")
@@ -321,8 +338,9 @@ class Load:
         return [a for a in self.answers if a.phase == phase and (path is None or a.path == path)]
 
 
-def test_stopping_postgres_redis_and_s3_under_load_never_gives_a_bare_500(stack):
+def test_stopping_postgres_redis_and_s3_under_load_never_gives_a_bare_500(stack, celery):
     tenant = stack["tenant"]
+    pids = {name: process.celery_pids() for name, process in celery.items()}
     cookies = _signed_in_cookies(tenant)
     with (
         serve_app(threaded=True) as port,
@@ -363,3 +381,6 @@ def test_stopping_postgres_redis_and_s3_under_load_never_gives_a_bare_500(stack)
     # And afterwards everything answers as before.
     after = load.of("after")
     assert after and all(a.status in (200, 201, 302) for a in after)
+    # Beat and the worker lived through all three, and work without a restart by hand.
+    _beat_and_worker_working(celery, tenant)
+    assert {name: process.celery_pids() for name, process in celery.items()} == pids
