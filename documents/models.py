@@ -61,6 +61,12 @@ class Document(TenantOwnedModel):
         max_length=20, choices=StorageClass.choices, default=StorageClass.STANDARD
     )
     storage_class_changed_at = models.DateTimeField(db_default=Now())
+    # A tiering run's claim, committed before it copies the object and cleared with the row's
+    # update: a claim left behind names a run that died in between (documents/tiering.py).
+    tiering_target = models.CharField(
+        max_length=20, choices=StorageClass.choices, default="", blank=True
+    )
+    tiering_started_at = models.DateTimeField(null=True, blank=True)
     restore_status = models.CharField(
         max_length=20, choices=RestoreStatus.choices, default="", blank=True
     )
@@ -113,6 +119,11 @@ class Document(TenantOwnedModel):
             models.Index(fields=["tenant", "document_type"], name="documents_tenant_type"),
             models.Index(fields=["tenant", "sha256"], name="documents_tenant_sha256"),
             models.Index(fields=["storage_class", "created_at"], name="documents_class_created"),
+            models.Index(
+                fields=["tenant", "tiering_started_at"],
+                name="documents_tiering_claimed",
+                condition=models.Q(tiering_started_at__isnull=False),
+            ),
             GinIndex(fields=["metadata"], name="documents_metadata_gin"),
         ]
 

@@ -36,19 +36,45 @@ def tier_all_tenants() -> int:
     return len(tenant_ids)
 
 
-# One batch (DOCUMENT_TIER_BATCH_SIZE copies) fits the default time limits.
-@shared_task(base=TenantTask, name="documents.tier_tenant", **RETRY_TRANSIENT)
+# One batch (DOCUMENT_TIER_BATCH_SIZE copies) fits the default time limits. Not one
+# transaction: each document is recorded as soon as its object is copied (documents/tiering.py).
+@shared_task(
+    base=TenantTask, name="documents.tier_tenant", tenant_transaction=False, **RETRY_TRANSIENT
+)
 def tier_tenant(after: str | None = None) -> dict[str, int]:
     """Tier one batch of the tenant's due documents; send the next batch if more are due.
 
     Idempotent: a document already in its class is skipped, and an object copied by a run that
-    died before its database update is only recorded.
+    died before its database update is only recorded (by the sweep, within minutes).
     """
     report = tiering.documents_tier_due(
         tenant_id=db.current_tenant_id(), limit=settings.DOCUMENT_TIER_BATCH_SIZE, after=after
     )
     if report.more:
         enqueue_for_tenant(tier_tenant, report.tenant_id, after=str(report.last_id))
+    return dict(report.outcomes)
+
+
+@shared_task(name="documents.sweep_interrupted_tiering", **RETRY_TRANSIENT)
+def sweep_interrupted_tiering() -> int:
+    """Send one interrupted-tiering sweep per active tenant; return how many. Idempotent."""
+    tenant_ids = _active_tenant_ids()
+    for tenant_id in tenant_ids:
+        enqueue_for_tenant(sweep_interrupted_tiering_for_tenant, tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(
+    base=TenantTask,
+    name="documents.sweep_interrupted_tiering_for_tenant",
+    tenant_transaction=False,
+    **RETRY_TRANSIENT,
+)
+def sweep_interrupted_tiering_for_tenant() -> dict[str, int]:
+    """Record the real class of documents whose tiering run died; send more if left. Idempotent."""
+    report = tiering.documents_tiering_sweep(tenant_id=db.current_tenant_id())
+    if report.more:
+        enqueue_for_tenant(sweep_interrupted_tiering_for_tenant, report.tenant_id)
     return dict(report.outcomes)
 
 

@@ -9,10 +9,14 @@ The move is an in-place `copy_object` onto the same key with the new `StorageCla
 `MetadataDirective='REPLACE'`, re-sending the object's encryption, content type and metadata so
 all three survive. The copy makes a new object version; the row records it.
 
-Crash safety: each document is its own unit (a savepoint inside a batch transaction), and the
-object is checked with `head_object` before copying. A run that copied an object and died before
-its database update leaves the row behind the object; the next run sees the object already in
-the target class and only records it (no second copy).
+Crash safety: a run first claims its batch (`tiering_target`, `tiering_started_at`) and commits
+the claim, then copies each object with no transaction open and records each document in a
+transaction of its own, which clears the claim. A run killed between a copy and its update (a
+worker killed, a time limit, a lost database) leaves its claims behind: every few minutes the
+sweep (`documents_tiering_sweep`, Celery beat) takes claims older than any live run can be,
+reads each object's real class with `head_object` and records it, or finishes the copy. So rows
+name their object's class again within minutes, not at the next daily run. The object is always
+checked before copying: a copy that already happened is only recorded, never made twice.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ def documents_due(tenant_id: uuid.UUID, now: datetime) -> DocumentQuerySet:
     Each row carries `target`, the class it is due for.
     """
     ia_before = now - timedelta(days=settings.DOCUMENT_TIER_IA_AFTER_DAYS)
+    claim_expired = timezone.now() - timedelta(minutes=settings.DOCUMENT_TIERING_STALE_MINUTES)
     glacier_before = now - timedelta(days=settings.DOCUMENT_TIER_GLACIER_AFTER_DAYS)
     return (
         Document.objects.for_tenant(tenant_id)
@@ -83,6 +88,8 @@ def documents_due(tenant_id: uuid.UUID, now: datetime) -> DocumentQuerySet:
         # The age counts from a version no older than the document: rows created since the IA
         # cut-off cannot be due, and this bound lets the index skip them.
         .filter(created_at__lte=ia_before)
+        # Claimed by a run still at work: not due again (a dead run's claim is the sweep's).
+        .filter(Q(tiering_started_at__isnull=True) | Q(tiering_started_at__lt=claim_expired))
         .alias(stored_at=_stored_at())
         .annotate(
             target=Case(
@@ -123,7 +130,13 @@ def _record_class(
     by_staff: AbstractBaseUser | None = None,
 ) -> None:
     """Write the document's new class (and object version) and add it to the access log."""
-    changes = {"storage_class": storage_class, "storage_class_changed_at": now, "updated_at": now}
+    changes = {
+        "storage_class": storage_class,
+        "storage_class_changed_at": now,
+        "updated_at": now,
+        "tiering_target": "",
+        "tiering_started_at": None,
+    }
     if storage_class != document.storage_class:
         # A restore concerned the old object version; the new class starts with none.
         changes.update(restore_status="", restore_requested_at=None, restore_expires_at=None)
@@ -231,18 +244,113 @@ def documents_tier_due(
             batch = list(due.select_for_update(skip_locked=True)[:size])
             if not batch:
                 return report
-            for document in batch:
-                try:
-                    outcome = _move(document, document.target, documents=documents, now=now)
-                except (ClientError, BotoCoreError, DatabaseError) as error:
-                    logger.warning("tiering document %s failed: %s", document.pk, error)
-                    outcome = FAILED
-                report.outcomes[outcome] += 1
-                if outcome in (MOVED, RECORDED):
-                    report.moved_to[document.target] += 1
-                report.last_id = cursor = document.pk
-                if on_progress is not None:
-                    on_progress(document, outcome)
+            _claims_record(tenant_uuid, [(document, document.target) for document in batch])
+        db.connection_release()  # no connection held while S3 copies (outside a transaction)
+        for document in batch:
+            outcome = _move_claimed(document, document.target, documents=documents, now=now)
+            report.outcomes[outcome] += 1
+            if outcome in (MOVED, RECORDED):
+                report.moved_to[document.target] += 1
+            report.last_id = cursor = document.pk
+            if on_progress is not None:
+                on_progress(document, outcome)
+
+
+def _claims_record(tenant_id: uuid.UUID, claims: list[tuple[Document, str]]) -> None:
+    """Mark each document as being moved to its target class, as of now (one update a class)."""
+    claimed_at = timezone.now()
+    by_target: dict[str, list[uuid.UUID]] = {}
+    for document, target in claims:
+        by_target.setdefault(target, []).append(document.pk)
+    for target, ids in by_target.items():
+        Document.objects.for_tenant(tenant_id).filter(pk__in=ids).update(
+            tiering_target=target, tiering_started_at=claimed_at
+        )
+
+
+def _claims_release(document: Document) -> None:
+    try:
+        with transaction.atomic():
+            Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(
+                tiering_target="", tiering_started_at=None
+            )
+    except DatabaseError:
+        pass  # the claim stays: the sweep finishes this document in a few minutes
+
+
+def _move_claimed(
+    document: Document, target: str, *, documents: store.ObjectStore, now: datetime
+) -> str:
+    """Move one claimed document; on a refusal or an outage, count it failed.
+
+    A failure releases the claim, so the next run tries again; if the database is gone and the
+    claim cannot be released, it stays for the sweep, which reads what the copy did.
+    """
+    try:
+        outcome = _move(document, target, documents=documents, now=now)
+    except (ClientError, BotoCoreError, DatabaseError) as error:
+        logger.warning("tiering document %s failed: %s", document.pk, error)
+        outcome = FAILED
+    if outcome in (FAILED, REFUSED):
+        _claims_release(document)
+    return outcome
+
+
+# --- The sweep: tiering runs that died between a copy and its update ----------------------------
+
+
+@dataclass
+class SweepReport:
+    tenant_id: uuid.UUID
+    outcomes: Counter = field(default_factory=Counter)
+    more: bool = False  # stopped at `limit` with stale claims left
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.outcomes.items()))
+        return f"tenant {self.tenant_id}: {counts or 'no interrupted tiering'}"
+
+
+def documents_tiering_sweep(
+    *,
+    tenant_id: uuid.UUID | str,
+    stale_after: timedelta | None = None,
+    limit: int | None = None,
+) -> SweepReport:
+    """Make the rows of interrupted tiering name the class their object is in; return counts.
+
+    Takes the tenant's claims older than `stale_after` (DOCUMENT_TIERING_STALE_MINUTES: longer
+    than a tiering task may live, so the run that made them is dead), claims them afresh, and
+    for each reads the object's class: in the target class (the copy happened), the row is
+    recorded; still in the old one, the copy is made now. Idempotent; up to `limit` documents,
+    setting `more` when stale claims remain.
+    """
+    tenant_uuid = db.require_tenant_context(tenant_id)
+    if stale_after is None:
+        stale_after = timedelta(minutes=settings.DOCUMENT_TIERING_STALE_MINUTES)
+    limit = limit or settings.DOCUMENT_TIER_BATCH_SIZE
+    report = SweepReport(tenant_id=tenant_uuid)
+    with transaction.atomic():
+        stale = (
+            Document.objects.for_tenant(tenant_uuid)
+            .filter(tiering_started_at__lt=timezone.now() - stale_after)
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+        )
+        claimed = list(stale[: limit + 1])
+        report.more = len(claimed) > limit
+        claimed = claimed[:limit]
+        # A sweep that dies too leaves them for the next one.
+        _claims_record(tenant_uuid, [(document, document.tiering_target) for document in claimed])
+    db.connection_release()
+    documents = store.documents_store()
+    for document in claimed:
+        outcome = _move_claimed(
+            document, document.tiering_target, documents=documents, now=timezone.now()
+        )
+        report.outcomes[outcome] += 1
+    if claimed:
+        logger.info("finished interrupted tiering: %s", report)
+    return report
 
 
 def document_tier_change(

@@ -149,6 +149,10 @@ def _database(url: str, *, pooled: bool) -> dict:
     # Django's PostgreSQL backend, sealing every transaction for its tenant context.
     config["ENGINE"] = "tenants.postgres"
     config["CONN_MAX_AGE"] = 0  # the pool, not Django, keeps connections open
+    # The pool tries a connection (one empty round trip) before it hands it out: after a
+    # PostgreSQL restart every idle connection in it is dead, and without this each one would
+    # fail a request, a task or beat's schedule read before the pool noticed.
+    config["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_POOL_CHECK", default=True)
     options = config.setdefault("OPTIONS", {})
     if pooled:
         # A returned connection forgets its session (DISCARD ALL): nothing reaches the next user.
@@ -258,7 +262,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 7 * 24 * 60 * 60
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's, but a database outage never stops beat (metis/scheduler.py).
+CELERY_BEAT_SCHEDULER = "metis.scheduler:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
@@ -415,6 +420,10 @@ DOCUMENT_TIER_IA_AFTER_DAYS = env.int("DOCUMENT_TIER_IA_AFTER_DAYS", default=30)
 DOCUMENT_TIER_GLACIER_AFTER_DAYS = env.int("DOCUMENT_TIER_GLACIER_AFTER_DAYS", default=90)
 # Documents per batch (one transaction, one Celery task) of a tiering run.
 DOCUMENT_TIER_BATCH_SIZE = env.int("DOCUMENT_TIER_BATCH_SIZE", default=200)
+# A tiering claim older than this names a run that died between its S3 copy and the row's
+# update; the sweep (every 5 minutes) then records the object's real class. Longer than a
+# tiering task may live (CELERY_TASK_TIME_LIMIT, 6 minutes by default).
+DOCUMENT_TIERING_STALE_MINUTES = env.int("DOCUMENT_TIERING_STALE_MINUTES", default=10)
 # Days a restored Glacier copy stays readable, and the retrieval tier (Expedited|Standard|Bulk).
 DOCUMENT_RESTORE_DAYS = env.int("DOCUMENT_RESTORE_DAYS", default=7)
 DOCUMENT_RESTORE_TIER = env("DOCUMENT_RESTORE_TIER", default="Standard")

@@ -53,6 +53,9 @@ RETRY_TRANSIENT = {
 class TenantTask(Task):
     abstract = True
     typing = False  # tenant_id is consumed here, not by the task's own signature
+    # True: the body is one transaction. False: the context is only a scope and the body commits
+    # as it goes, for tasks that call S3 between writes (a kill then keeps what was committed).
+    tenant_transaction = True
 
     def __call__(self, *args, tenant_id: str | uuid.UUID | None = None, **kwargs):
         if not tenant_id:
@@ -62,7 +65,7 @@ class TenantTask(Task):
         tenant = Tenant.objects.filter(pk=db.parse_tenant_id(tenant_id)).first()
         if tenant is None or not tenant.is_active:
             raise db.TenantContextError(f"{self.name}: no active tenant {tenant_id}")
-        with db.tenant_context(tenant.pk):
+        with db.tenant_context(tenant.pk, atomic=self.tenant_transaction):
             return super().__call__(*args, **kwargs)
 
 

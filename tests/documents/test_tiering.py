@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError
+from django.utils import timezone
 
 from documents import tiering
-from documents.models import AccessAction, DocumentAccess, DocumentVersion, StorageClass
+from documents.models import (
+    AccessAction,
+    Document,
+    DocumentAccess,
+    DocumentVersion,
+    StorageClass,
+)
 from tenants import db
 from tests.documents.stored_documents import (
     age,
@@ -203,6 +211,76 @@ def test_a_crash_between_copy_and_database_update_is_repaired_by_the_next_run(
         assert reload(document).version_id == head["VersionId"]
         # exactly one copy per object: the repair did not copy the third one again
         assert len(versions_of(s3, s3_bucket, document.storage_key)) == 2
+
+
+class WorkerKilled(BaseException):
+    """SIGKILL between an object's copy and its row's update: no handler of ours runs."""
+
+
+def test_a_run_killed_between_copy_and_update_is_finished_by_the_sweep(
+    s3, s3_bucket, tenant, monkeypatch
+):
+    documents = sorted(
+        (put_document(s3, s3_bucket, tenant, days_old=40) for _ in range(6)), key=lambda d: d.pk
+    )
+    record = tiering._record_class
+    calls = []
+
+    def record_unless_killed(**kwargs):
+        calls.append(kwargs["document"].pk)
+        if len(calls) == 4:
+            raise WorkerKilled
+        record(**kwargs)
+
+    monkeypatch.setattr(tiering, "_record_class", record_unless_killed)
+    # As the tiering task runs: a tenant scope, each document committed on its own.
+    with pytest.raises(WorkerKilled), db.tenant_context(tenant.pk, atomic=False):
+        tiering.documents_tier_due(tenant_id=tenant.pk)
+    monkeypatch.setattr(tiering, "_record_class", record)
+
+    # What the kill left: three rows recorded, the fourth object copied but its row not.
+    rows = [reload(d) for d in documents]
+    objects = [storage_class_of(s3, s3_bucket, d.storage_key) for d in documents]
+    assert [row.storage_class for row in rows] == [IA, IA, IA, STANDARD, STANDARD, STANDARD]
+    assert objects == [IA, IA, IA, IA, STANDARD, STANDARD]
+    assert [bool(row.tiering_started_at) for row in rows] == [False] * 3 + [True] * 3
+    # The claims hold off another run until they are stale, and a fresh claim off the sweep.
+    assert tier(tenant).outcomes == {}
+    with db.tenant_context(tenant.pk, atomic=False):
+        assert tiering.documents_tiering_sweep(tenant_id=tenant.pk).outcomes == {}
+
+    with db.tenant_context(tenant.pk, atomic=False):
+        report = tiering.documents_tiering_sweep(tenant_id=tenant.pk, stale_after=timedelta(0))
+
+    assert report.outcomes == {tiering.RECORDED: 1, tiering.MOVED: 2}
+    for document in documents:
+        row = reload(document)
+        head = s3.head_object(Bucket=s3_bucket, Key=document.storage_key)
+        assert row.storage_class == head.get("StorageClass", STANDARD) == IA
+        assert row.version_id == head["VersionId"]
+        assert row.tiering_target == "" and row.tiering_started_at is None
+        assert len(versions_of(s3, s3_bucket, document.storage_key)) == 2  # one copy each
+    with db.tenant_context(tenant.pk):
+        changes = DocumentAccess.objects.for_tenant(tenant.pk).filter(
+            action=AccessAction.TIER_CHANGE
+        )
+        assert sorted(changes.values_list("document_id", flat=True)) == [d.pk for d in documents]
+    with db.tenant_context(tenant.pk, atomic=False):
+        again = tiering.documents_tiering_sweep(tenant_id=tenant.pk, stale_after=timedelta(0))
+    assert again.outcomes == {}
+
+
+def test_the_sweep_leaves_other_tenants_claims_alone(s3, s3_bucket, tenant, other_tenant):
+    theirs = put_document(s3, s3_bucket, other_tenant, days_old=40)
+    with db.tenant_context(other_tenant.pk):
+        Document.objects.for_tenant(other_tenant.pk).filter(pk=theirs.pk).update(
+            tiering_target=IA, tiering_started_at=timezone.now() - timedelta(hours=1)
+        )
+    with db.tenant_context(tenant.pk, atomic=False):
+        report = tiering.documents_tiering_sweep(tenant_id=tenant.pk, stale_after=timedelta(0))
+    assert report.outcomes == {}
+    assert reload(theirs).tiering_target == IA
+    assert storage_class_of(s3, s3_bucket, theirs.storage_key) == STANDARD
 
 
 def test_a_failed_database_update_is_counted_and_the_rest_of_the_batch_goes_on(

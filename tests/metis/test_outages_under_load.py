@@ -4,28 +4,44 @@ Private servers only (the machine's PostgreSQL and Redis are never stopped): a P
 cluster from initdb with the roles and migrations of production, a `redis-server` for the
 caches and sessions, SeaweedFS for the bucket. The app is served over real HTTP from threads;
 client threads sign in once, then hit tenant pages and the multipart upload API while the
-test stops and starts one service at a time.
+test stops and starts one service at a time. Real `celery worker` and `celery beat` processes
+run against the same servers throughout: after each outage both are still alive, beat still
+sends and the worker still drains the outbox, with no restart by hand.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import http.client
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 
 import pytest
+from celery.utils.imports import symbol_by_name
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.test import Client, override_settings
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from metis.celery import app as celery_app
+from metis.events import recorder
+from metis.events.models import EventOutbox, OutboxStatus
+from metis.health import checks
+from tenants import db
 from tests.conftest import host_of
 from tests.documents.conftest import serve_app, upload
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 from tests.support import scratch, services
+from tests.support.celery_worker import wait_for
 from tests.support.seaweedfs import SeaweedS3
 
 THREADS = 4
@@ -78,6 +94,9 @@ def stack(tmp_path_factory, django_db_blocker):
                 "postgres": postgres,
                 "redis": redis_server,
                 "s3": s3,
+                "bucket": bucket,
+                "database": "metis_outages",
+                "work": work,
                 "tenant": tenant,
                 "document": document,
             }
@@ -87,6 +106,146 @@ def stack(tmp_path_factory, django_db_blocker):
             s3.stop()
             redis_server.stop()
             postgres.destroy()
+
+
+@pytest.fixture(scope="module")
+def celery(stack):
+    """A worker and beat as the Procfile runs them; the drain and heartbeat every second."""
+    environment = services.celery_environment(
+        postgres=stack["postgres"],
+        database=stack["database"],
+        redis_server=stack["redis"],
+        clickhouse_dir=stack["work"] / "clickhouse",
+        s3=stack["s3"],
+        bucket=stack["bucket"],
+        HEALTH_HEARTBEAT_SECONDS="1",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "clickhouse_migrate"],
+        cwd=services.ROOT,
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
+    every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    PeriodicTask.objects.filter(task="analytics.drain_outbox").update(interval=every_second)
+    connection.close()
+    worker = services.celery_worker(environment, stack["work"] / "worker.log", name="outages")
+    beat = services.celery_beat(environment, stack["work"] / "beat.log")
+    worker.start(), beat.start()
+    try:
+        yield {"worker": worker, "beat": beat}
+    finally:
+        beat.stop()
+        worker.stop()
+
+
+def _event_recorded(tenant) -> EventOutbox:
+    with db.tenant_context(tenant.pk):
+        event = recorder.record_event(
+            tenant=tenant,
+            event_type="document.downloaded",
+            data={"document_id": str(uuid.uuid4()), "document_type": "bank-statement"},
+        )
+    connection.close()
+    return event
+
+
+def _sent(tenant, event: EventOutbox) -> bool:
+    with db.tenant_context(tenant.pk):
+        status = EventOutbox.objects.for_tenant(tenant.pk).get(pk=event.pk).status
+    connection.close()
+    return status == OutboxStatus.SENT
+
+
+def _beat_and_worker_working(celery, tenant, timeout: float = 30) -> None:
+    """Both processes alive; beat sends again, the worker runs it, and drains a new event."""
+    started = time.time()
+    event = _event_recorded(tenant)
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = {name: process.alive() for name, process in celery.items()}
+        assert all(alive.values()), (alive, celery["beat"].output()[-3000:])
+        beat_tick = caches["default"].get(checks.BEAT_KEY) or 0
+        heartbeat = caches["default"].get(checks.WORKER_KEY) or 0
+        if beat_tick > started and heartbeat > started and _sent(tenant, event):
+            return
+        assert time.monotonic() < deadline, (
+            f"beat tick {beat_tick - started:.1f}, heartbeat {heartbeat - started:.1f} s "
+            f"after the check began; event sent: {_sent(tenant, event)}\n"
+            + celery["beat"].output()[-3000:]
+            + celery["worker"].output()[-3000:]
+        )
+        time.sleep(0.2)
+
+
+def _staff_edit_a_schedule() -> None:
+    task = PeriodicTask.objects.get(task="analytics.purge_sent_outbox")
+    task.description = f"edited {uuid.uuid4().hex[:6]}"
+    task.save()  # as the admin saves it: beat sees the change and reads the schedule again
+    connection.close()
+
+
+@pytest.fixture
+def pool_without_checks():
+    """The pool hands out idle connections untried (DATABASE_POOL_CHECK=false)."""
+    scratch.close_all_connections()
+    connection.settings_dict["CONN_HEALTH_CHECKS"] = False
+    try:
+        yield
+    finally:
+        scratch.close_all_connections()
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = True
+
+
+def test_beat_scheduler_reads_its_schedule_again_after_meeting_dead_connections(
+    stack, pool_without_checks
+):
+    # The issue's crash, step by step: after a quick restart the pool still holds connections
+    # that died with it; a full read of the schedule (every 5 minutes, or after a staff edit)
+    # first writes the entries beat ran (`sync`), which swallows the error but kept the dead
+    # connection, then reads on it: "OperationalError: the connection is closed", beat exits.
+    # The pool's check (on by default) hides this; the scheduler must not depend on it.
+    scheduler_class = symbol_by_name(settings.CELERY_BEAT_SCHEDULER)
+    scheduler = scheduler_class(app=celery_app)
+    names = set(scheduler.schedule)
+    drain = "Deliver analytics events to ClickHouse"
+    assert drain in names
+    connection.ensure_connection()
+    stack["postgres"].stop()
+    stack["postgres"].start()
+    scheduler._dirty.add(drain)  # it ran since the last write
+    scheduler._last_full_sync -= datetime.timedelta(minutes=10)  # a full read is due
+
+    assert set(scheduler.schedule) == names  # the schedule it had, not an exception
+    assert set(scheduler.schedule) == names  # and read again from the database
+    assert not scheduler._initial_read
+
+
+def test_beat_and_worker_keep_working_across_postgres_restarts(stack, celery):
+    tenant = stack["tenant"]
+    _beat_and_worker_working(celery, tenant, timeout=60)
+    for _restart in range(2):
+        # A quick restart: beat's pool keeps connections that died, and uses them afterwards.
+        stack["postgres"].stop()
+        stack["postgres"].start()
+        scratch.close_all_connections()  # this process's pooled connections died too
+        _staff_edit_a_schedule()  # beat re-reads its schedule, on connections that died
+        _beat_and_worker_working(celery, tenant)
+
+
+@pytest.mark.parametrize("name", ["beat", "worker"])
+def test_the_supervisor_starts_a_killed_beat_or_worker_again(stack, celery, name):
+    supervised = celery[name]
+    started = supervised.celery_pids()
+    first = started[-1]
+    os.kill(first, signal.SIGKILL)
+    wait_for(
+        lambda: len(supervised.celery_pids()) > len(started), timeout=20, what=f"{name} restarted"
+    )
+    assert f"pid {first} exited with -9; starting it again in 1 s" in supervised.output()
+    assert supervised.celery_pids()[-1] != first
+    _beat_and_worker_working(celery, stack["tenant"])
 
 
 def _signed_in_cookies(tenant) -> str:
@@ -179,8 +338,9 @@ class Load:
         return [a for a in self.answers if a.phase == phase and (path is None or a.path == path)]
 
 
-def test_stopping_postgres_redis_and_s3_under_load_never_gives_a_bare_500(stack):
+def test_stopping_postgres_redis_and_s3_under_load_never_gives_a_bare_500(stack, celery):
     tenant = stack["tenant"]
+    pids = {name: process.celery_pids() for name, process in celery.items()}
     cookies = _signed_in_cookies(tenant)
     with (
         serve_app(threaded=True) as port,
@@ -221,3 +381,6 @@ def test_stopping_postgres_redis_and_s3_under_load_never_gives_a_bare_500(stack)
     # And afterwards everything answers as before.
     after = load.of("after")
     assert after and all(a.status in (200, 201, 302) for a in after)
+    # Beat and the worker lived through all three, and work without a restart by hand.
+    _beat_and_worker_working(celery, tenant)
+    assert {name: process.celery_pids() for name, process in celery.items()} == pids

@@ -1,4 +1,5 @@
-"""Private PostgreSQL and Redis servers a test can stop and start (outage and health tests).
+"""Private PostgreSQL and Redis servers a test can stop and start (outage and health tests),
+and real Celery worker and beat processes of the project pointed at them.
 
 PostgreSQL: `initdb` from the machine's binaries into a temporary directory (as `postgres` when
 we are root, through backups.cluster), trust auth, TCP on a free port of 127.0.0.1. Redis: the
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +30,7 @@ from backups import cluster, config
 from tests.support.ports import free_port
 
 PG_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -174,3 +180,114 @@ class PrivateRedis:
         if throttle_prefix:
             caches["throttle"]["KEY_PREFIX"] = throttle_prefix
         return caches
+
+
+@dataclass
+class CeleryProcess:
+    """`celery -A metis worker` or `celery -A metis beat` as the Procfile runs it, in a child:
+    under scripts/supervise.py, which starts it again when it dies.
+
+    `environment` names the services (see `celery_environment`); the output goes to `log`.
+    The supervisor leads its own session, so `kill` and `stop` reach celery and a worker's pool
+    processes too; `celery_pid` is the celery process the supervisor started last.
+    """
+
+    arguments: list[str]
+    environment: dict[str, str]
+    log: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> CeleryProcess:
+        celery = str(Path(sys.executable).with_name("celery"))
+        supervisor = [sys.executable, str(ROOT / "scripts" / "supervise.py"), "--"]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [*supervisor, celery, "-A", "metis", *self.arguments],
+                cwd=ROOT,
+                env=self.environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            assert self.process is not None
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Stop it warmly (TERM), then hard if it lingers."""
+        if not self.alive():
+            return
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def celery_pids(self) -> list[int]:
+        """Every celery process the supervisor started, in order."""
+        return [int(pid) for pid in re.findall(r"supervise: started pid (\d+)", self.output())]
+
+
+def celery_environment(
+    *,
+    postgres: PrivatePostgres,
+    database: str,
+    redis_server: PrivateRedis,
+    clickhouse_dir: Path,
+    s3=None,
+    bucket: str = "",
+    **extra: str,
+) -> dict[str, str]:
+    """This process's environment with every service pointed at the private ones."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": postgres.url("metis_app", database),
+        "DATABASE_OWNER_URL": postgres.url("metis_owner", database),
+        "DATABASE_STAFF_READ_URL": postgres.url("metis_staff_read", database),
+        "REDIS_URL": redis_server.url,
+        "CELERY_BROKER_URL": redis_server.url,
+        "CELERY_RESULT_BACKEND": redis_server.url,
+        "CLICKHOUSE_URL": "",
+        "CLICKHOUSE_CHDB_PATH": str(clickhouse_dir),
+        "PROMETHEUS_MULTIPROC_DIR": str(clickhouse_dir.parent / "prometheus"),
+        "LOG_FORMAT": "text",
+        **extra,
+    }
+    if s3 is not None:
+        environment |= {
+            "AWS_STORAGE_BUCKET_NAME": bucket,
+            "AWS_S3_ENDPOINT_URL": s3.endpoint_url,
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            "AWS_S3_REGION_NAME": "us-east-1",
+            "AWS_S3_ADDRESSING_STYLE": "path",
+        }
+    return environment
+
+
+def celery_worker(environment: dict[str, str], log: Path, *, name: str) -> CeleryProcess:
+    return CeleryProcess(
+        [
+            *("worker", "-Q", "celery", "-P", "prefork", "--concurrency=1"),
+            *(f"--hostname={name}@%h", "--without-mingle", "--without-gossip"),
+            "--loglevel=INFO",
+        ],
+        environment,
+        log,
+    )
+
+
+def celery_beat(environment: dict[str, str], log: Path) -> CeleryProcess:
+    # A tick every second at most: the test's schedules are seconds apart.
+    return CeleryProcess(["beat", "--loglevel=INFO", "--max-interval=1"], environment, log)

@@ -61,14 +61,15 @@ class Command(BaseCommand):
     def _tier(self, tenant: Tenant, *, now, batch_size: int | None, bar) -> tiering.TieringReport:
         """Tier one tenant batch by batch, each batch in a tenant context of its own.
 
-        The command is the entry point, so it opens the contexts; one per batch (as the Celery
-        task does) keeps the batches already done when a later one crashes.
+        The command is the entry point, so it opens the contexts; as in the Celery task, each
+        is a scope, not one transaction: each document is recorded as soon as it is copied, so
+        an interrupted run keeps what it did (the sweep finishes the document in between).
         """
         report = tiering.TieringReport(tenant_id=tenant.pk)
         size = batch_size or settings.DOCUMENT_TIER_BATCH_SIZE
         after = None
         while True:
-            with db.tenant_context(tenant.pk):
+            with db.tenant_context(tenant.pk, atomic=False):
                 batch = tiering.documents_tier_due(
                     tenant_id=tenant.pk,
                     now=now,
