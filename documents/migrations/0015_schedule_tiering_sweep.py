@@ -24,7 +24,7 @@ def unschedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("documents", "0013_document_tiering_claim"),
+        ("documents", "0014_document_tiering_claim"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

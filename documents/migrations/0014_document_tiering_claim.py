@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('documents', '0012_seal_tenant_policies'),
+        ('documents', '0013_restore_requested_by'),
         ('tenants', '0009_accounts_write_seal'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
