@@ -40,6 +40,7 @@ run: setup
 	$(PY) manage.py clickhouse_migrate
 	$(PY) manage.py seed_events
 	$(PY) manage.py export_parquet --quiet
+	$(PY) manage.py metrics_reset
 	PORT=$(PORT) TENANT_SITE_URL='http://{subdomain}.localhost:$(PORT)' $(VENV)/bin/honcho start -f Procfile
 
 ## release: what every deploy runs before it starts the new processes: migrations (as the owner
