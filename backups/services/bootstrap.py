@@ -23,12 +23,18 @@ def settings_apply(*, ctx: pgbackrest.Context) -> list[str]:
     """Write the pgBackRest config, ALTER SYSTEM the archiving settings and reload; return the
     settings that wait for a restart."""
     config.write_pgbackrest_config(ctx.repo, ctx.target)
+    wanted = config.postgresql_settings(ctx.target)
     with cluster.connect(ctx.target, dbname="postgres", autocommit=True) as conn:
-        for name, value in config.postgresql_settings(ctx.target).items():
+        for name, value in wanted.items():
             conn.execute(f"ALTER SYSTEM SET {name} = '{value.replace(chr(39), chr(39) * 2)}'")
         conn.execute("SELECT pg_reload_conf()")
-        rows = conn.execute("SELECT name FROM pg_settings WHERE pending_restart").fetchall()
-    return [name for (name,) in rows]
+        # pg_settings.pending_restart only shows once the backend has processed the reload,
+        # which pg_reload_conf() merely signals: compare the running values instead.
+        rows = conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE context = 'postmaster' AND name = ANY(%s)",
+            [list(wanted)],
+        ).fetchall()
+    return [name for name, setting in rows if setting != wanted[name]]
 
 
 def secrets_missing(*, ctx: pgbackrest.Context) -> bool:

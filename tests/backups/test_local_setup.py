@@ -114,3 +114,13 @@ def test_without_pgbackrest_make_run_and_the_dashboard_say_what_to_install(
     html = staff_client.get(DASHBOARD).content.decode()
     assert 'data-notice="pgbackrest-missing"' in html
     assert "apt-get install pgbackrest" in html
+
+
+@needs_pgbackrest
+def test_settings_apply_names_the_settings_that_wait_for_a_restart(make_run_cluster):
+    from backups.services import bootstrap
+
+    ctx = pgbackrest.Context.current()
+
+    # At once, without waiting for the reload to land: a fresh cluster archives nothing yet.
+    assert set(bootstrap.settings_apply(ctx=ctx)) == {"archive_mode", "max_wal_senders"}
