@@ -75,7 +75,9 @@ def local_backups_ensure(
     step("checking that WAL reaches the repository")
     check = archiving.archive_check_record(ctx=ctx)
     if not check.ok:
-        raise pgbackrest.PgBackRestError(f"WAL archiving does not work: {check.detail}")
+        raise pgbackrest.PgBackRestError(
+            f"WAL archiving does not work: {check.detail or 'no segment archived yet'}"
+        )
     if "Good backup" in red_tiles():
         step("no good backup in the last 36 h: taking a full backup")
         run = physical.backup_run_physical(ctx=ctx, on_progress=progress_for("full backup"))
