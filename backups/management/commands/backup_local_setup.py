@@ -8,6 +8,8 @@ happens, loudly: the demo runs without backups, and the dashboard shows what is 
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -31,16 +33,19 @@ class Command(BaseCommand):
         if notice:
             out(self.style.WARNING(f"Backups: {notice}"))
             return
-        steps = _common.progress(self, "backups")
+        started = time.monotonic()
+
+        def step(message: str) -> None:
+            self.stderr.write(f"backups: {message} ({time.monotonic() - started:.0f} s)")
+
         try:
             tiles = bootstrap.local_backups_ensure(
-                step=steps.step,
+                step=step,
                 progress_for=lambda label: _common.progress(self, label).update,
             )
         except _common.EXPECTED_ERRORS as exc:
             out(self.style.ERROR(f"Backups: NOT set up: {exc}{_hint(str(exc))}"))
             return
-        steps.update(100)
         for tile in tiles:
             mark = "ok " if tile.ok else "RED"
             out(f"Backups: {mark} {tile.name}: {tile.value} ({tile.evidence})")
