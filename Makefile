@@ -28,8 +28,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
-## run: set up, start embedded services, release (migrate, collectstatic), seed the demo and run
-## web (gunicorn) + worker + beat.
+## run: set up, start embedded services, release (migrate, collectstatic), seed the demo, turn on
+## backups of the embedded PostgreSQL (archiving, a first good backup and drill, when pgBackRest is
+## installed), empty the metrics directory and run web (gunicorn) + workers + beat.
 run: setup
 	$(PY) scripts/local_services.py run
 	$(PY) manage.py db_roles
@@ -40,6 +41,8 @@ run: setup
 	$(PY) manage.py clickhouse_migrate
 	$(PY) manage.py seed_events
 	$(PY) manage.py export_parquet --quiet
+	$(PY) manage.py backup_local_setup
+	$(PY) manage.py metrics_reset
 	PORT=$(PORT) TENANT_SITE_URL='http://{subdomain}.localhost:$(PORT)' $(VENV)/bin/honcho start -f Procfile
 
 ## release: what every deploy runs before it starts the new processes: migrations (as the owner

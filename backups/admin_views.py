@@ -6,7 +6,7 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from backups import dashboard
+from backups import dashboard, pgbackrest
 from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
 
 
@@ -15,6 +15,8 @@ def dashboard_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
         **site.each_context(request),
         "title": "Backups: recovery targets",
         "tiles": dashboard.tiles(),
+        # Red tiles on a machine without pgBackRest say why, and what to install.
+        "setup_notice": pgbackrest.missing_notice(),
         "latest_runs": BackupRun.objects.all()[:10],
         "latest_drills": RestoreDrill.objects.select_related("backup")[:5],
         "latest_checks": WalArchiveCheck.objects.all()[:5],

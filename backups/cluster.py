@@ -130,6 +130,35 @@ def _pg_ctl_start(target: config.Target, log: Path, env, timeout: int) -> None:
     )
 
 
+def restart(target: config.Target, *, env: Mapping[str, str], log: Path) -> None:
+    """Restart a running cluster with `env` in its environment, keeping its command line.
+
+    pg_ctl reuses the options the server was started with (postmaster.opts: its socket
+    directory, no TCP); the server log goes to `log`.
+    """
+    run_tool(
+        [
+            *(target.tool("pg_ctl"), "-D", str(target.data_dir), "-l", str(log)),
+            *("-m", "fast", "-w", "-t", "120", "restart"),
+        ],
+        os_user=target.os_user,
+        env=env,
+        timeout=130,
+    )
+
+
+def postmaster_environment(target: config.Target) -> dict[str, str] | None:
+    """Return the running server's environment, or None if it cannot be read (not running,
+    not Linux, or another user's process)."""
+    try:
+        pid = int((target.data_dir / "postmaster.pid").read_text().split()[0])
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {name.decode(errors="replace"): value.decode(errors="replace") for name, value in pairs}
+
+
 def stop(target: config.Target, *, mode: str = "fast") -> None:
     if not (target.data_dir / "postmaster.pid").exists():
         return

@@ -175,7 +175,12 @@ def write_pgbackrest_config(repo: Repo, target: Target) -> Path:
     path.write_text(pgbackrest_config_text(repo, target))
     path.chmod(0o644)
     work = Path(settings.BACKUP_WORK_DIR)
-    for folder in (work, work / "lock", work / "spool"):
+    folders = [work, work / "lock", work / "spool"]
+    if repo.type == "posix":
+        # pgBackRest runs as the PostgreSQL OS user (archive_command too): its repository must
+        # be that user's to write.
+        folders.append(Path(repo.path))
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         chown_to(folder, target.os_user)
     return path

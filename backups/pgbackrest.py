@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,18 @@ from backups import config
 
 # "backup file /path (16MB, 72.51%) checksum ..." / "restore file ... (8KB, 3.20%) ..."
 _PERCENT = re.compile(r"\((?:[^,()]+), (\d+(?:\.\d+)?)%\)")
+
+
+INSTALL_HINT = (
+    "pgBackRest is not installed on this machine (no `pgbackrest` on the PATH): install it "
+    "(apt-get install pgbackrest; dnf install pgbackrest; brew install pgbackrest), then run "
+    '`make run` again (or, on a server, see docs/operations.md, "Backups and recovery").'
+)
+
+
+def missing_notice() -> str:
+    """Return what to install when pgBackRest is not on the PATH, else an empty string."""
+    return "" if shutil.which("pgbackrest") else INSTALL_HINT
 
 
 class PgBackRestError(RuntimeError):

@@ -32,3 +32,14 @@ keepalive = env.int("GUNICORN_KEEPALIVE", default=5)
 
 # Errors to stderr; the access log is off unless asked for ("-" is stderr too).
 accesslog = env("GUNICORN_ACCESS_LOG", default=None)
+
+
+def child_exit(server, worker) -> None:
+    # The arbiter outlives its workers: it tells prometheus_client that one is gone, so the
+    # live gauges of a dead worker stop being summed (monitoring/multiprocess.py).
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
+    from monitoring import multiprocess
+
+    multiprocess.process_dead_mark(worker.pid)

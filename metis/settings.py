@@ -494,6 +494,9 @@ BACKUP_REAPER_STALE_MINUTES = env.int("BACKUP_REAPER_STALE_MINUTES", default=10)
 BACKUP_HISTORY_DAYS = env.int("BACKUP_HISTORY_DAYS", default=30)
 # Job history deleted from the catalog is kept this long as JSON lines under system/history/.
 BACKUP_HISTORY_ARCHIVE_DAYS = env.int("BACKUP_HISTORY_ARCHIVE_DAYS", default=90)
+# true: the cluster is the embedded one `make run` owns, and `manage.py backup_local_setup` turns
+# its archiving on and takes a first good backup (scripts/local_services.py writes it).
+BACKUP_LOCAL_SETUP = env.bool("BACKUP_LOCAL_SETUP", default=False)
 
 # --- Metrics: /metrics for Prometheus, samples in ClickHouse (monitoring/, docs/operations.md) ----
 # METRICS_ENABLED=false leaves out the request timing middleware, the S3 and Celery hooks and

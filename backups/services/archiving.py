@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from backups import cluster, pgbackrest
 from backups.models import WalArchiveCheck
+
+STATS_WAIT_SECONDS = 10
 
 
 def archive_check_record(*, ctx: pgbackrest.Context | None = None) -> WalArchiveCheck:
@@ -28,11 +32,19 @@ def archive_check_record(*, ctx: pgbackrest.Context | None = None) -> WalArchive
         detail.append(str(exc))
     last_wal, last_at, failed_count, last_failed_wal, last_failed_at = ("", None, 0, "", None)
     try:
-        with cluster.connect(ctx.target, dbname="postgres") as conn:
-            last_wal, last_at, failed_count, last_failed_wal, last_failed_at = conn.execute(
-                "SELECT coalesce(last_archived_wal, ''), last_archived_time, failed_count, "
-                "coalesce(last_failed_wal, ''), last_failed_time FROM pg_stat_archiver"
-            ).fetchone()
+        with cluster.connect(ctx.target, dbname="postgres", autocommit=True) as conn:
+            # The archiver counts a segment once archive_command has exited, a moment after the
+            # segment reached the repository (which is all `check` waits for): on a server
+            # that never archived before, give that moment.
+            deadline = time.monotonic() + STATS_WAIT_SECONDS
+            while True:
+                last_wal, last_at, failed_count, last_failed_wal, last_failed_at = conn.execute(
+                    "SELECT coalesce(last_archived_wal, ''), last_archived_time, failed_count, "
+                    "coalesce(last_failed_wal, ''), last_failed_time FROM pg_stat_archiver"
+                ).fetchone()
+                if last_at is not None or not in_repository or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
     except Exception as exc:
         detail.append(f"cannot read pg_stat_archiver: {exc}")
     now = timezone.now()

@@ -1,6 +1,7 @@
 """`make run`'s embedded S3 server: started once, auth on, reused, stopped by `make stop`."""
 
 import importlib.util
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +19,7 @@ def local_services(tmp_path, monkeypatch):
         "local_services", ROOT / "scripts" / "local_services.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "SEAWEED", tmp_path / "seaweedfs")
     yield module

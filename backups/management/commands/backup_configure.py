@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from backups import cluster, config
+from backups import config, pgbackrest
 from backups.management.commands import _common
-from backups.services import physical
+from backups.services import bootstrap, physical
 
 
 class Command(BaseCommand):
@@ -46,16 +46,7 @@ class Command(BaseCommand):
             out("\n(run with --apply to write the config, ALTER SYSTEM and create the stanza)")
             return
         try:
-            config.write_pgbackrest_config(repo, target)
-            with cluster.connect(target, dbname="postgres", autocommit=True) as conn:
-                for name, value in wanted.items():
-                    conn.execute(
-                        f"ALTER SYSTEM SET {name} = '{value.replace(chr(39), chr(39) * 2)}'"
-                    )
-                conn.execute("SELECT pg_reload_conf()")
-                pending = conn.execute(
-                    "SELECT name FROM pg_settings WHERE pending_restart"
-                ).fetchall()
+            pending = bootstrap.settings_apply(ctx=pgbackrest.Context(repo=repo, target=target))
             physical.stanza_ensure()
         except _common.EXPECTED_ERRORS as exc:
             raise _common.fail(exc) from exc
