@@ -63,8 +63,9 @@ class Document(TenantOwnedModel):
     storage_class_changed_at = models.DateTimeField(db_default=Now())
     # A tiering run's claim, committed before it copies the object and cleared with the row's
     # update: a claim left behind names a run that died in between (documents/tiering.py).
+    # A database default too: rows inserted by SQL (restores, tests of references) need none.
     tiering_target = models.CharField(
-        max_length=20, choices=StorageClass.choices, default="", blank=True
+        max_length=20, choices=StorageClass.choices, default="", db_default="", blank=True
     )
     tiering_started_at = models.DateTimeField(null=True, blank=True)
     restore_status = models.CharField(

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='document',
             name='tiering_target',
-            field=models.CharField(blank=True, choices=[('STANDARD', 'Standard'), ('STANDARD_IA', 'Infrequent access'), ('GLACIER', 'Glacier')], default='', max_length=20),
+            field=models.CharField(blank=True, choices=[('STANDARD', 'Standard'), ('STANDARD_IA', 'Infrequent access'), ('GLACIER', 'Glacier')], db_default='', default='', max_length=20),
         ),
         migrations.AddIndex(
             model_name='document',

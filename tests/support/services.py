@@ -209,6 +209,11 @@ class CeleryProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        # The supervisor names its first child once Python is up: wait, so pids are comparable.
+        deadline = time.monotonic() + 30
+        while not self.celery_pids():
+            assert self.alive() and time.monotonic() < deadline, self.output()
+            time.sleep(0.05)
         return self
 
     def alive(self) -> bool:
