@@ -56,8 +56,8 @@ class RunningQueries:
 
 
 def running_queries(*, slower_than: float) -> RunningQueries:
-    """Return the client queries running now (state `active`): how many for longer than
-    `slower_than` seconds, and the longest's age.
+    """Return the client queries running now (state `active`) in the application's database:
+    how many for longer than `slower_than` seconds, and the longest's age.
 
     Only `active` sessions: a job's advisory-lock holder sits `idle in transaction` for hours
     by design (backups/services/runs.py), and is no slow query.
@@ -67,7 +67,7 @@ def running_queries(*, slower_than: float) -> RunningQueries:
             "SELECT pid, extract(epoch FROM clock_timestamp() - query_start)"
             " FROM pg_stat_activity"
             " WHERE state = 'active' AND backend_type = 'client backend'"
-            " AND pid <> pg_backend_pid()"
+            " AND datname = current_database() AND pid <> pg_backend_pid()"
         )
         ages = [(pid, float(seconds or 0)) for pid, seconds in cursor.fetchall()]
     slow = tuple(sorted(pid for pid, seconds in ages if seconds > slower_than))
