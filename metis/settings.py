@@ -525,6 +525,40 @@ STORAGE_PRICES_USD_PER_GB_MONTH = {
 if METRICS_ENABLED:
     MIDDLEWARE.insert(0, "monitoring.middleware.RequestMetricsMiddleware")
 
+# --- Alerts (monitoring/alerts/, docs/operations.md, "Alerts") ---------------------------------
+# Beat evaluates every rule each minute (CELERY_BEAT_SCHEDULE below). An alert opens the first
+# time its condition holds, and resolves only once it has been clear for
+# ALERT_RESOLVE_AFTER_SECONDS: a condition that comes and goes keeps one alert, one mail.
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+ALERT_WEBHOOK_URL = env("ALERT_WEBHOOK_URL", default="")  # Slack-compatible: {"text": ...}
+ALERT_NOTIFY_TIMEOUT_SECONDS = env.float("ALERT_NOTIFY_TIMEOUT_SECONDS", default=10)
+ALERT_RESOLVE_AFTER_SECONDS = env.int("ALERT_RESOLVE_AFTER_SECONDS", default=3 * 60)
+ALERT_RULES_DISABLED = env.list("ALERT_RULES_DISABLED", default=[])
+# The spec's three (data-storage.md, "Alerts"), then the operational ones.
+ALERT_DB_CONNECTIONS_PERCENT = env.float("ALERT_DB_CONNECTIONS_PERCENT", default=80)
+ALERT_DB_SLOW_QUERY_SECONDS = env.float("ALERT_DB_SLOW_QUERY_SECONDS", default=5)
+ALERT_DB_DISK_PERCENT = env.float("ALERT_DB_DISK_PERCENT", default=85)
+# The database's disk: with a capacity (bytes; managed PostgreSQL: its allocated storage),
+# pg_database_size against it; otherwise the volume of ALERT_DB_DISK_PATH (default the
+# cluster's data directory) by statvfs, when that path is on this machine.
+ALERT_DB_DISK_CAPACITY_BYTES = env.int("ALERT_DB_DISK_CAPACITY_BYTES", default=0)
+ALERT_DB_DISK_PATH = env("ALERT_DB_DISK_PATH", default=BACKUP_PG_DATA_DIR)
+# Daily full backups (backups/migrations/0002): a day, plus the backup's own hours and grace.
+ALERT_BACKUP_MAX_AGE_HOURS = env.float("ALERT_BACKUP_MAX_AGE_HOURS", default=36)
+# Hourly archive checks: two missed in a row, or WAL that had not reached the archive for
+# longer than the spec's 15-minute RPO when last checked.
+ALERT_WAL_CHECK_MAX_AGE_MINUTES = env.float("ALERT_WAL_CHECK_MAX_AGE_MINUTES", default=150)
+ALERT_WAL_ARCHIVE_MAX_AGE_SECONDS = env.float("ALERT_WAL_ARCHIVE_MAX_AGE_SECONDS", default=15 * 60)
+# Monthly drills: a month and a few days.
+ALERT_DRILL_MAX_AGE_DAYS = env.float("ALERT_DRILL_MAX_AGE_DAYS", default=35)
+ALERT_OUTBOX_PENDING_MAX = env.int("ALERT_OUTBOX_PENDING_MAX", default=10_000)
+ALERT_OUTBOX_OLDEST_SECONDS = env.float("ALERT_OUTBOX_OLDEST_SECONDS", default=10 * 60)
+# S3 calls that failed since the previous evaluation (a minute), per operation; codes that are
+# answers, not faults (an existence check of a missing key), are not counted.
+ALERT_S3_ERRORS_PER_MINUTE = env.int("ALERT_S3_ERRORS_PER_MINUTE", default=5)
+ALERT_S3_IGNORED_CODES = env.list("ALERT_S3_IGNORED_CODES", default=["NoSuchKey", "404"])
+ALERT_CELERY_QUEUE_MAX = env.int("ALERT_CELERY_QUEUE_MAX", default=100)
+
 # --- Passwords, password resets and email ------------------------------------------------------
 # Every form that sets a password (tenant reset and change pages, the staff admin's tenant-user
 # and staff-user forms) runs all four of Django's validators, so all show Django's messages.
@@ -648,6 +682,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": HEALTH_HEARTBEAT_SECONDS,
         # A heartbeat that waited longer than its interval is worthless: never queue a backlog.
         "options": {"expires": HEALTH_HEARTBEAT_SECONDS},
+    },
+    # Here rather than in a data migration (as the metric samples are): alerting paused by
+    # mistake would be silence nobody notices.
+    "monitoring.evaluate_alerts": {
+        "task": "monitoring.evaluate_alerts",
+        "schedule": 60,
+        "options": {"expires": 60},
     },
 }
 # Outages answer 503 with Retry-After (seconds) instead of a bare 500. Placed inside CSP (the

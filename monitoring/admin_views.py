@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from analytics import clickhouse
 from monitoring import charts, downsample, tiles
+from monitoring.alerts import queries as alert_queries
 
 
 def monitoring_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
@@ -22,8 +23,7 @@ def monitoring_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
         "title": "Monitoring",
         "windows": downsample.WINDOWS.values(),
         "window": window,
-        # The alert list drops in here (the alerts' own module); none until then.
-        "open_alerts": [],
+        "open_alerts": alert_queries.open_alerts(),
     }
     if window is None:
         context["error"] = f"Unknown window {key!r}: choose one of the links above."

@@ -11,9 +11,9 @@ import datetime
 from collections.abc import Iterable
 
 from clickhouse_connect.driver.client import Client
+from django.conf import settings
 
 from monitoring import downsample
-from monitoring.collectors import SLOW_QUERY_SECONDS
 from monitoring.downsample import Window
 
 CONNECTIONS_WARNING_RATIO = 0.8  # the spec's high_connection_count alert
@@ -88,7 +88,7 @@ def _database(client: Client, span: dict, buckets: list) -> list[dict]:
         ),
         _chart(
             "db-slow-locks",
-            f"Slow queries (> {SLOW_QUERY_SECONDS} s) and lock waits (peak)",
+            f"Slow queries (> {settings.ALERT_DB_SLOW_QUERY_SECONDS:g} s) and lock waits (peak)",
             "count",
             [
                 _dataset("slow queries", line("metis_db_slow_queries")),

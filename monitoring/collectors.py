@@ -13,23 +13,20 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from celery import current_app
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
 from documents.models import Document
-from metis.events.models import EventOutbox
+from monitoring import figures
 from tenants import db
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-SLOW_QUERY_SECONDS = 5  # the spec's slow-query alert threshold
 GB = 2**30  # AWS's "GB" in GB-month prices
 
 
@@ -59,7 +56,8 @@ def _database() -> list[Family]:
     connections_max = Family("metis_db_connections_max", "The server's max_connections.")
     slow = Family(
         "metis_db_slow_queries",
-        f"Queries running longer than {SLOW_QUERY_SECONDS} s (sessions this role may see).",
+        f"Queries running longer than {settings.ALERT_DB_SLOW_QUERY_SECONDS:g} s"
+        " (ALERT_DB_SLOW_QUERY_SECONDS; sessions this role may see).",
     )
     longest = Family("metis_db_longest_query_seconds", "Age of the longest running query.")
     lock_waits = Family("metis_db_lock_waits", "Backends waiting for a lock another holds.")
@@ -70,29 +68,17 @@ def _database() -> list[Family]:
         "Replay lag of each replica; absent while there is none.",
         ("replica",),
     )
+    current = figures.database_connections()
+    for state, count in current.by_state.items():
+        connections_used.add(count, state)
+    connections_max.add(current.max)
+    queries = figures.running_queries(slower_than=settings.ALERT_DB_SLOW_QUERY_SECONDS)
+    slow.add(queries.slow)
+    longest.add(queries.longest_seconds)
+    size.add(figures.database_size_bytes())
     with connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(state, 'background'), count(*) FROM pg_stat_activity GROUP BY 1"
-        )
-        for state, count in cursor.fetchall():
-            connections_used.add(count, state)
-        cursor.execute("SELECT current_setting('max_connections')::int")
-        connections_max.add(cursor.fetchone()[0])
-        cursor.execute(
-            "SELECT count(*) FILTER (WHERE clock_timestamp() - query_start > %s * interval '1s'),"
-            " coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)"
-            " FROM pg_stat_activity"
-            " WHERE state = 'active' AND backend_type = 'client backend'"
-            " AND pid <> pg_backend_pid()",
-            [SLOW_QUERY_SECONDS],
-        )
-        slow_count, longest_seconds = cursor.fetchone()
-        slow.add(slow_count)
-        longest.add(longest_seconds)
         cursor.execute("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")
         lock_waits.add(cursor.fetchone()[0])
-        cursor.execute("SELECT pg_database_size(current_database())")
-        size.add(cursor.fetchone()[0])
         cursor.execute(
             "SELECT coalesce(application_name, '') || '@' || coalesce(host(client_addr), 'local'),"
             " extract(epoch FROM replay_lag) FROM pg_stat_replication"
@@ -153,13 +139,10 @@ def _outbox(now: datetime.datetime) -> list[Family]:
         "metis_outbox_oldest_pending_age_seconds", "Age of the oldest undelivered event (0: none)."
     )
     rejected = Family("metis_outbox_rejected_events", "Events ClickHouse refused, set aside.")
-    with db.all_tenants_context():
-        pending = EventOutbox.objects.pending().order_by().aggregate(n=Count("id"))
-        first = EventOutbox.objects.pending().order_by().aggregate(at=Min("occurred_at"))["at"]
-        refused = EventOutbox.objects.rejected().order_by().count()
-    backlog.add(pending["n"])
-    oldest.add((now - first).total_seconds() if first else 0)
-    rejected.add(refused)
+    current = figures.outbox(now)
+    backlog.add(current.pending)
+    oldest.add(current.oldest_pending_age_seconds)
+    rejected.add(current.rejected)
     return [backlog, oldest, rejected]
 
 
@@ -174,13 +157,13 @@ def _backups(now: datetime.datetime) -> list[Family]:
     )
     rto = Family("metis_backup_drill_rto_seconds", "RTO measured by the latest finished drill.")
     rpo = Family("metis_backup_drill_rpo_seconds", "RPO measured by the latest finished drill.")
-    good = BackupRun.objects.good().physical().first()
+    good = figures.last_good_backup()
     if good is not None:
         good_age.add((now - good.started_at).total_seconds())
-    check = WalArchiveCheck.objects.first()
+    check = figures.latest_archive_check()
     if check is not None and check.last_archived_at is not None:
         archive_age.add((now - check.last_archived_at).total_seconds())
-    drill = RestoreDrill.objects.exclude(status="running").first()
+    drill = figures.latest_finished_drill()
     if drill is not None and drill.rto_seconds is not None:
         rto.add(drill.rto_seconds)
     if drill is not None and drill.rpo_seconds is not None:
@@ -188,32 +171,12 @@ def _backups(now: datetime.datetime) -> list[Family]:
     return [good_age, archive_age, rto, rpo]
 
 
-def queue_names() -> list[str]:
-    """Return the Celery queues the settings name: the default, task_queues and the routes'."""
-    conf = current_app.conf
-    names = {conf.task_default_queue, *current_app.amqp.queues.keys()}
-    routes = conf.task_routes
-    for route in routes.values() if isinstance(routes, dict) else ():
-        queue = route.get("queue") if isinstance(route, dict) else None
-        if queue:
-            names.add(getattr(queue, "name", queue))
-    return sorted(names)
-
-
 def _celery() -> list[Family]:
     depth = Family(
         "metis_celery_queue_length", "Messages waiting in each Celery queue.", ("queue",)
     )
-    with current_app.connection_for_read() as connection:
-        connection.ensure_connection(max_retries=1)
-        channel = connection.default_channel
-        for name in queue_names():
-            try:
-                # Redis: the lengths of the queue's lists (one per priority).
-                waiting = channel.queue_declare(queue=name, passive=True).message_count
-            except connection.channel_errors:
-                waiting = 0  # never declared: nothing was ever sent to it
-            depth.add(waiting, name)
+    for name, waiting in figures.queue_depths().items():
+        depth.add(waiting, name)
     return [depth]
 
 

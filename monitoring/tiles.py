@@ -12,10 +12,10 @@ import datetime
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
+from django.conf import settings
 
 from monitoring import downsample
 from monitoring.charts import CONNECTIONS_WARNING_RATIO, REQUEST_COUNT, REQUEST_SUM
-from monitoring.collectors import SLOW_QUERY_SECONDS
 
 # A sample older than this is no "current value": beat or the worker has stopped.
 SAMPLE_FRESH = datetime.timedelta(minutes=5)
@@ -96,7 +96,7 @@ def _sampled_tiles(latest: _Latest) -> list[Tile]:
             "Slow queries",
             "—" if slow is None else f"{slow:.0f}",
             _at_most(slow, 0),
-            f"none running > {SLOW_QUERY_SECONDS} s",
+            f"none running > {settings.ALERT_DB_SLOW_QUERY_SECONDS:g} s",
         ),
         Tile(
             "Lock waits",

@@ -166,3 +166,17 @@ def test_staff_without_a_second_factor_are_sent_to_sign_in(staff_user):
 def test_the_nav_bar_links_the_page(staff_client, clickhouse_db):
     response = staff_client.get("/admin/")
     assert f'href="{PAGE}"'.encode() in response.content
+
+
+def test_the_page_lists_the_open_alerts_and_links_each(staff_client, clickhouse_db, settings):
+    from backups.models import BackupRun
+    from monitoring.alerts import services as alert_services
+
+    settings.ALERT_EMAILS, settings.ALERT_WEBHOOK_URL = [], ""
+    BackupRun.objects.create(kind="full", status="failed", error="disk full")
+    (alert,) = alert_services.alerts_evaluate(only=["backup_failed"]).opened
+    response = staff_client.get(PAGE)
+    assert response.status_code == 200
+    assert b'data-alert="backup_failed:full"' in response.content
+    assert f"/admin/monitoring/alert/{alert.pk}/change/".encode() in response.content
+    assert b"disk full" in response.content and b"No open alerts." not in response.content

@@ -11,6 +11,7 @@ from celery import current_app
 from django.db import connection
 from django.utils import timezone
 
+import monitoring.figures
 from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
 from metis.events.models import EventOutbox
 from monitoring import collectors
@@ -177,7 +178,7 @@ def test_celery_queue_depth_counts_waiting_messages(tenant_db):
     routes = current_app.conf.task_routes
     current_app.conf.task_routes = {**routes, "tests.monitoring.never_run": {"queue": queue}}
     try:
-        assert {queue, "celery", "backups"} <= set(collectors.queue_names())
+        assert {queue, "celery", "backups"} <= set(monitoring.figures.queue_names())
         assert figure("metis_celery_queue_length", queue=queue) == 0
         for _ in range(3):
             current_app.send_task("tests.monitoring.never_run", queue=queue)
