@@ -402,6 +402,9 @@ HTTPS = env.bool("DJANGO_HTTPS", default=False)
 _proxy_ssl_header = env("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+# The platform's probes and Prometheus call these over plain http inside the network: a redirect
+# to https would fail them. (SecurityMiddleware matches the path without its leading slash.)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 60 * 60 * HTTPS)
 # Tenants are subdomains of the base domain: HSTS covers them all.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
