@@ -314,6 +314,13 @@ AWS_S3_APP_PRINCIPAL_ARN = env(
     "AWS_S3_APP_PRINCIPAL_ARN", default="arn:aws:iam::account:role/MetisAppRole"
 )
 PRESIGNED_URL_EXPIRES = env.int("PRESIGNED_URL_EXPIRES", default=5 * 60)
+# A down S3 server answers with a 503 in seconds, not botocore's minutes: 3 s to connect, 30 s
+# for any one socket read or write (a slow part keeps going while it moves), 3 attempts in all
+# with botocore's "standard" retries (backoff, and only errors worth retrying).
+AWS_S3_CONNECT_TIMEOUT = env.float("AWS_S3_CONNECT_TIMEOUT", default=3)
+AWS_S3_READ_TIMEOUT = env.float("AWS_S3_READ_TIMEOUT", default=30)
+AWS_S3_MAX_ATTEMPTS = env.int("AWS_S3_MAX_ATTEMPTS", default=3)
+AWS_S3_RETRY_MODE = env("AWS_S3_RETRY_MODE", default="standard")  # or legacy, adaptive
 
 STORAGES = {
     "default": {"BACKEND": "metis.objectstore.django_storage.DocumentsStorage"},
