@@ -14,7 +14,7 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from tenants.pool import connection_reset
+from tenants.pool import BreakerConnection, connection_reset
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -139,7 +139,12 @@ DATABASE_POOL = {
     # How long a request waits for a free connection before it gets a 503 (metis/unavailable.py):
     # a person waiting 30 s for "busy" is worse than being told at once to retry.
     "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5),
+    # Each connect the pool opens tells tenants.pool's breaker whether PostgreSQL answered.
+    "connection_class": BreakerConnection,
 }
+# Seconds a failed connect is remembered: meanwhile a request that needs a new connection gets
+# its 503 at once instead of after the pool's timeout; then one request checks again. 0: off.
+DATABASE_DOWN_MEMORY = env.float("DATABASE_DOWN_MEMORY", default=2)
 
 
 def _database(url: str, *, pooled: bool) -> dict:
