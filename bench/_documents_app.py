@@ -1,31 +1,41 @@
 """Shared by the documents benchmarks: a private SeaweedFS, a scratch database, and the Metis
-app served over real HTTP from a subprocess (so its memory can be measured on its own).
+app served over real HTTP from a subprocess (so its memory can be measured on its own), by
+wsgiref or, as in production, by gunicorn with metis/gunicorn.py.
 
 Not a benchmark itself (the leading underscore keeps `make bench`-style globbing off it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import io
+import itertools
 import json
 import os
+import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import pdfs  # noqa: E402
+from tests.support import pdfs, scratch  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
+from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
 BUCKET = "bench-documents"
 PASSWORD = "bench password, not a secret"
@@ -239,3 +249,113 @@ def seed_tenant():
     with db.tenant_context(tenant.pk):  # a script is an entry point
         services.tenant_user_create(tenant=tenant, email=email, name="Bench", password=PASSWORD)
     return tenant, email
+
+
+def seed_documents(tenant, email: str, count: int) -> list[uuid.UUID]:
+    """Upload `count` small PDFs as the user, the way seed_documents does; return their ids."""
+    from documents import consistency, services
+    from tenants import db
+    from tenants.models import TenantUser
+
+    with db.tenant_context(tenant.pk):
+        user = TenantUser.objects.for_tenant(tenant).get(email=email)
+    ids = []
+    for number in range(count):
+        content = pdfs.pdf_around(f"% statement {number} {uuid.uuid4()}\n".encode() * 50)
+        # The script is the entry point: it opens the context, and sweeps once it ended.
+        with contextlib.ExitStack() as after:
+            after.callback(consistency.purge_uncommitted)
+            after.enter_context(db.tenant_context(tenant.pk))
+            document = services.document_upload(
+                tenant=tenant,
+                document_type="bank-statement",
+                file=io.BytesIO(content),
+                filename=f"statement-{number}.pdf",
+                user=user,
+            )
+        ids.append(document.pk)
+    return ids
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What a gunicorn benchmark serves: its tenant's host, one user, a few documents."""
+
+    work: Path  # a scratch directory, removed at the end
+    host: str
+    email: str
+    documents: list[uuid.UUID]
+    environment: dict[str, str]  # the app's, for gunicorn_server
+
+
+@contextmanager
+def documents_stack(database: str, documents: int, *, prefix: str) -> Iterator[Stack]:
+    """A private SeaweedFS and a scratch database with a tenant, a user and `documents` PDFs."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    work = Path(tempfile.mkdtemp(prefix=f"metis-bench-{prefix}-"))
+    server = SeaweedS3(data_dir=work / "seaweed").start()
+    try:
+        server.client().create_bucket(Bucket=BUCKET)
+        scratch.scratch_database_create(database)
+        tenant, email = seed_tenant()
+        with override_settings(
+            AWS_STORAGE_BUCKET_NAME=BUCKET,
+            AWS_S3_ENDPOINT_URL=server.endpoint_url,
+            AWS_ACCESS_KEY_ID=server.access_key,
+            AWS_SECRET_ACCESS_KEY=server.secret_key,
+        ):
+            ids = seed_documents(tenant, email, documents)
+        scratch.close_all_connections()  # the server needs no connection of ours
+        yield Stack(
+            work=work,
+            host=f"{tenant.subdomain}.{settings.METIS_BASE_DOMAIN}",
+            email=email,
+            documents=ids,
+            environment={**app_environment(server, database), "CACHE_KEY_PREFIX": prefix},
+        )
+    finally:
+        scratch.scratch_database_drop(database)
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def gunicorn_server(environment: dict[str, str], log_path: Path, host: str) -> Iterator[int]:
+    """Run gunicorn with metis/gunicorn.py on a free port; yield the port once pages answer."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:metis.gunicorn"],
+            env={**environment, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not page_answers(port, host):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start; see {log_path}")
+            time.sleep(0.3)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def page_answers(port: int, host: str) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(f"GET /login/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            return sock.recv(12).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def browsing(documents: list[uuid.UUID]) -> Iterator[str]:
+    """The pages an ordinary client opens, in turn: the list, a document, the sign-in page."""
+    rng = random.Random()
+    for page in itertools.cycle(["/documents/", "a document", "/login/"]):
+        yield f"/documents/{rng.choice(documents)}/" if page == "a document" else page

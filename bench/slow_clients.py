@@ -24,17 +24,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
-import itertools
 import os
 import random
 import select
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -50,15 +45,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
 django.setup()
 
 import _documents_app as common  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.test import override_settings  # noqa: E402
 
-from documents import consistency, services  # noqa: E402
-from tenants import db  # noqa: E402
-from tenants.models import TenantUser  # noqa: E402
-from tests.support import pdfs, scratch  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
-from tests.support.seaweedfs import SeaweedS3  # noqa: E402
+from tests.support import pdfs  # noqa: E402
 
 DATABASE = "bench_slow_clients"
 DOCUMENTS = 20
@@ -78,31 +66,9 @@ SERVER_LOG_SIGNS = {
 # --- Setting up --------------------------------------------------------------------------------
 
 
-def seed_documents(tenant, email: str, count: int) -> list[uuid.UUID]:
-    """Upload `count` small PDFs as the user, the way seed_documents does; return their ids."""
-    with db.tenant_context(tenant.pk):
-        user = TenantUser.objects.for_tenant(tenant).get(email=email)
-    ids = []
-    for number in range(count):
-        content = pdfs.pdf_around(f"% statement {number} {uuid.uuid4()}\n".encode() * 50)
-        # The script is the entry point: it opens the context, and sweeps once it ended.
-        with contextlib.ExitStack() as after:
-            after.callback(consistency.purge_uncommitted)
-            after.enter_context(db.tenant_context(tenant.pk))
-            document = services.document_upload(
-                tenant=tenant,
-                document_type="bank-statement",
-                file=io.BytesIO(content),
-                filename=f"statement-{number}.pdf",
-                user=user,
-            )
-        ids.append(document.pk)
-    return ids
-
-
 def server_environment(base: dict[str, str], args: argparse.Namespace) -> dict[str, str]:
     """The app's environment, with the flags that override the server's figures."""
-    environment = {**base, "CACHE_KEY_PREFIX": "bench_slow"}
+    environment = dict(base)
     if args.pool_max_size is not None:
         environment["DATABASE_POOL_MAX_SIZE"] = str(args.pool_max_size)
         environment["DATABASE_POOL_MIN_SIZE"] = str(min(5, args.pool_max_size))
@@ -114,39 +80,6 @@ def server_environment(base: dict[str, str], args: argparse.Namespace) -> dict[s
         if getattr(args, flag) is not None:
             environment[variable] = str(getattr(args, flag))
     return environment
-
-
-@contextlib.contextmanager
-def gunicorn_server(environment: dict[str, str], log_path: Path, host: str):
-    """Run gunicorn with metis/gunicorn.py on a free port; yield the port once pages answer."""
-    port = free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:metis.gunicorn"],
-            env={**environment, "GUNICORN_BIND": f"127.0.0.1:{port}"},
-            cwd=common.ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not page_answers(port, host):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start; see {log_path}")
-            time.sleep(0.3)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-
-
-def page_answers(port: int, host: str) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(f"GET /login/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            return sock.recv(12).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 # --- Ordinary clients --------------------------------------------------------------------------
@@ -168,11 +101,9 @@ class Phase:
 def browse(session, documents: list[uuid.UUID], until: float, think: float, phase: Phase):
     """Loop over the list, a document's page and the sign-in page until `until`."""
     rng = random.Random()
-    pages = itertools.cycle(["/documents/", "a document", "/login/"])
+    pages = common.browsing(documents)
     while time.monotonic() < until:
         path = next(pages)
-        if path == "a document":
-            path = f"/documents/{rng.choice(documents)}/"
         start = time.perf_counter()
         try:
             status, _, _ = session.request("GET", path)
@@ -324,24 +255,11 @@ def main() -> None:
     parser.add_argument("--server-log", type=Path, help="keep gunicorn's output in this file")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="metis-bench-slow-"))
-    server = SeaweedS3(data_dir=work / "seaweed").start()
-    try:
-        server.client().create_bucket(Bucket=common.BUCKET)
-        scratch.scratch_database_create(DATABASE)
-        tenant, email = common.seed_tenant()
-        with override_settings(
-            AWS_STORAGE_BUCKET_NAME=common.BUCKET,
-            AWS_S3_ENDPOINT_URL=server.endpoint_url,
-            AWS_ACCESS_KEY_ID=server.access_key,
-            AWS_SECRET_ACCESS_KEY=server.secret_key,
-        ):
-            documents = seed_documents(tenant, email, DOCUMENTS)
-        scratch.close_all_connections()  # the server needs no connection of ours
-        host = f"{tenant.subdomain}.{settings.METIS_BASE_DOMAIN}"
-        environment = server_environment(common.app_environment(server, DATABASE), args)
-        log_path = args.server_log or work / "gunicorn.log"
-        with gunicorn_server(environment, log_path, host) as port:
+    with common.documents_stack(DATABASE, DOCUMENTS, prefix="bench_slow") as stack:
+        host, email, documents = stack.host, stack.email, stack.documents
+        environment = server_environment(stack.environment, args)
+        log_path = args.server_log or stack.work / "gunicorn.log"
+        with common.gunicorn_server(environment, log_path, host) as port:
             print(f"gunicorn on 127.0.0.1:{port}; signing in {args.clients + 1} sessions…")
             common.TenantSession.timeout = REQUEST_TIMEOUT
             sessions = [common.TenantSession(port, host, email) for _ in range(args.clients)]
@@ -360,10 +278,6 @@ def main() -> None:
                 time.sleep(RAMP_SECONDS)
                 attack = run_clients(sessions, documents, args.seconds, args.think)
         passed = report(args, baseline, attack, answers, log_path.read_text(errors="replace"))
-    finally:
-        scratch.scratch_database_drop(DATABASE)
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
     sys.exit(0 if passed else 1)
 
 

@@ -14,11 +14,20 @@ large it is; a client sending a byte every few seconds is cut off after about `t
 gunicorn reads a body in blocking steps of at least 1 KiB, so a socket timeout alone cannot cut
 off a client that sends one byte just inside it, again and again: one watchdog thread per
 process shuts the read side of a socket whose deadline passed, which ends the blocked read.
+
+A chunked body (Transfer-Encoding: chunked, no Content-Length) is refused with a 411 before
+anything reads it, on every endpoint. gunicorn hands such a body to the app without a length,
+Django reads it as empty (so no view can use it), and whatever is left unread gunicorn drains
+before the connection's next request, in a server thread, with no deadline: a client trickling
+chunks would hold that thread for as long as it liked. The refusal shuts the socket's read side,
+so gunicorn closes the connection after the 411 instead of draining. Clients send uploads with a
+Content-Length (browsers always do; the presigned multipart API sends parts straight to S3).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import tempfile
 import threading
@@ -33,6 +42,11 @@ Application = Callable[[Environ, StartResponse], Iterable[bytes]]
 # Bodies up to this size stay in memory; larger ones go to a temporary file.
 _IN_MEMORY = 1024 * 1024
 _TIMEOUT_BODY = b"Request Timeout: the request body arrived too slowly.\n"
+CHUNKED_MESSAGE = (
+    "The body came chunked (Transfer-Encoding: chunked), without a Content-Length header; "
+    "this server does not read such bodies and saved nothing. Send it again with its "
+    "Content-Length."
+)
 
 
 class _Watchdog:
@@ -97,6 +111,8 @@ class RequestBodyDeadline:
         self.step = max(1024, min(64 * 1024, int(min_rate * timeout / 2)))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if _chunked(environ):
+            return _refuse_chunked(environ, start_response)
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -136,3 +152,30 @@ class RequestBodyDeadline:
         finally:
             expired = _watchdog.forget(sock)
         return not expired or received == length
+
+
+def _chunked(environ: Environ) -> bool:
+    encoding = environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    return "chunked" in encoding and not environ.get("CONTENT_LENGTH")
+
+
+def _refuse_chunked(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """Answer 411 without reading the body; under gunicorn, end the connection after it."""
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
+    accept = environ.get("HTTP_ACCEPT", "")
+    if (
+        "application/json" in accept
+        or environ.get("CONTENT_TYPE", "").startswith("application/json")
+        or environ.get("PATH_INFO", "").startswith("/documents/multipart/")
+    ):
+        body, content_type = json.dumps({"error": CHUNKED_MESSAGE}).encode(), "application/json"
+    else:
+        body, content_type = (CHUNKED_MESSAGE + "\n").encode(), "text/plain; charset=utf-8"
+    start_response(
+        "411 Length Required",
+        [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+    )
+    return [body]

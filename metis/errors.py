@@ -8,14 +8,27 @@ The 500 page is rendered for a request that already failed, perhaps because Post
 runs no context processor (the auth and messages ones would read the session) and reads only
 what the middleware had already loaded (the tenant, the signed-in tenant user), never the
 database.
+
+The 400 is also what Django answers for a SuspiciousOperation: a Host header the site does not
+serve (DisallowedHost, also raised by the tenant middleware for a malformed tenant name), a
+body or form past Django's limits. Each gets a message that says what to fix, and JSON where
+the request wants JSON (metis/unavailable.py decides, as for its 503s).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
+
+from metis.unavailable import wants_json
 
 PAGES = {
     400: ("Bad request", "The request could not be understood. Check the address and try again."),
@@ -26,6 +39,16 @@ PAGES = {
         "Something went wrong on our side and it has been logged. Try again in a moment.",
     ),
 }
+# What to fix, by the SuspiciousOperation Django turned into the 400.
+BAD_REQUEST_MESSAGES: dict[type[Exception], str] = {
+    DisallowedHost: (
+        "This site does not serve the host name in the request (the Host header). Check the "
+        "address: a tenant's pages are at <name>.{domain}."
+    ),
+    RequestDataTooBig: "The request body is larger than this page accepts. Send less at a time.",
+    TooManyFieldsSent: "The form has more fields than this page accepts. Send fewer.",
+    TooManyFilesSent: "The form has more files than this page accepts. Send fewer.",
+}
 CSRF_MESSAGE = (
     "This form has expired or did not come from this site. Go back, reload the page and send "
     "the form again; if it keeps happening, allow cookies for this site."
@@ -33,7 +56,13 @@ CSRF_MESSAGE = (
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    return _error_page(request, 400)
+    message = next(
+        (text for kind, text in BAD_REQUEST_MESSAGES.items() if isinstance(exception, kind)),
+        PAGES[400][1],
+    ).replace("{domain}", settings.METIS_BASE_DOMAIN)
+    if wants_json(request):
+        return JsonResponse({"error": message}, status=400)
+    return _error_page(request, 400, message=message)
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -14,7 +14,7 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from tenants.pool import connection_reset
+from tenants.pool import BreakerConnection, connection_reset
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -139,7 +139,12 @@ DATABASE_POOL = {
     # How long a request waits for a free connection before it gets a 503 (metis/unavailable.py):
     # a person waiting 30 s for "busy" is worse than being told at once to retry.
     "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5),
+    # Each connect the pool opens tells tenants.pool's breaker whether PostgreSQL answered.
+    "connection_class": BreakerConnection,
 }
+# Seconds a failed connect is remembered: meanwhile a request that needs a new connection gets
+# its 503 at once instead of after the pool's timeout; then one request checks again. 0: off.
+DATABASE_DOWN_MEMORY = env.float("DATABASE_DOWN_MEMORY", default=2)
 
 
 def _database(url: str, *, pooled: bool) -> dict:
@@ -314,6 +319,13 @@ AWS_S3_APP_PRINCIPAL_ARN = env(
     "AWS_S3_APP_PRINCIPAL_ARN", default="arn:aws:iam::account:role/MetisAppRole"
 )
 PRESIGNED_URL_EXPIRES = env.int("PRESIGNED_URL_EXPIRES", default=5 * 60)
+# A down S3 server answers with a 503 in seconds, not botocore's minutes: 3 s to connect, 30 s
+# for any one socket read or write (a slow part keeps going while it moves), 3 attempts in all
+# with botocore's "standard" retries (backoff, and only errors worth retrying).
+AWS_S3_CONNECT_TIMEOUT = env.float("AWS_S3_CONNECT_TIMEOUT", default=3)
+AWS_S3_READ_TIMEOUT = env.float("AWS_S3_READ_TIMEOUT", default=30)
+AWS_S3_MAX_ATTEMPTS = env.int("AWS_S3_MAX_ATTEMPTS", default=3)
+AWS_S3_RETRY_MODE = env("AWS_S3_RETRY_MODE", default="standard")  # or legacy, adaptive
 
 STORAGES = {
     "default": {"BACKEND": "metis.objectstore.django_storage.DocumentsStorage"},
@@ -402,6 +414,9 @@ HTTPS = env.bool("DJANGO_HTTPS", default=False)
 _proxy_ssl_header = env("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+# The platform's probes and Prometheus call these over plain http inside the network: a redirect
+# to https would fail them. (SecurityMiddleware matches the path without its leading slash.)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 60 * 60 * HTTPS)
 # Tenants are subdomains of the base domain: HSTS covers them all.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import cast
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from tenants import auth, db, pool, staff
@@ -44,7 +45,8 @@ class TenantMiddleware:
         base = "." + settings.METIS_BASE_DOMAIN
         subdomain = host[: -len(base)] if host.endswith(base) else ""
         if not _LABEL.match(subdomain):
-            return HttpResponseBadRequest("Bad Request: malformed host name.")
+            # Django's 400 for a host it does not serve, rendered by the site's handler400.
+            raise DisallowedHost(f"Malformed tenant host name: {host!r}")
         tenant = Tenant.objects.filter(subdomain=subdomain).order_by().first()
         if tenant is None:
             return render(request, "tenants/unknown_tenant.html", {"host": host}, status=404)

@@ -5,10 +5,24 @@ client trickles a body, a password is hashed or S3 answers is one the others wai
 gives it back (`connection_release`) as soon as its database work is done; and whatever a
 connection's last user set for the session (settings, temporary objects, advisory locks) is
 discarded on the way back, so it never reaches the next user.
+
+When PostgreSQL is down, the pool cannot open a connection, and each request would wait the
+pool's whole timeout (DATABASE_POOL_TIMEOUT, 5 s) for one before its 503. `DownBreaker` keeps a
+few seconds' memory of a failed connect instead: while it is fresh, a request that would have to
+wait for a new connection fails at once (metis/unavailable.py answers 503); once it is older,
+one request checks with a connect of its own, quick when refused, and either the database is
+back or the memory is renewed. A merely busy pool (every connection in use, no connect failed)
+is not affected: its requests wait the timeout, as they should.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
 from django.db import connections
 
 # DISCARD ALL, as PostgreSQL documents it, but keeping cached plans (DISCARD PLANS): a plan
@@ -39,3 +53,76 @@ def connection_release(using: str = "default") -> None:
         and connection.settings_dict["OPTIONS"].get("pool")
     ):
         connection.close()
+
+
+@dataclass
+class _Failure:
+    at: float  # time.monotonic() of the last connect that failed
+    error: str
+
+
+class DownBreaker:
+    """Per process and per server (host, port): the last failed connect, until one succeeds."""
+
+    def __init__(self) -> None:
+        self._failures: dict[tuple[str, str], _Failure] = {}
+        self._lock = threading.Lock()
+        self._checking: set[tuple[str, str]] = set()
+
+    def failed(self, server: tuple[str, str], error: Exception) -> None:
+        self._failures[server] = _Failure(time.monotonic(), str(error).strip().splitlines()[0])
+
+    def succeeded(self, server: tuple[str, str]) -> None:
+        self._failures.pop(server, None)
+
+    def check(self, pool: Any, connect_params: dict[str, Any], *, memory: float) -> None:
+        """Raise psycopg.OperationalError at once if the server refused us lately and the pool
+        has no idle connection to give; else return (the pool serves, or waits its timeout)."""
+        server = _server_of(connect_params)
+        failure = self._failures.get(server)
+        if failure is None or pool.get_stats().get("pool_available", 0) > 0:
+            return
+        if time.monotonic() - failure.at >= memory and self._begin_check(server):
+            try:  # one request finds out for everyone, without the pool's wait
+                psycopg.connect(**{**connect_params, "connect_timeout": 2}).close()
+            except psycopg.OperationalError as exc:
+                self.failed(server, exc)
+            else:
+                self.succeeded(server)
+                return
+            finally:
+                self._checking.discard(server)
+            failure = self._failures.get(server) or failure
+        raise psycopg.OperationalError(
+            f"PostgreSQL at {server[0]}:{server[1]} is not accepting connections "
+            f"(last try {time.monotonic() - failure.at:.1f} s ago: {failure.error})"
+        )
+
+    def _begin_check(self, server: tuple[str, str]) -> bool:
+        with self._lock:
+            if server in self._checking:
+                return False
+            self._checking.add(server)
+            return True
+
+
+breaker = DownBreaker()
+
+
+def _server_of(params: dict[str, Any]) -> tuple[str, str]:
+    return str(params.get("host") or ""), str(params.get("port") or "")
+
+
+class BreakerConnection(psycopg.Connection):
+    """The pool's connection class: each connect it opens tells the breaker how it went."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any):
+        server = _server_of({**psycopg.conninfo.conninfo_to_dict(conninfo), **kwargs})
+        try:
+            connection = super().connect(conninfo, **kwargs)
+        except psycopg.OperationalError as exc:
+            breaker.failed(server, exc)
+            raise
+        breaker.succeeded(server)
+        return connection

@@ -4,6 +4,12 @@ boto3 clients are thread-safe and expensive to create (they load the service mod
 endpoint (URL, region, credentials, addressing style) gets one for the life of the process.
 A settings change (a test pointing at another server) is a different endpoint, hence a new
 client; nothing has to be reset.
+
+botocore's own timeouts are a minute to connect and a minute per read, each retried: a server
+that is down would hold a request for minutes before its 503. The endpoint carries shorter ones
+(AWS_S3_CONNECT_TIMEOUT, AWS_S3_READ_TIMEOUT, AWS_S3_MAX_ATTEMPTS, AWS_S3_RETRY_MODE; see
+docs/operations.md). The read timeout bounds each socket read or write, not a whole transfer:
+a large upload goes on for as long as every part keeps moving.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ class Endpoint:
     access_key: str
     secret_key: str
     addressing_style: Literal["auto", "virtual", "path"] = "path"
+    connect_timeout: float = 3  # seconds to open a connection
+    read_timeout: float = 30  # seconds one socket read (or write) may wait
+    max_attempts: int = 3  # the first try included
+    retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
 
 
 _clients: dict[Endpoint, Any] = {}
@@ -77,6 +87,12 @@ def client_for(endpoint: Endpoint) -> Any:
                     signature_version="s3v4",
                     # Django's pool serves 25 threads; let each reach S3 without queueing.
                     max_pool_connections=32,
+                    connect_timeout=endpoint.connect_timeout,
+                    read_timeout=endpoint.read_timeout,
+                    retries={
+                        "mode": endpoint.retry_mode,
+                        "total_max_attempts": endpoint.max_attempts,
+                    },
                 ),
             )
             for event, handler in _event_handlers:

@@ -376,6 +376,10 @@ def _endpoint() -> clients.Endpoint:
         access_key=settings.AWS_ACCESS_KEY_ID,
         secret_key=settings.AWS_SECRET_ACCESS_KEY,
         addressing_style=settings.AWS_S3_ADDRESSING_STYLE,
+        connect_timeout=settings.AWS_S3_CONNECT_TIMEOUT,
+        read_timeout=settings.AWS_S3_READ_TIMEOUT,
+        max_attempts=settings.AWS_S3_MAX_ATTEMPTS,
+        retry_mode=settings.AWS_S3_RETRY_MODE,
     )
 
 

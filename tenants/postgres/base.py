@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from django.conf import settings
 from django.db import transaction
 from django.db.backends.postgresql import base
 from psycopg.errors import error_from_result
 from psycopg.pq import ExecStatus, TransactionStatus
 
 from tenants import db, seal
+from tenants import pool as connection_pool
 
 _UNKNOWN = object()  # the transaction's seal is not known: set it before the next statement
 
@@ -41,6 +43,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # that is the statement) and with a savepoint rollback.
         self.account_writes_pending = 0
         self.execute_wrappers.append(_seal_before_execute)
+
+    def get_new_connection(self, conn_params):
+        # PostgreSQL refused us a moment ago: fail now rather than wait out the pool's timeout.
+        memory = settings.DATABASE_DOWN_MEMORY
+        if self.pool is not None and memory:
+            connection_pool.breaker.check(self.pool, conn_params, memory=memory)
+        return super().get_new_connection(conn_params)
 
     def account_write_begins(self) -> None:
         self.account_writes_pending += 1

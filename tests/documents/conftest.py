@@ -104,16 +104,18 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 
 
 @contextmanager
-def serve_app(*, threaded: bool):
+def serve_app(*, threaded: bool, wrap=None):
     """Serve the app (static files included) over real HTTP from a thread; yield the port.
 
     Single-threaded, requests are handled one after another: a second request's answer means
     the first one is finished. Needs committed_db: the server thread has its own connection.
+    `wrap` wraps Django's WSGI app as production's metis/wsgi.py does (the body deadline).
     """
+    app = get_wsgi_application()
     server = make_server(
         "127.0.0.1",
         0,
-        StaticFilesHandler(get_wsgi_application()),
+        StaticFilesHandler(wrap(app) if wrap else app),
         server_class=_ThreadingServer if threaded else WSGIServer,
         handler_class=_Quiet,
     )

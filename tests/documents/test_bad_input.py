@@ -14,6 +14,7 @@ from django.test import Client
 from pypdf import PdfWriter
 
 from documents.models import Document, DocumentAccess, DocumentVersion
+from metis import body_deadline
 from metis.events.models import EventOutbox
 from tenants import db
 from tests.conftest import host_of
@@ -299,13 +300,14 @@ def test_multipart_complete_refuses_bad_fields_naming_them(s3_bucket, tenant_cli
 
 
 @pytest.fixture
-def http_session(committed_db, s3_bucket):
-    """A tenant, its signed-in session and the app on a real HTTP port (wsgiref, one thread)."""
+def http_session(request, committed_db, s3_bucket):
+    """A tenant, its signed-in session and the app on a real HTTP port (wsgiref, one thread);
+    parametrized indirectly with a wrapper, the app wrapped as metis/wsgi.py wraps it."""
     tenant = TenantFactory(subdomain="acme")
     TenantUserFactory(tenant=tenant, email="alice@acme.example")
     client = Client(HTTP_HOST=host_of(tenant))
     client.post("/login/", {"email": "alice@acme.example", "password": TEST_PASSWORD})
-    with serve_app(threaded=False) as port:
+    with serve_app(threaded=False, wrap=getattr(request, "param", None)) as port:
         yield tenant, client.cookies["sessionid"].value, port
 
 
@@ -422,4 +424,40 @@ def test_a_chunked_json_body_without_content_length_is_refused_saying_why(
         "The body came chunked, without a Content-Length header, and could not be read; "
         "send it with a Content-Length."
     )
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+def as_in_production(app):
+    return body_deadline.RequestBodyDeadline(app, timeout=20, min_rate=500, max_bytes=MiB)
+
+
+@pytest.mark.parametrize("http_session", [as_in_production], indirect=True)
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        (
+            "/documents/upload/",
+            "multipart/form-data; boundary=B",
+            multipart_body(TRUNCATED_PDF, closed=True),
+        ),
+        ("/documents/multipart/start/", "application/json", b'{"filename": "s.pdf"}'),
+    ],
+)
+def test_a_chunked_body_is_refused_with_one_answer_before_django_reads_it(
+    http_session, s3_server, s3_bucket, path, content_type, body
+):
+    tenant, session, port = http_session
+
+    status, reply = send_raw(
+        port,
+        tenant,
+        session,
+        path,
+        f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n",
+        chunked(body),
+    )
+
+    assert status == 411
+    assert reply == {"error": body_deadline.CHUNKED_MESSAGE}
+    assert "Send it again with its Content-Length" in reply["error"]
     assert_nothing_stored(tenant, s3_server, s3_bucket)

@@ -6,6 +6,8 @@ socket; the last test runs the real gunicorn with metis/gunicorn.py.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -23,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def echo(environ, start_response):
-    """Answer 200 with the body the app read."""
-    body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+    """Answer 200 with the body the app read (none without a Content-Length, as Django)."""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
     environ["echo.called"] = True
     start_response("200 OK", [("Content-Length", str(len(body)))])
     return [body]
@@ -169,13 +171,15 @@ def read_response(sock: socket.socket) -> bytes:
     return received
 
 
-def test_gunicorn_answers_a_trickling_client_408_and_serves_the_next(tmp_path):
+@contextlib.contextmanager
+def gunicorn(tmp_path: Path, *, threads: int):
+    """Serve trickle_app with metis/gunicorn.py, one worker; yield the port once it listens."""
     port = free_port()
     environment = {
         **os.environ,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
-        "GUNICORN_THREADS": "4",
+        "GUNICORN_THREADS": str(threads),
     }
     server = subprocess.Popen(
         [
@@ -198,6 +202,14 @@ def test_gunicorn_answers_a_trickling_client_408_and_serves_the_next(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
                 time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_gunicorn_answers_a_trickling_client_408_and_serves_the_next(tmp_path):
+    with gunicorn(tmp_path, threads=4) as port:
         head = b"POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 4000\r\n\r\n"
 
         slow = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -212,10 +224,56 @@ def test_gunicorn_answers_a_trickling_client_408_and_serves_the_next(tmp_path):
         quick.sendall(head.replace(b"4000", b"5") + b"hello")
         echoed = read_response(quick)
         quick.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert 0.9 < elapsed < 3
+    assert echoed.startswith(b"HTTP/1.1 200 ") and echoed.endswith(b"hello")
+
+
+def test_a_chunked_body_is_refused_411_unread_and_the_app_never_runs(sockets):
+    server_side, _client_side = sockets
+    app = middleware()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "HTTP_ACCEPT": "application/json",
+        "wsgi.input": server_side.makefile("rb"),
+        "gunicorn.socket": server_side,
+    }
+    seen = {}
+
+    body = b"".join(app(environ, lambda status, headers: seen.update(status=status)))
+
+    assert seen["status"] == "411 Length Required"
+    assert json.loads(body) == {"error": body_deadline.CHUNKED_MESSAGE}
+    assert "echo.called" not in environ
+    assert server_side.recv(1) == b""  # the read side is shut: gunicorn will not drain it
+
+
+def test_gunicorn_refuses_a_slow_chunked_client_at_once_and_closes_its_connection(tmp_path):
+    # One thread: were it held draining the chunked body, the next client would wait for it.
+    with gunicorn(tmp_path, threads=1) as port:
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow.sendall(
+            b"POST /documents/upload/ HTTP/1.1\r\nHost: test\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n"
+        )
+        started = time.monotonic()
+        send_slowly(slow, [b"1\r\nx\r\n"] * 100, pause=0.2)  # 20 s of chunks, if allowed
+        answer = read_response(slow)
+        answered = time.monotonic() - started
+        slow.settimeout(5)
+        closed = slow.recv(4096) == b""  # the server ends the connection, not the client
+        ended = time.monotonic() - started
+
+        quick = socket.create_connection(("127.0.0.1", port), timeout=10)
+        quick.sendall(b"POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhello")
+        echoed = read_response(quick)
+        quick.close()
+        slow.close()
+
+    assert answer.startswith(b"HTTP/1.1 411 "), answer
+    assert body_deadline.CHUNKED_MESSAGE.encode() in answer
+    assert answered < 1
+    assert closed and ended < 3
     assert echoed.startswith(b"HTTP/1.1 200 ") and echoed.endswith(b"hello")

@@ -63,12 +63,39 @@ def test_tenant_host_400_for_a_request_with_too_many_fields(tenant):
     html = assert_error_page(client.post("/login/", fields), 400, "Bad request", TENANT_LOOK)
 
     assert tenant.name in html
+    assert "The form has more fields than this page accepts. Send fewer." in html
 
 
-def test_unknown_host_400_is_plain_tenant_style(db):
-    response = Client(HTTP_HOST="evil.example").get("/")
+HOST_MESSAGE = "This site does not serve the host name in the request (the Host header)."
 
-    assert_error_page(response, 400, "Bad request", TENANT_LOOK)
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",  # not in ALLOWED_HOSTS
+        "bad host!",  # not a host name at all
+        "acme.localhost:port",  # a port that is not a number
+        "-acme.localhost",  # allowed by the wildcard, but no tenant name (tenant middleware)
+        "a.b.localhost",  # two labels where a tenant has one
+    ],
+)
+def test_a_malformed_or_unknown_host_gets_the_styled_400_saying_what_to_fix(db, host):
+    response = Client(HTTP_HOST=host).get("/login/")
+
+    html = assert_error_page(response, 400, "Bad request", TENANT_LOOK)
+    assert HOST_MESSAGE in html
+    assert f"&lt;name&gt;.{settings.METIS_BASE_DOMAIN}" in html
+
+
+@pytest.mark.parametrize("host", ["bad host!", "-acme.localhost"])
+def test_a_malformed_host_on_a_json_endpoint_gets_json(db, host):
+    client = Client(HTTP_HOST=host)
+    api = client.post("/documents/multipart/start/", "{}", content_type="application/json")
+    accepting = client.get("/documents/", HTTP_ACCEPT="application/json")
+
+    for response in (api, accepting):
+        assert response.status_code == 400
+        assert response.json()["error"].startswith(HOST_MESSAGE)
 
 
 def test_tenant_host_403_for_a_form_without_its_csrf_token(tenant, tenant_user):

@@ -3,6 +3,7 @@
 import io
 import re
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -179,3 +180,82 @@ def test_get_file_copies_an_object_to_disk_and_a_missing_one_is_unavailable(s3_b
     assert (tmp_path / "x.bin").read_bytes() == b"\x00parquet\xff"
     with pytest.raises(StorageUnavailable):
         documents.get_file(key="system/missing.bin", path=str(tmp_path / "missing.bin"))
+
+
+# --- Timeouts: a down S3 server is a 503 in seconds, not botocore's minutes ------------------
+
+
+@pytest.fixture
+def stopped_s3(tmp_path, settings):
+    """A private SeaweedFS with a bucket, pointed at, then stopped: its port refuses."""
+    from tests.conftest import point_storage_at
+    from tests.support.seaweedfs import SeaweedS3
+
+    server = SeaweedS3(data_dir=tmp_path / "s3").start()
+    server.client().create_bucket(Bucket="stopped")
+    point_storage_at(settings, server, "stopped")
+    server.stop()
+    return server
+
+
+@pytest.fixture
+def hung_s3(settings):
+    """An S3 endpoint whose connects never complete: a listener whose accept queue is full, so
+    the kernel drops each new SYN (a server that hangs, not one that refuses)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    host, port = listener.getsockname()
+    queued = []
+    while len(queued) < 8:  # fill the queue (backlog 0 holds one); the next connect hangs
+        try:
+            queued.append(socket.create_connection((host, port), timeout=0.5))
+        except TimeoutError:
+            break
+    settings.AWS_S3_ENDPOINT_URL = f"http://{host}:{port}"
+    settings.AWS_STORAGE_BUCKET_NAME = "hung"
+    settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY = "hung", "hung-secret"
+    settings.AWS_S3_CONNECT_TIMEOUT = 0.5
+    yield
+    for sock in [*queued, listener]:
+        sock.close()
+
+
+def test_the_client_has_short_timeouts_and_standard_retries(s3_bucket):
+    config = store.documents_store().client.meta.config
+
+    assert (config.connect_timeout, config.read_timeout) == (3, 30)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+def test_a_stopped_s3_server_is_a_503_within_seconds(stopped_s3, tenant_client):
+    from tests.documents.conftest import pdf_bytes, uploaded
+
+    started = time.monotonic()
+    response = tenant_client.post(
+        "/documents/upload/",
+        {"document_type": "bank-statement", "file": uploaded(pdf_bytes())},
+        HTTP_ACCEPT="application/json",
+    )
+    took = time.monotonic() - started
+
+    assert response.status_code == 503, response.content
+    assert "The document store is not reachable right now" in response.content.decode()
+    assert took < 5  # botocore's defaults: up to five attempts with a 60 s connect timeout
+
+
+def test_an_s3_server_that_never_accepts_gives_up_after_the_connect_timeout(hung_s3):
+    from botocore.exceptions import ConnectTimeoutError
+
+    from metis import unavailable
+
+    started = time.monotonic()
+    with pytest.raises(ConnectTimeoutError) as error:
+        store.documents_store().head("tenants/x/a.txt")
+    took = time.monotonic() - started
+
+    # Three attempts of 0.5 s with the standard mode's backoff (at most 1 + 2 s) between them.
+    assert 1.4 < took < 6
+    assert unavailable.outage_of(error.value).service == "s3"

@@ -40,6 +40,11 @@ print(json.dumps({
          settings.CSRF_COOKIE_DOMAIN, settings.CSRF_COOKIE_PATH],
     ],
     "csrf_origins": settings.CSRF_TRUSTED_ORIGINS,
+    "probes": {
+        path: [answer.status_code, answer.get("Location")]
+        for path in ("/healthz", "/readyz", "/metrics")
+        for answer in [client.get(path)]
+    },
 }))
 """
 
@@ -71,6 +76,9 @@ def test_production_environment_serves_https_only_with_host_only_secure_cookies(
         "https://*.metis.example.com",
         "https://admin.metis.example.com",
     ]
+    # The platform's probes and Prometheus call over plain http: answered, never redirected.
+    for path, (status, location) in seen["probes"].items():
+        assert status != 301 and location is None, (path, status, location)
 
 
 def test_without_https_cookies_keep_plain_names_and_nothing_redirects():

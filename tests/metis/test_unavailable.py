@@ -72,7 +72,7 @@ def test_pool_exhausted_is_a_503_at_once_not_after_a_long_wait(small_pool, acme)
     assert "more requests than we can serve" in page.content.decode()
     assert api.status_code == 503 and api["Retry-After"] == "5"
     assert api.json()["retry_after"] == 5 and "try again" in api.json()["error"]
-    assert took < 4  # two requests, each refused after the pool's 1 s
+    assert 2 <= took < 4  # two requests, each refused after the pool's 1 s: busy waits
     # And the pool serves again once the connection is back.
     assert Client().get("/login/", HTTP_HOST=host_of(acme)).status_code == 200
 

@@ -132,3 +132,95 @@ def test_a_pool_of_one_serves_others_while_a_client_trickles_its_body(pool_of_on
             trickler.close()
     assert status == 200
     assert waited < 5  # not the pool's 10 s timeout
+
+
+# --- PostgreSQL down: a 503 at once, not after the pool's timeout -----------------------------
+
+
+@pytest.fixture
+def private_postgres(django_db_blocker, settings):
+    """A private PostgreSQL the test may stop, the default alias's pool pointed at it (5 s)."""
+    from tests.support import scratch, services
+
+    server = services.PrivatePostgres().create()
+    with django_db_blocker.unblock(), services.database_settings_kept():
+        scratch.close_all_connections()
+        default = settings.DATABASES["default"]
+        # The superuser's own database: the test needs a server that answers, not our tables.
+        default.update(HOST="127.0.0.1", PORT=server.port, NAME="postgres", USER="postgres")
+        default["OPTIONS"]["pool"] = {
+            **default["OPTIONS"]["pool"],
+            "min_size": 2,
+            "max_size": 4,
+            "timeout": 5,
+        }
+        try:
+            yield server
+        finally:
+            server.destroy()
+
+
+def select_one() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()  # back to the pool, as at the end of a request
+
+
+@pytest.mark.xfail(
+    reason="Unfinished: with DATABASE_POOL_CHECK on (main's new default), the first request "
+    "after a crash finds its idle connections dead and waits the pool's timeout before any "
+    "connect has failed; passes with DATABASE_POOL_CHECK=false",
+    strict=False,
+)
+def test_postgres_refusing_connections_is_a_503_at_once_not_after_the_pool_timeout(
+    private_postgres,
+):
+    select_one()  # the pool is open and has its connections
+    private_postgres.stop()
+    client = Client(raise_request_exception=False)
+
+    took = []
+    for _ in range(6):  # past the pool's idle connections, which die on first use
+        started = time.monotonic()
+        response = client.get("/login/", HTTP_HOST="acme.localhost")
+        took.append(time.monotonic() - started)
+        connection.close()
+        assert response.status_code == 503
+        assert "Our database is unavailable" in response.content.decode()
+    assert max(took) < 1.5, took  # not the pool's 5 s
+
+    private_postgres.start()
+    deadline = time.monotonic() + 15
+    while True:  # back by itself within a few seconds, without a restart
+        try:
+            select_one()
+            break
+        except Exception:
+            assert time.monotonic() < deadline, "the pool did not find PostgreSQL again"
+            time.sleep(0.2)
+
+
+def test_the_breaker_lets_a_request_check_again_once_its_memory_is_old(settings):
+    import psycopg
+
+    from tests.support.ports import free_port
+
+    breaker = pool.DownBreaker()
+    params = {"host": "127.0.0.1", "port": free_port(), "dbname": "x", "user": "x"}
+    server = ("127.0.0.1", str(params["port"]))
+
+    class Empty:
+        def get_stats(self):
+            return {"pool_available": 0}
+
+    breaker.check(Empty(), params, memory=0.3)  # nothing failed: the pool decides
+    breaker.failed(server, OSError("connection refused"))
+    with pytest.raises(psycopg.OperationalError, match="connection refused"):
+        breaker.check(Empty(), params, memory=0.3)  # fresh memory: no connect tried
+    time.sleep(0.3)
+    with pytest.raises(psycopg.OperationalError, match="failed: Connection refused"):
+        breaker.check(Empty(), params, memory=0.3)  # old memory: one quick connect, refused
+    breaker.succeeded(server)
+    breaker.check(Empty(), params, memory=0.3)
