@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 from django.db import connections
+from psycopg_pool import ConnectionPool
 
 # DISCARD ALL, as PostgreSQL documents it, but keeping cached plans (DISCARD PLANS): a plan
 # carries nothing of a user's, and re-planning the seal check after every return cost ~0.5 ms
@@ -111,6 +112,31 @@ breaker = DownBreaker()
 
 def _server_of(params: dict[str, Any]) -> tuple[str, str]:
     return str(params.get("host") or ""), str(params.get("port") or "")
+
+
+class ServerDown(BaseException):
+    """PostgreSQL refused a connect. A BaseException on purpose: psycopg_pool's check loop
+    retries an Exception until its timeout, and gives up at once on anything else."""
+
+
+def connection_check(conn: psycopg.Connection) -> None:
+    """The pool's check before it hands out a connection (DATABASE_POOL_CHECK).
+
+    A dead idle connection is either a restarted server (take another, or open one) or a
+    stopped one; only a connect tells which. Refused: the breaker learns it and the request
+    gets its 503 now, not after the pool's timeout spent opening connections that cannot open.
+    """
+    try:
+        ConnectionPool.check_connection(conn)
+    except psycopg.OperationalError:
+        info = conn.info
+        params = {"host": info.host, "port": info.port, "dbname": info.dbname, "user": info.user}
+        try:
+            psycopg.connect(**params, password=info.password, connect_timeout=2).close()
+        except psycopg.OperationalError as refused:
+            breaker.failed(_server_of(params), refused)
+            raise ServerDown(str(refused).strip().splitlines()[0]) from refused
+        raise
 
 
 class BreakerConnection(psycopg.Connection):

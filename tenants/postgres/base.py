@@ -44,12 +44,25 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.account_writes_pending = 0
         self.execute_wrappers.append(_seal_before_execute)
 
+    @property
+    def pool(self):
+        pool = super().pool
+        # Django passes the pool psycopg's plain check (CONN_HEALTH_CHECKS); ours also tells a
+        # restarted server from a stopped one (tenants/pool.py). No constructor argument for
+        # it: Django names `check` itself.
+        if pool is not None and pool._check is not None:
+            pool._check = connection_pool.connection_check
+        return pool
+
     def get_new_connection(self, conn_params):
         # PostgreSQL refused us a moment ago: fail now rather than wait out the pool's timeout.
         memory = settings.DATABASE_DOWN_MEMORY
         if self.pool is not None and memory:
             connection_pool.breaker.check(self.pool, conn_params, memory=memory)
-        return super().get_new_connection(conn_params)
+        try:
+            return super().get_new_connection(conn_params)
+        except connection_pool.ServerDown as down:
+            raise psycopg.OperationalError(f"PostgreSQL is not accepting connections: {down}")
 
     def account_write_begins(self) -> None:
         self.account_writes_pending += 1

@@ -168,12 +168,6 @@ def select_one() -> None:
         connection.close()  # back to the pool, as at the end of a request
 
 
-@pytest.mark.xfail(
-    reason="Unfinished: with DATABASE_POOL_CHECK on (main's new default), the first request "
-    "after a crash finds its idle connections dead and waits the pool's timeout before any "
-    "connect has failed; passes with DATABASE_POOL_CHECK=false",
-    strict=False,
-)
 def test_postgres_refusing_connections_is_a_503_at_once_not_after_the_pool_timeout(
     private_postgres,
 ):
