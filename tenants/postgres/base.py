@@ -62,7 +62,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         try:
             return super().get_new_connection(conn_params)
         except connection_pool.ServerDown as down:
-            raise psycopg.OperationalError(f"PostgreSQL is not accepting connections: {down}")
+            message = f"PostgreSQL is not accepting connections: {down}"
+            raise psycopg.OperationalError(message) from down
 
     def account_write_begins(self) -> None:
         self.account_writes_pending += 1
