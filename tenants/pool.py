@@ -130,7 +130,12 @@ def connection_check(conn: psycopg.Connection) -> None:
         ConnectionPool.check_connection(conn)
     except psycopg.OperationalError:
         info = conn.info
-        params = {"host": info.host, "port": info.port, "dbname": info.dbname, "user": info.user}
+        params: dict[str, Any] = {
+            "host": info.host,
+            "port": info.port,
+            "dbname": info.dbname,
+            "user": info.user,
+        }
         try:
             psycopg.connect(**params, password=info.password, connect_timeout=2).close()
         except psycopg.OperationalError as refused:
