@@ -16,7 +16,12 @@ from django.conf import settings
 from monitoring import downsample
 from monitoring.downsample import Window
 
-CONNECTIONS_WARNING_RATIO = 0.8  # the spec's high_connection_count alert
+
+def connections_warning_ratio() -> float:
+    """The high-connections alert's line (the spec's 80 %, ALERT_DB_CONNECTIONS_PERCENT)."""
+    return settings.ALERT_DB_CONNECTIONS_PERCENT / 100
+
+
 LATENCY_TOP_VIEWS = 8  # the busiest views get a line each; more would be unreadable
 REQUEST_SUM = "metis_http_request_duration_seconds_sum"
 REQUEST_COUNT = "metis_http_request_duration_seconds_count"
@@ -73,7 +78,7 @@ def _database(client: Client, span: dict, buckets: list) -> list[dict]:
         return _values({b: pick(p) for b, p in points.items()}, buckets)
 
     limit = line("metis_db_connections_max")
-    warning = [None if v is None else v * CONNECTIONS_WARNING_RATIO for v in limit]
+    warning = [None if v is None else v * connections_warning_ratio() for v in limit]
     return [
         _chart(
             "db-connections",
@@ -83,7 +88,7 @@ def _database(client: Client, span: dict, buckets: list) -> list[dict]:
                 _dataset("used (peak)", line("metis_db_connections")),
                 _dataset("used (mean)", line("metis_db_connections", _mean)),
                 _dataset("max_connections", limit),
-                _dataset(f"{CONNECTIONS_WARNING_RATIO:.0%} of max (alert)", warning, dashed=True),
+                _dataset(f"{connections_warning_ratio():.0%} of max (alert)", warning, dashed=True),
             ],
         ),
         _chart(

@@ -1,9 +1,9 @@
 """The Monitoring page's tiles: each figure's latest stored value and whether it is within its
 threshold (green), past it (red), or has none (grey: shown for reading, not judged).
 
-Thresholds are the spec's where it names one (connections, slow queries), else the backups
-dashboard's (a good backup within 36 h) or a named judgement below. The alert rules own the
-notifications; these only colour the page.
+Where an alert rule watches the same figure, the tile uses the rule's threshold (the ALERT_*
+settings), so a red tile and an open alert agree; the others are named judgements below. The
+alert rules own the notifications; these only colour the page.
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ from clickhouse_connect.driver.client import Client
 from django.conf import settings
 
 from monitoring import downsample
-from monitoring.charts import CONNECTIONS_WARNING_RATIO, REQUEST_COUNT, REQUEST_SUM
+from monitoring.charts import REQUEST_COUNT, REQUEST_SUM, connections_warning_ratio
 
 # A sample older than this is no "current value": beat or the worker has stopped.
 SAMPLE_FRESH = datetime.timedelta(minutes=5)
 COUNTER_SPAN = datetime.timedelta(hours=1)  # the span of the "last hour" tiles
 LOCK_WAITS_MAX = 5  # a few short waits are normal; a queue of them is contention
-OUTBOX_OLDEST_MAX_SECONDS = 15 * 60  # the drain runs every minute: a quarter hour is stuck
-BACKUP_GOOD_MAX_SECONDS = 36 * 3600  # backups/dashboard.py's "Good backup" tile
 WAL_ARCHIVE_MAX_SECONDS = 2 * 3600  # checked hourly (backups/dashboard.py)
-QUEUE_DEPTH_MAX = 100
 S3_ERROR_RATIO_MAX = 0.01
 LATENCY_MEAN_MAX_SECONDS = 0.5
 
@@ -89,8 +86,8 @@ def _sampled_tiles(latest: _Latest) -> list[Tile]:
         Tile(
             "Database connections",
             "—" if used is None or limit is None else f"{used:.0f} of {limit:.0f}",
-            None if used is None or limit is None else used <= limit * CONNECTIONS_WARNING_RATIO,
-            f"≤ {CONNECTIONS_WARNING_RATIO:.0%} of max_connections",
+            None if used is None or limit is None else used <= limit * connections_warning_ratio(),
+            f"≤ {connections_warning_ratio():.0%} of max_connections",
         ),
         Tile(
             "Slow queries",
@@ -115,14 +112,14 @@ def _sampled_tiles(latest: _Latest) -> list[Tile]:
         Tile(
             "Outbox",
             "—" if oldest is None else f"{waiting or 0:.0f} waiting, oldest {_duration(oldest)}",
-            _at_most(oldest, OUTBOX_OLDEST_MAX_SECONDS),
-            f"oldest ≤ {_duration(OUTBOX_OLDEST_MAX_SECONDS)}",
+            _at_most(oldest, settings.ALERT_OUTBOX_OLDEST_SECONDS),
+            f"oldest ≤ {_duration(settings.ALERT_OUTBOX_OLDEST_SECONDS)}",
         ),
         Tile(
             "Last good backup",
             "none yet" if backup is None else f"{_duration(backup)} ago",
-            backup is not None and backup <= BACKUP_GOOD_MAX_SECONDS,
-            f"≤ {_duration(BACKUP_GOOD_MAX_SECONDS)} old",
+            backup is not None and backup <= settings.ALERT_BACKUP_MAX_AGE_HOURS * 3600,
+            f"≤ {_duration(settings.ALERT_BACKUP_MAX_AGE_HOURS * 3600)} old",
         ),
         Tile(
             "WAL archive",
@@ -133,8 +130,8 @@ def _sampled_tiles(latest: _Latest) -> list[Tile]:
         Tile(
             "Celery queues",
             "—" if deepest is None else f"{deepest[1]:.0f} in {deepest[0]}",
-            None if deepest is None else deepest[1] <= QUEUE_DEPTH_MAX,
-            f"each ≤ {QUEUE_DEPTH_MAX} waiting",
+            None if deepest is None else deepest[1] <= settings.ALERT_CELERY_QUEUE_MAX,
+            f"each ≤ {settings.ALERT_CELERY_QUEUE_MAX} waiting",
         ),
         Tile(
             "Collectors",
