@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "metis.events",
     "documents",
     "analytics",
+    "privacy",
     "backups",
     "monitoring",
 ]
