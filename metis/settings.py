@@ -143,9 +143,10 @@ DATABASE_POOL = {
     # Each connect the pool opens tells tenants.pool's breaker whether PostgreSQL answered.
     "connection_class": BreakerConnection,
 }
-# Seconds a failed connect is remembered: meanwhile a request that needs a new connection gets
-# its 503 at once instead of after the pool's timeout; then one request checks again. 0: off.
-DATABASE_DOWN_MEMORY = env.float("DATABASE_DOWN_MEMORY", default=2)
+# After a refused connect, a request that needs a new connection tries one quick connect of
+# its own (one at a time) and answers 503 at once if refused, instead of after the pool's
+# timeout (tenants/pool.py).
+DATABASE_DOWN_BREAKER = env.bool("DATABASE_DOWN_BREAKER", default=True)
 
 
 def _database(url: str, *, pooled: bool) -> dict:

@@ -7,12 +7,12 @@ connection's last user set for the session (settings, temporary objects, advisor
 discarded on the way back, so it never reaches the next user.
 
 When PostgreSQL is down, the pool cannot open a connection, and each request would wait the
-pool's whole timeout (DATABASE_POOL_TIMEOUT, 5 s) for one before its 503. `DownBreaker` keeps a
-few seconds' memory of a failed connect instead: while it is fresh, a request that would have to
-wait for a new connection fails at once (metis/unavailable.py answers 503); once it is older,
-one request checks with a connect of its own, quick when refused, and either the database is
-back or the memory is renewed. A merely busy pool (every connection in use, no connect failed)
-is not affected: its requests wait the timeout, as they should.
+pool's whole timeout (DATABASE_POOL_TIMEOUT, 5 s) for one before its 503. `DownBreaker`
+remembers the last failed connect instead: while it stands, a request that would have to wait
+for a new connection checks with a quick connect of its own (one request at a time; the others
+fail at once, and metis/unavailable.py answers 503), and either the database is back and the
+failure forgotten, or it is renewed. A merely busy pool (every connection in use, no connect
+failed) is not affected: its requests wait the timeout, as they should.
 """
 
 from __future__ import annotations
@@ -76,15 +76,18 @@ class DownBreaker:
     def succeeded(self, server: tuple[str, str]) -> None:
         self._failures.pop(server, None)
 
-    def check(self, pool: Any, connect_params: dict[str, Any], *, memory: float) -> None:
-        """Raise psycopg.OperationalError at once if the server refused us lately and the pool
-        has no idle connection to give; else return (the pool serves, or waits its timeout)."""
+    def check(self, pool: Any, connect_params: dict[str, Any]) -> None:
+        """Raise psycopg.OperationalError at once if the server refused our last connect and
+        the pool has no idle connection to give; else return (the pool serves, or waits its
+        timeout). One request at a time finds out with a quick connect of its own: refused, it
+        fails at once too; accepted (the server is back), the failure is forgotten. No fixed
+        memory: a server that came back a moment after refusing is used at once."""
         server = _server_of(connect_params)
         failure = self._failures.get(server)
         if failure is None or pool.get_stats().get("pool_available", 0) > 0:
             return
-        if time.monotonic() - failure.at >= memory and self._begin_check(server):
-            try:  # one request finds out for everyone, without the pool's wait
+        if self._begin_check(server):
+            try:
                 psycopg.connect(**{**connect_params, "connect_timeout": 2}).close()
             except psycopg.OperationalError as exc:
                 self.failed(server, exc)

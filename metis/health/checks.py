@@ -23,6 +23,7 @@ from psycopg_pool import PoolTimeout
 from analytics import clickhouse
 from metis.objectstore import store
 from metis.objectstore.errors import error_code
+from tenants.pool import ServerDown
 
 # Where the heartbeat task (metis.health.tasks) and beat record their last sign of life.
 WORKER_KEY = "metis:health:worker"
@@ -55,6 +56,8 @@ def check_postgres(timeout: float) -> str:
     pool.open()  # as Django does before each checkout (a no-op once open)
     try:
         conn = pool.getconn(timeout=timeout)
+    except ServerDown:  # the pool's check found the server refusing (tenants/pool.py)
+        raise CheckFailed("unreachable: connections refused") from None
     except PoolTimeout:
         stats = pool.get_stats()
         if stats.get("pool_size", 0) >= pool.max_size and not stats.get("pool_available"):

@@ -56,9 +56,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params):
         # PostgreSQL refused us a moment ago: fail now rather than wait out the pool's timeout.
-        memory = settings.DATABASE_DOWN_MEMORY
-        if self.pool is not None and memory:
-            connection_pool.breaker.check(self.pool, conn_params, memory=memory)
+        if self.pool is not None and settings.DATABASE_DOWN_BREAKER:
+            connection_pool.breaker.check(self.pool, conn_params)
         try:
             return super().get_new_connection(conn_params)
         except connection_pool.ServerDown as down:

@@ -196,7 +196,7 @@ def test_postgres_refusing_connections_is_a_503_at_once_not_after_the_pool_timeo
             time.sleep(0.2)
 
 
-def test_the_breaker_lets_a_request_check_again_once_its_memory_is_old(settings):
+def test_the_breaker_checks_with_one_connect_and_forgets_a_server_that_is_back(settings):
     import psycopg
 
     from tests.support.ports import free_port
@@ -209,12 +209,19 @@ def test_the_breaker_lets_a_request_check_again_once_its_memory_is_old(settings)
         def get_stats(self):
             return {"pool_available": 0}
 
-    breaker.check(Empty(), params, memory=0.3)  # nothing failed: the pool decides
+    breaker.check(Empty(), params)  # nothing failed: the pool decides
     breaker.failed(server, OSError("connection refused"))
-    with pytest.raises(psycopg.OperationalError, match="connection refused"):
-        breaker.check(Empty(), params, memory=0.3)  # fresh memory: no connect tried
-    time.sleep(0.3)
     with pytest.raises(psycopg.OperationalError, match="failed: Connection refused"):
-        breaker.check(Empty(), params, memory=0.3)  # old memory: one quick connect, refused
-    breaker.succeeded(server)
-    breaker.check(Empty(), params, memory=0.3)
+        breaker.check(Empty(), params)  # one quick connect of its own, refused
+    assert breaker._begin_check(server)  # another request is finding out meanwhile:
+    with pytest.raises(psycopg.OperationalError, match="not accepting connections"):
+        breaker.check(Empty(), params)  # this one fails at once, no connect
+    breaker._checking.discard(server)
+
+    # The server came back a moment after refusing: the next request's connect finds it.
+    database = settings.DATABASES["default"]
+    up = {"host": database["HOST"], "port": database["PORT"], "dbname": database["NAME"]}
+    up |= {"user": database["USER"], "password": database["PASSWORD"]}
+    breaker.failed(pool._server_of(up), OSError("the database system is shutting down"))
+    breaker.check(Empty(), up)
+    assert pool._server_of(up) not in breaker._failures
