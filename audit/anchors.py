@@ -27,6 +27,10 @@ PREFIX = "audit/anchors/"
 HEADS_SQL = "SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain"
 
 
+class AnchorStoreUnsafe(RuntimeError):
+    """The anchor bucket has neither Object Lock nor versioning: an anchor could be replaced."""
+
+
 @dataclass(frozen=True)
 class Anchor:
     chain: str
@@ -49,6 +53,12 @@ def anchor_all(*, now: datetime | None = None) -> list[Anchor]:
     now = now or timezone.now()
     store = objectstore.audit_store()
     locked = store.object_lock_enabled()
+    if not locked and not store.versioning_enabled():
+        raise AnchorStoreUnsafe(
+            f"bucket {store.bucket} has neither Object Lock nor versioning: an anchor written "
+            "there could be overwritten. Use a bucket made with Object Lock "
+            "(AUDIT_ANCHOR_BUCKET) or turn versioning on (manage.py storage_setup does)."
+        )
     written = []
     for chain, seq, digest in heads():
         key = f"{PREFIX}{chain}/{now:%Y-%m-%d}.json"

@@ -135,6 +135,10 @@ class ObjectStore:
             return False
         return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
 
+    def versioning_enabled(self) -> bool:
+        answer = self.client.get_bucket_versioning(Bucket=self.bucket)
+        return answer.get("Status") == "Enabled"
+
     # --- Reads -------------------------------------------------------------------------------
 
     def read_version(self, key: str, version_id: str) -> bytes:

@@ -35,5 +35,20 @@ def owner_execute(*statements: str, params=None) -> None:
 
 
 @pytest.fixture
-def anchor_bucket(s3_bucket):
+def versioned_bucket(s3_server, s3_bucket):
+    """The anchors' bucket without Object Lock: versioning on, as storage_setup leaves it."""
+    s3_server.client().put_bucket_versioning(
+        Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
     return s3_bucket
+
+
+@pytest.fixture
+def locked_bucket(s3_server, s3_bucket, settings):
+    """A bucket made with S3 Object Lock, for the anchors alone (AUDIT_ANCHOR_BUCKET)."""
+    bucket = s3_bucket + "-lock"
+    s3_server.client().create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    settings.AUDIT_ANCHOR_BUCKET = bucket
+    settings.AUDIT_ANCHOR_LOCK_DAYS = 1
+    # Locked versions cannot be deleted: the bucket stays until the test server goes.
+    return bucket

@@ -23,10 +23,9 @@ def test_the_runtime_role_cannot_change_the_log(tenant, statement):
     record_some(tenant, 2)
     before = entries(tenant)
     # As an injection would: raw SQL, inside the tenant's own sealed transaction.
-    with db.tenant_context(tenant.pk):
-        with pytest.raises(DatabaseError, match="permission denied"):
-            with transaction.atomic(), connections["default"].cursor() as cursor:
-                cursor.execute(statement)
+    with db.tenant_context(tenant.pk), pytest.raises(DatabaseError, match="permission denied"):
+        with transaction.atomic(), connections["default"].cursor() as cursor:
+            cursor.execute(statement)
     assert entries(tenant) == before
 
 
@@ -38,9 +37,8 @@ def test_the_runtime_role_cannot_change_the_log(tenant, statement):
 def test_the_triggers_refuse_even_the_owner(tenant, statement):
     record_some(tenant, 1)
     before = entries(tenant)
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic(using="owner"):
-            owner_execute(statement)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(using="owner"):
+        owner_execute(statement)
     assert entries(tenant) == before
 
 
@@ -50,13 +48,11 @@ def test_a_new_partition_is_guarded_and_reachable_only_through_the_log(tenant):
     with connections["owner"].cursor() as cursor:
         cursor.execute("SELECT metis_audit_partition_ensure((now() + interval '1 month')::date)")
         (partition,) = cursor.fetchone()
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic(using="owner"):
-            owner_execute(f"TRUNCATE {partition}")
-    with db.tenant_context(tenant.pk):
-        with pytest.raises(DatabaseError, match="permission denied"):
-            with transaction.atomic(), connections["default"].cursor() as cursor:
-                cursor.execute(f"SELECT * FROM {partition}")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(using="owner"):
+        owner_execute(f"TRUNCATE {partition}")
+    with db.tenant_context(tenant.pk), pytest.raises(DatabaseError, match="permission denied"):
+        with transaction.atomic(), connections["default"].cursor() as cursor:
+            cursor.execute(f"SELECT * FROM {partition}")
 
 
 @pytest.mark.django_db
@@ -89,11 +85,10 @@ def test_a_tenant_reads_only_its_own_rows(tenant, other_tenant):
         cursor.execute("SELECT count(*) FROM audit_log")
         assert cursor.fetchone() == (2 + _rows_of_writes(other_tenant),)
         # Nor may it write into the first tenant's chain.
-        with pytest.raises(DatabaseError, match="row-level security"):
-            with transaction.atomic():
-                cursor.execute(
-                    "INSERT INTO audit_log (tenant_id, action) VALUES (%s, 'x')", [tenant.pk]
-                )
+        with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+            cursor.execute(
+                "INSERT INTO audit_log (tenant_id, action) VALUES (%s, 'x')", [tenant.pk]
+            )
 
 
 def _rows_of_writes(tenant) -> int:
