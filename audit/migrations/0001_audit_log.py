@@ -55,7 +55,12 @@ class Migration(migrations.Migration):
                 migrations.CreateModel(
                     name="AuditEntry",
                     fields=[("id", models.BigIntegerField(primary_key=True))],
-                    options={"managed": False, "db_table": "audit_log"},
+                    options={
+                        "managed": False,
+                        "db_table": "audit_log",
+                        "ordering": ["-created_at", "-id"],
+                        "verbose_name_plural": "audit entries",
+                    },
                 )
             ],
         ),

@@ -6,7 +6,6 @@ from metis import beat
 
 PARTITIONS = "audit.partitions_ensure"
 ANCHORS = "audit.anchor_all"
-RETENTION = "audit.retention_export"
 
 
 def schedule(apps, schema_editor):
@@ -22,16 +21,10 @@ def schedule(apps, schema_editor):
         task=ANCHORS,
         schedule=beat.crontab_get(apps, minute="20", hour="0"),
     )
-    beat.periodic_task_ensure(
-        apps,
-        name="Audit log: export months past retention to Parquet, then drop them (monthly)",
-        task=RETENTION,
-        schedule=beat.crontab_get(apps, minute="30", hour="1", day_of_month="2"),
-    )
 
 
 def unschedule(apps, schema_editor):
-    beat.periodic_tasks_remove(apps, PARTITIONS, ANCHORS, RETENTION)
+    beat.periodic_tasks_remove(apps, PARTITIONS, ANCHORS)
 
 
 class Migration(migrations.Migration):
