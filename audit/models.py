@@ -36,7 +36,8 @@ class AuditEntry(models.Model):
     actor_id = models.CharField(max_length=64)
     target_type = models.CharField(max_length=50)
     target_id = models.CharField(max_length=64)
-    ip_address = models.CharField(max_length=45, null=True)
+    # NULL when no address is known (a task), as the log's other rows record it.
+    ip_address = models.CharField(max_length=45, null=True)  # noqa: DJ001
     request_id = models.CharField(max_length=64)
     metadata = models.JSONField(default=dict)
 

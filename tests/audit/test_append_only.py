@@ -23,9 +23,13 @@ def test_the_runtime_role_cannot_change_the_log(tenant, statement):
     record_some(tenant, 2)
     before = entries(tenant)
     # As an injection would: raw SQL, inside the tenant's own sealed transaction.
-    with db.tenant_context(tenant.pk), pytest.raises(DatabaseError, match="permission denied"):
-        with transaction.atomic(), connections["default"].cursor() as cursor:
-            cursor.execute(statement)
+    with (
+        db.tenant_context(tenant.pk),
+        pytest.raises(DatabaseError, match="permission denied"),
+        transaction.atomic(),
+        connections["default"].cursor() as cursor,
+    ):
+        cursor.execute(statement)
     assert entries(tenant) == before
 
 
@@ -50,21 +54,28 @@ def test_a_new_partition_is_guarded_and_reachable_only_through_the_log(tenant):
         (partition,) = cursor.fetchone()
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(using="owner"):
         owner_execute(f"TRUNCATE {partition}")
-    with db.tenant_context(tenant.pk), pytest.raises(DatabaseError, match="permission denied"):
-        with transaction.atomic(), connections["default"].cursor() as cursor:
-            cursor.execute(f"SELECT * FROM {partition}")
+    with (
+        db.tenant_context(tenant.pk),
+        pytest.raises(DatabaseError, match="permission denied"),
+        transaction.atomic(),
+        connections["default"].cursor() as cursor,
+    ):
+        cursor.execute(f"SELECT * FROM {partition}")
 
 
 @pytest.mark.django_db
 def test_the_database_sets_the_time_and_the_chain(tenant):
     with db.tenant_context(tenant.pk):
-        with pytest.raises(DatabaseError, match="set by the database"):
-            with transaction.atomic(), connections["default"].cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO audit_log (tenant_id, action, created_at) "
-                    "VALUES (%s, 'backdated', now() - interval '1 day')",
-                    [tenant.pk],
-                )
+        with (
+            pytest.raises(DatabaseError, match="set by the database"),
+            transaction.atomic(),
+            connections["default"].cursor() as cursor,
+        ):
+            cursor.execute(
+                "INSERT INTO audit_log (tenant_id, action, created_at) "
+                "VALUES (%s, 'backdated', now() - interval '1 day')",
+                [tenant.pk],
+            )
         with connections["default"].cursor() as cursor:
             cursor.execute(
                 "INSERT INTO audit_log (tenant_id, action, seq, hash) "
