@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
 os.environ.setdefault("METIS_TEST_DB_PREFIX", "bench_audit")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
