@@ -153,6 +153,8 @@ class RequestLogMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        # For the apps' audit rows: they may not import this wiring module.
+        request.request_id = request_id  # type: ignore[attr-defined]
         token = bind(request_id=request_id)
         started = time.monotonic()
         try:

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "privacy",
     "backups",
     "monitoring",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -575,6 +576,19 @@ ALERT_OUTBOX_OLDEST_SECONDS = env.float("ALERT_OUTBOX_OLDEST_SECONDS", default=1
 ALERT_S3_ERRORS_PER_MINUTE = env.int("ALERT_S3_ERRORS_PER_MINUTE", default=5)
 ALERT_S3_IGNORED_CODES = env.list("ALERT_S3_IGNORED_CODES", default=["NoSuchKey", "404"])
 ALERT_CELERY_QUEUE_MAX = env.int("ALERT_CELERY_QUEUE_MAX", default=100)
+
+# --- Audit trail (audit/; docs/architecture.md, "Audit trail") --------------------------------
+# Reads of personal data are logged by URL name (audit/middleware.py), after the tenant context.
+MIDDLEWARE.append("audit.middleware.AuditMiddleware")
+# How long audit rows stay in PostgreSQL before a month is exported to Parquet and dropped: seven
+# years, the longest record-keeping duty KYC files carry (AML record keeping is five years after
+# the relationship ends, and a relationship may run on). Object storage keeps the exports.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=7 * 365 + 2)
+# The bucket each chain's daily anchor goes to: empty is the documents bucket. With S3 Object
+# Lock on that bucket each anchor is locked (COMPLIANCE) for AUDIT_ANCHOR_LOCK_DAYS; without it,
+# keep versioning on: audit_verify reads every version.
+AUDIT_ANCHOR_BUCKET = env.str("AUDIT_ANCHOR_BUCKET", default="")
+AUDIT_ANCHOR_LOCK_DAYS = env.int("AUDIT_ANCHOR_LOCK_DAYS", default=AUDIT_RETENTION_DAYS)
 
 # --- Passwords, password resets and email ------------------------------------------------------
 # Every form that sets a password (tenant reset and change pages, the staff admin's tenant-user

@@ -126,6 +126,9 @@ FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_policy p ON p.polrelid = c.oid
 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+  -- A partition is reached through its parent, whose policies apply (audit_log's partitions
+  -- keep no grants for the runtime role: audit/schema.py).
+  AND NOT c.relispartition
   AND (c.relname = ANY(%s) OR EXISTS (
         SELECT 1 FROM pg_attribute a
         WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))

@@ -122,6 +122,12 @@ def database_roles_ensure(
         "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
         "GRANT SELECT ON TABLES TO {reader}",
         "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}",
+        # The audit log stays append-only for the runtime role whatever was granted above; its
+        # chain bookkeeping is the owner's alone (audit/schema.py, GRANTS_SQL).
+        "DO $$ BEGIN IF to_regclass('public.audit_log') IS NOT NULL THEN "
+        "REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {app}; "
+        "REVOKE ALL ON audit_log_default, audit_chain_heads, audit_retention_cuts FROM {app}; "
+        "END IF; END $$",
     ]
     names = {
         "db": sql.Identifier(database),

@@ -113,7 +113,39 @@ class ObjectStore:
             {"ContentType": content_type},
         )
 
+    def put_locked(self, *, key: str, data: bytes, content_type: str, retain_until) -> str:
+        """Store `data` under S3 Object Lock (COMPLIANCE) until `retain_until`: no credential
+        can delete or shorten that version before then, ours included. Needs a bucket made
+        with Object Lock (`object_lock_enabled()`)."""
+        return self._put(
+            key,
+            lambda args: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **args),
+            {
+                "ContentType": content_type,
+                "ObjectLockMode": "COMPLIANCE",
+                "ObjectLockRetainUntilDate": retain_until,
+            },
+        )
+
+    def object_lock_enabled(self) -> bool:
+        """True when the bucket was made with S3 Object Lock (servers without it answer no)."""
+        try:
+            answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError:
+            return False
+        return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+    def versioning_enabled(self) -> bool:
+        answer = self.client.get_bucket_versioning(Bucket=self.bucket)
+        return answer.get("Status") == "Enabled"
+
     # --- Reads -------------------------------------------------------------------------------
+
+    def read_version(self, key: str, version_id: str) -> bytes:
+        """Return one stored version of the object, whole."""
+        body = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"]
+        with body:
+            return body.read()
 
     def head(self, key: str, *, version_id: str = "") -> dict | None:
         """Return the object's headers, or None when there is no such object."""
@@ -406,6 +438,19 @@ def backups_store() -> ObjectStore:
     return ObjectStore(
         bucket=_named(
             settings.BACKUP_REPO_BUCKET or settings.AWS_STORAGE_BUCKET_NAME, "BACKUP_REPO_BUCKET"
+        ),
+        endpoint=_endpoint(),
+        encryption=tuple(encryption.sse_parameters().items()),
+    )
+
+
+def audit_store() -> ObjectStore:
+    """The bucket the audit trail's anchors and exports go to: AUDIT_ANCHOR_BUCKET, else the
+    documents bucket."""
+    return ObjectStore(
+        bucket=_named(
+            settings.AUDIT_ANCHOR_BUCKET or settings.AWS_STORAGE_BUCKET_NAME,
+            "AUDIT_ANCHOR_BUCKET",
         ),
         endpoint=_endpoint(),
         encryption=tuple(encryption.sse_parameters().items()),

@@ -1,0 +1,36 @@
+"""Beat tasks of the audit log (schedules: migration 0002)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import connections
+from django.utils import timezone
+
+from audit import anchors
+
+
+@shared_task(name="audit.anchor_all")
+def anchor_all() -> int:
+    """Anchor every chain's head in object storage. Idempotent: a second run the same day adds
+    one more version of the day's anchor, and verify reads them all."""
+    return len(anchors.anchor_all())
+
+
+@shared_task(name="audit.partitions_ensure")
+def partitions_ensure(months_ahead: int = 3) -> list[str]:
+    """Make sure this month's and the next `months_ahead` months' partitions exist. Idempotent.
+
+    `metis_audit_partition_ensure` runs as the owner (SECURITY DEFINER) and makes only month
+    partitions within a bounded range, so the runtime role may call it.
+    """
+    first = timezone.now().date().replace(day=1)
+    made = []
+    with connections["default"].cursor() as cursor:
+        for months in range(months_ahead + 1):
+            year, month = divmod(first.month - 1 + months, 12)
+            cursor.execute(
+                "SELECT metis_audit_partition_ensure(%s)",
+                [first.replace(year=first.year + year, month=month + 1)],
+            )
+            made.append(cursor.fetchone()[0])
+    return made
