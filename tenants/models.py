@@ -92,6 +92,9 @@ class TenantUser(TenantOwnedModel, AbstractBaseUser):
     email = models.EmailField(max_length=255)
     name = models.CharField(max_length=255)
     is_active = models.BooleanField(default=True, db_default=True)
+    # A tenant admin acts for the whole tenant on its pages (e.g. exports any subject's data,
+    # privacy/export_views.py). Staff grant it in the admin; no tenant page can.
+    is_admin = models.BooleanField(default=False, db_default=False)
     metadata = models.JSONField(default=dict, db_default={}, blank=True)
     created_at = models.DateTimeField(db_default=Now(), editable=False)
 
