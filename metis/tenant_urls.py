@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("documents/", include("documents.urls")),
     path("", include("analytics.urls")),
+    path("exports/", include("privacy.exports.urls")),
     path("csp-report/", csp_reports.csp_report_view, name="csp-report"),
 ]
 
