@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from django.db import IntegrityError, connection
 
 from privacy.exports import archive, services, tasks
 from privacy.exports.models import Export, ExportScope, ExportStatus
@@ -46,3 +47,22 @@ def test_progress_is_visible_while_the_export_runs(tenant, tenant_user, tenant_c
     assert all("document files" in s["stage"] for s in seen[1:])
     with db.tenant_context(tenant.pk):
         assert Export.objects.get(pk=export.pk).progress_percent == 100
+
+
+@pytest.mark.parametrize("column", ["subject_user_id", "requested_by_id"])
+def test_export_cannot_reference_another_tenants_user(tenant, other_tenant_user, column):
+    # Deferred composite foreign keys: checked at COMMIT, hence a committed test.
+    with (
+        pytest.raises(IntegrityError),
+        db.tenant_context(tenant.pk),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            f"INSERT INTO privacy_exports (tenant_id, scope, subject_ref, status, "
+            f"progress_percent, progress_note, object_key, version_id, sha256, summary, "
+            f"error, {column}) VALUES (%s, 'user', '', 'queued', 0, '', '', '', '', '{{}}', "
+            f"'', %s)",
+            [tenant.pk, other_tenant_user.pk],
+        )
+    with db.tenant_context(tenant.pk):
+        assert not Export.objects.exists()
