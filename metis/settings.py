@@ -471,8 +471,14 @@ DUCKDB_MEMORY_LIMIT = env("DUCKDB_MEMORY_LIMIT", default="512MB")
 DUCKDB_WORKBENCH_TIMEOUT_SECONDS = env.float("DUCKDB_WORKBENCH_TIMEOUT_SECONDS", default=10)
 DUCKDB_WORKBENCH_MAX_ROWS = env.int("DUCKDB_WORKBENCH_MAX_ROWS", default=1000)
 DUCKDB_EXPORT_KEEP_RUNS = env.int("DUCKDB_EXPORT_KEEP_RUNS", default=7)
-# Celery autodiscovery only finds `<app>.tasks`; the DuckDB jobs live beside them.
-CELERY_IMPORTS = ["analytics.duck_tasks"]
+# Celery autodiscovery only finds `<app>.tasks`; the DuckDB jobs and exports live elsewhere.
+CELERY_IMPORTS = ["analytics.duck_tasks", "privacy.exports.tasks"]
+
+# --- Privacy: data exports (privacy/exports/) ---------------------------------------------------
+# A download link to an export works this many seconds after the click that made it.
+EXPORT_LINK_SECONDS = env.int("EXPORT_LINK_SECONDS", default=15 * 60)
+# An export's file (every S3 version) is deleted this many days after it was built.
+EXPORT_RETENTION_DAYS = env.int("EXPORT_RETENTION_DAYS", default=7)
 
 # --- Backups (pgBackRest, logical dumps, drills) ------------------------------------------------
 # The cluster to back up: defaults are the machine's Debian cluster (15/main). backup_configure

@@ -13,6 +13,7 @@ urlpatterns = [
     path("documents/", include("documents.urls")),
     path("", include("analytics.urls")),
     path("", include("audit.urls")),
+    path("exports/", include("privacy.exports.urls")),
     path("csp-report/", csp_reports.csp_report_view, name="csp-report"),
 ]
 

@@ -90,7 +90,7 @@ class TenantUserForm(forms.ModelForm):
 
     class Meta:
         model = TenantUser
-        fields = ["email", "name", "is_active", "metadata"]
+        fields = ["email", "name", "is_active", "is_admin", "metadata"]
 
     def clean_email(self) -> str:
         return TenantUser.normalize_email(self.cleaned_data["email"])
@@ -120,8 +120,8 @@ class TenantUserForm(forms.ModelForm):
 @admin.register(TenantUser)
 class TenantUserAdmin(TenantOwnedAdmin):
     form = TenantUserForm
-    list_display = ["email", "name", "tenant", "is_active", "last_login", "created_at"]
-    list_filter = ["is_active"]
+    list_display = ["email", "name", "tenant", "is_active", "is_admin", "last_login", "created_at"]
+    list_filter = ["is_active", "is_admin"]
     search_fields = ["email", "name"]
     list_select_related = ["tenant"]
 

@@ -92,7 +92,9 @@ class TenantUser(TenantOwnedModel, AbstractBaseUser):
     email = models.EmailField(max_length=255)
     name = models.CharField(max_length=255)
     is_active = models.BooleanField(default=True, db_default=True)
-    # The tenant's own administrators: they may read the tenant's audit log (audit/views.py).
+    # The tenant's own administrators, granted by staff in the admin (no tenant page can): they
+    # read the tenant's audit log (audit/views.py) and export any subject's data
+    # (privacy/export_views.py).
     is_admin = models.BooleanField(default=False, db_default=False)
     metadata = models.JSONField(default=dict, db_default={}, blank=True)
     created_at = models.DateTimeField(db_default=Now(), editable=False)

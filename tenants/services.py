@@ -18,7 +18,13 @@ def tenant_create(*, name: str, subdomain: str, is_active: bool = True) -> Tenan
 
 @db.tenant_context_required(tenant="tenant")
 def tenant_user_create(
-    *, tenant: Tenant, email: str, name: str, password: str | None = None, metadata=None
+    *,
+    tenant: Tenant,
+    email: str,
+    name: str,
+    password: str | None = None,
+    metadata=None,
+    is_admin: bool = False,
 ) -> TenantUser:
     """Create a user of `tenant`, inside that tenant's context (RLS checks the insert)."""
     with transaction.atomic():
@@ -27,6 +33,7 @@ def tenant_user_create(
             email=TenantUser.normalize_email(email),
             name=name,
             metadata=metadata or {},
+            is_admin=is_admin,
         )
         if password:
             user.set_password(password)

@@ -162,11 +162,13 @@ class ObjectStore:
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
-    def open(self, key: str, *, byte_range: str = "") -> Any:
+    def open(self, key: str, *, byte_range: str = "", version_id: str = "") -> Any:
         """Return the object's streaming body (read it, iterate it, close it)."""
         arguments = {"Bucket": self.bucket, "Key": key}
         if byte_range:
             arguments["Range"] = byte_range
+        if version_id:
+            arguments["VersionId"] = version_id
         return self.client.get_object(**arguments)["Body"]
 
     def read_bytes(self, key: str) -> bytes | None:
@@ -325,9 +327,16 @@ class ObjectStore:
     # --- Presigned URLs ----------------------------------------------------------------------
 
     def presigned_get_url(
-        self, *, key: str, version_id: str = "", filename: str = "", content_type: str = ""
+        self,
+        *,
+        key: str,
+        version_id: str = "",
+        filename: str = "",
+        content_type: str = "",
+        expires_in: int | None = None,
     ) -> str:
-        """A GET URL valid for PRESIGNED_URL_EXPIRES seconds, pinned to `version_id`."""
+        """A GET URL valid for `expires_in` (else PRESIGNED_URL_EXPIRES) seconds, pinned to
+        `version_id`."""
         params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
         if filename:
             params["ResponseContentDisposition"] = content_disposition(filename)
@@ -336,7 +345,7 @@ class ObjectStore:
         if version_id:
             params["VersionId"] = version_id
         return self.client.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=settings.PRESIGNED_URL_EXPIRES
+            "get_object", Params=params, ExpiresIn=expires_in or settings.PRESIGNED_URL_EXPIRES
         )
 
     def presigned_origin(self) -> str:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("tenants", "documents", "analytics", "backups", "monitoring", "audit")
-FEATURE_APPS = ("documents", "analytics", "backups", "monitoring")
+APPS = ("tenants", "documents", "analytics", "backups", "monitoring", "audit", "privacy")
+FEATURE_APPS = ("documents", "analytics", "backups", "monitoring", "privacy")
 # metis's wiring: what assembles the apps. Apps may use metis's shared rooms (metis.objectstore,
 # metis.events) and the metis.beat helper, never these.
 WIRING = (
