@@ -6,7 +6,9 @@ erasures; backups cannot be rewritten. So every restore path replays the ledger 
 `ledger_replay_cluster` for a restored cluster (PITR restore, drills). Replaying is idempotent:
 every step deletes by id and deleting nothing changes nothing.
 
-Entries are `system/erasure-ledger/<tenant-id>/<UTC time>-<uuid>.json`, only ever added.
+Entries are `system/erasure-ledger/<tenant-id>/<UTC time>-<uuid>.json` in the backups bucket
+(`BACKUP_REPO_BUCKET`, else the documents bucket), beside the backups they correct; only ever
+added.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def ledger_append(plan: ErasurePlan, *, request_id: str) -> str:
     now = dt.datetime.now(dt.UTC)
     key = f"{LEDGER_PREFIX}{plan.tenant_id}/{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}.json"
     entry = {"request_id": request_id, "recorded_at": now.isoformat(), **plan.as_json()}
-    store.documents_store().put_bytes(
+    store.backups_store().put_bytes(
         key=key, data=json.dumps(entry, indent=1).encode(), content_type="application/json"
     )
     return key
@@ -40,7 +42,7 @@ def ledger_append(plan: ErasurePlan, *, request_id: str) -> str:
 def ledger_entries(*, tenant_id: uuid.UUID | str | None = None) -> list[ErasurePlan]:
     """Every plan in the ledger (of one tenant when given), oldest first."""
     prefix = LEDGER_PREFIX + (f"{tenant_id}/" if tenant_id else "")
-    documents = store.documents_store()
+    documents = store.backups_store()
     plans = []
     for key in sorted(documents.keys(prefix), key=lambda k: k.rsplit("/", 1)[-1]):
         raw = documents.read_bytes(key)

@@ -8,14 +8,15 @@ import uuid
 import pytest
 from django.core.cache import cache
 
-from analytics import exports, services as analytics_services
+from analytics import exports
+from analytics import services as analytics_services
 from analytics.dashboards import Scope, clickhouse_charts
 from documents import services
 from metis.objectstore import store
 from privacy import services as privacy_services
 from privacy.erasure import run
 from tenants import db
-from tests.analytics.conftest import chdb_dir, clickhouse_db, clickhouse_rows  # noqa: F401
+from tests.analytics.conftest import chdb_dir, clickhouse_db, clickhouse_rows
 from tests.documents.conftest import pdf_bytes
 from tests.factories import TenantUserFactory
 
