@@ -20,7 +20,11 @@ def erasure_run_task(*, request_id: str, tenant_id: str) -> dict:
 @shared_task(name="privacy.erase_due")
 def erase_due() -> int:
     """Erase the held parts whose retention has expired (daily). Idempotent."""
-    now = timezone.now()
+    return erase_due_at(timezone.now())
+
+
+def erase_due_at(now) -> int:
+    """Run every held erasure due at `now` (the clock is an argument so tests can move it)."""
     due = services.erasures_due(now=now)
     for tenant_id, request_id in due:
         run.erasure_run(request_id=request_id, tenant_id=tenant_id, now=now)

@@ -106,5 +106,5 @@ def erase(tenant, *, kind: str, ref: str, staff, approver, now=None) -> tuple:
     return request, receipt
 
 
-def make_user(tenant, email: str):
-    return TenantUserFactory(tenant=tenant, email=email, name=email.split("@")[0])
+def make_user(tenant, email: str, **fields):
+    return TenantUserFactory(tenant=tenant, email=email, name=email.split("@")[0], **fields)
