@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("tenants", "documents", "analytics", "backups", "monitoring")
-FEATURE_APPS = ("documents", "analytics", "backups", "monitoring")
+APPS = ("tenants", "documents", "analytics", "backups", "privacy", "monitoring")
+FEATURE_APPS = ("documents", "analytics", "backups", "privacy", "monitoring")
 # metis's wiring: what assembles the apps. Apps may use metis's shared rooms (metis.objectstore,
 # metis.events) and the metis.beat helper, never these.
 WIRING = (
@@ -88,6 +88,13 @@ def test_the_rules_see_every_app():
 
 def test_tenants_imports_no_feature_app():
     assert offending("tenants", FEATURE_APPS) == []
+
+
+def test_only_backups_and_monitoring_import_privacy():
+    # backups replays the erasure ledger after restores; the apps privacy erases from never
+    # import it back.
+    for package in ("documents", "analytics"):
+        assert offending(package, ("privacy",)) == []
 
 
 @pytest.mark.parametrize("package", APPS)

@@ -17,10 +17,11 @@ from privacy import services as privacy_services
 from privacy.erasure import run
 from tenants import db
 from tests.analytics.conftest import chdb_dir, clickhouse_db, clickhouse_rows
+from tests.backups.conftest import backup_objects, pg_sandbox, tls_s3
 from tests.documents.conftest import pdf_bytes
 from tests.factories import TenantUserFactory
 
-__all__ = ["chdb_dir", "clickhouse_db"]
+__all__ = ["backup_objects", "chdb_dir", "clickhouse_db", "pg_sandbox", "tls_s3"]
 
 
 def upload_versions(
