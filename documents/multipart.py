@@ -39,6 +39,7 @@ from documents.validation import (
     check_document_type,
     check_filename,
     check_size,
+    check_subject_ref,
     clean_filename,
     inspect_chunks,
 )
@@ -71,6 +72,7 @@ class MultipartUpload:
     content_type: str
     replacing: bool
     part_size: int
+    subject_ref: str = ""
     part_urls: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -95,6 +97,7 @@ _TICKET_FIELDS = (
     "content_type",
     "replacing",
     "part_size",
+    "subject_ref",
 )
 
 
@@ -144,8 +147,12 @@ def multipart_upload_start(
     sha256: str,
     content_type: str,
     replacing: Document | None = None,
+    subject_ref: str = "",
 ) -> MultipartUpload:
-    """Open a multipart upload at a server-chosen key; return its ticket and part URLs."""
+    """Open a multipart upload at a server-chosen key; return its ticket and part URLs.
+
+    `subject_ref` (the borrower a new document is about) travels in the signed ticket.
+    """
     if replacing is not None:
         if replacing.tenant_id != tenant.pk:
             raise UploadRefused("This document belongs to another organisation.")
@@ -155,6 +162,7 @@ def multipart_upload_start(
     check_document_type(document_type)
     check_size(size_bytes)
     check_filename(filename)
+    subject_ref = check_subject_ref(subject_ref) if replacing is None else ""
     sha256 = (sha256 or "").lower()
     if not _SHA256.match(sha256):
         raise DocumentRejected("Give the file's SHA-256 as 64 hex digits.", code="bad_checksum")
@@ -190,6 +198,7 @@ def multipart_upload_start(
         content_type=content_type,
         replacing=replacing is not None,
         part_size=_part_size(size_bytes),
+        subject_ref=subject_ref,
     )
     upload.part_urls = _presign_parts(upload, list(range(1, upload.part_count + 1)))
     return upload
@@ -282,6 +291,7 @@ def multipart_upload_complete(
         user=user,
         staff=staff,
         ip_address=ip_address,
+        subject_ref=upload.subject_ref,
     )
 
 

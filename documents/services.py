@@ -28,6 +28,7 @@ from documents.validation import (
     DocumentRejected,
     FileFacts,
     check_document_type,
+    check_subject_ref,
     clean_filename,
     inspect_file,
 )
@@ -96,10 +97,12 @@ def record_stored_object(
     user: TenantUser | None,
     staff: AbstractBaseUser | None,
     ip_address: str | None,
+    subject_ref: str = "",
 ) -> Document:
     """Write the rows for an object already stored at `key`; delete the object if they fail.
 
-    Used by every upload path once the bytes are stored and verified.
+    Used by every upload path once the bytes are stored and verified. `subject_ref` (already
+    checked) names the borrower a new document is about; a replacement keeps the document's.
     """
     try:
         with transaction.atomic():
@@ -125,6 +128,7 @@ def record_stored_object(
                     id=document_id,
                     tenant=tenant,
                     document_type=document_type,
+                    metadata={"subject_ref": subject_ref} if subject_ref else {},
                     **fields,
                     **_actor_fields(user, staff),
                 )
@@ -181,6 +185,7 @@ def _store_and_record(
     user: TenantUser | None,
     staff: AbstractBaseUser | None,
     ip_address: str | None,
+    subject_ref: str = "",
 ) -> Document:
     facts = inspect_file(file, document_type=document_type)
     # Before storing anything: the common mistake gets its clear answer without an S3 trip.
@@ -206,6 +211,7 @@ def _store_and_record(
         user=user,
         staff=staff,
         ip_address=ip_address,
+        subject_ref=subject_ref,
     )
 
 
@@ -222,14 +228,17 @@ def document_upload(
     user: TenantUser | None = None,
     staff: AbstractBaseUser | None = None,
     ip_address: str | None = None,
+    subject_ref: str = "",
 ) -> Document:
     """Validate `file`, store it encrypted under the tenant's prefix and create its Document.
 
     `file` is read from disk in chunks (a TemporaryUploadedFile for large uploads), never whole.
+    `subject_ref` names the borrower the document is about (kept in `metadata`).
     Raise DocumentRejected (with a clear message) or StorageUnavailable; either way,
     nothing is left behind.
     """
     check_document_type(document_type)
+    subject_ref = check_subject_ref(subject_ref)
     return _store_and_record(
         tenant=tenant,
         document_id=uuid.uuid4(),
@@ -240,6 +249,7 @@ def document_upload(
         user=user,
         staff=staff,
         ip_address=ip_address,
+        subject_ref=subject_ref,
     )
 
 

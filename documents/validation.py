@@ -284,6 +284,32 @@ def _reason(exc: Exception) -> str:
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
+# A borrower's reference as the tenant's own systems name them (a customer id, a loan number):
+# letters, digits and . _ : - only, so it is safe in a key, a log line, a CSV cell and JSON.
+SUBJECT_REF_MAX_CHARS = 64
+SUBJECT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+
+
+def check_subject_ref(value: str | None) -> str:
+    """Return the subject reference given with an upload ("" for none), or refuse it clearly."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    if len(value) > SUBJECT_REF_MAX_CHARS:
+        raise DocumentRejected(
+            f"The subject reference has {len(value):,} characters; "
+            f"at most {SUBJECT_REF_MAX_CHARS} are accepted.",
+            code="bad_subject_ref",
+        )
+    if not SUBJECT_REF.match(value):
+        raise DocumentRejected(
+            "The subject reference may hold only letters, digits and . _ : - "
+            "(starting with a letter or digit).",
+            code="bad_subject_ref",
+        )
+    return value
+
+
 def check_filename(name: str) -> str:
     """Refuse a filename a client declared (the multipart API) that the row could not keep as
     given: pages clean the browser's name instead (clean_filename), an API client is told."""

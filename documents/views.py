@@ -100,6 +100,7 @@ def document_upload_view(request: HttpRequest) -> HttpResponse:
             document_type=form.cleaned_data["document_type"],
             file=file,
             filename=file.name,
+            subject_ref=form.cleaned_data["subject_ref"],
             **_actor(request),
         ),
     )
@@ -177,6 +178,7 @@ _DECLARATIONS = {
         "bad_checksum": "sha256",
         "unknown_content": "content_type",
         "content_not_allowed": "content_type",
+        "bad_subject_ref": "subject_ref",
     }
 }
 
@@ -290,6 +292,7 @@ def multipart_start_view(request: HttpRequest, body: dict) -> HttpResponse:
         sha256=_text(body, "sha256", max_chars=64),
         content_type=_text(body, "content_type", max_chars=100),
         replacing=replacing,
+        subject_ref=_text(body, "subject_ref", max_chars=100, required=False) or "",
     )
     return JsonResponse(
         {

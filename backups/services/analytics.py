@@ -14,6 +14,7 @@ from django.utils import timezone
 from backups import artifacts, crypto
 from backups.models import BackupKind, BackupRun, JobStatus
 from backups.services import runs
+from privacy.erasure import ledger
 
 
 def _quote(value: str) -> str:
@@ -73,5 +74,7 @@ def analytics_restore(*, run: BackupRun, client, table: str | None = None) -> in
             body.close()
         client.raw_insert(table, insert_block=parquet, fmt="Parquet")
         restored += partition["rows"]
+    # The backup may predate erasures: delete their events again.
+    ledger.ledger_replay(objects=False)
     runs.restore_tested_mark(run)
     return restored

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backups import cluster, config, pgbackrest
+from privacy.erasure import ledger
 
 
 class RestoreRefused(RuntimeError):
@@ -105,6 +106,9 @@ def restore_cluster(
     usable_after = time.monotonic() - started
     with cluster.connect(target, dbname="postgres") as conn:
         reached = conn.execute("SELECT pg_last_xact_replay_timestamp()").fetchone()[0]
+    # A restored database may hold subjects erased since the backup: erase them again.
+    with cluster.connect(target) as conn:
+        ledger.ledger_replay_cluster(conn)
     return RestoreOutcome(
         data_dir=target.data_dir,
         port=target.port,

@@ -22,6 +22,7 @@ from django.utils import timezone
 from backups import artifacts, crypto
 from backups.models import BackupKind, BackupRun, JobStatus
 from backups.services import runs
+from privacy.erasure import ledger
 from tenants import db as tenant_db
 from tenants import rls
 from tenants.models import Tenant
@@ -205,6 +206,8 @@ def tenant_restore(*, run: BackupRun, replace: bool = False) -> dict[str, int]:
                     )
                 restored[table] = len(rows)
         _advance_sequences(model_of, by_table)
+    # The export may predate erasures: the ledger (outside the database) erases them again.
+    restored["erasures_replayed"] = ledger.ledger_replay(tenant_id=tenant_id)["entries"]
     runs.restore_tested_mark(run)
     return restored
 

@@ -96,6 +96,13 @@ def test_audit_imports_no_feature_app():
     assert offending("audit", FEATURE_APPS) == []
 
 
+def test_only_backups_and_monitoring_import_privacy():
+    # backups replays the erasure ledger after restores; the apps privacy erases from never
+    # import it back.
+    for package in ("documents", "analytics"):
+        assert offending(package, ("privacy",)) == []
+
+
 @pytest.mark.parametrize("package", APPS)
 def test_no_app_imports_metis_wiring(package):
     assert offending(package, WIRING) == []

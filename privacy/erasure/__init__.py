@@ -1,0 +1,1 @@
+"""Erasure of one subject from every store: plan, stores, ledger, run."""
