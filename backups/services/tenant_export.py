@@ -38,7 +38,14 @@ class TenantRestoreRefused(RuntimeError):
 def tenant_models_in_fk_order() -> list[type[models.Model]]:
     """Return the tenant-owned models, every model after the tenant-owned models it refers to."""
     tables = rls.declared_tenant_tables()
-    owned = [m for m in apps.get_models() if m._meta.db_table in tables and not m._meta.proxy]
+    # Tables the application does not manage (the append-only audit log, written only by its
+    # triggers and recorder) are not the tenant's data to export or put back: a restore adds
+    # to the audit chain, it never rewinds it.
+    owned = [
+        m
+        for m in apps.get_models()
+        if m._meta.db_table in tables and not m._meta.proxy and m._meta.managed
+    ]
     ordered: list[type[models.Model]] = []
     visiting: set = set()
 
