@@ -22,8 +22,10 @@ _INSERT_SQL = """
 INSERT INTO audit_log (tenant_id, action, actor_type, actor_id, target_type, target_id,
                        ip_address, request_id, metadata)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
-RETURNING id, seq, hash
 """
+# A tenant's own rows come back for the caller. System rows (no tenant) cannot: RETURNING needs
+# the row to pass a SELECT policy, and only staff's read role may read the system chain.
+_RETURNING_SQL = " RETURNING id, seq, hash"
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ def record(
     metadata: dict[str, Any] | None = None,
     tenant: Any = None,
     actor: context.Actor | None = None,
-) -> Recorded:
-    """Append `action` on `target` to the audit log and return its place in the chain.
+) -> Recorded | None:
+    """Append `action` on `target` to the audit log and return its place in the chain (None
+    for a system row: the runtime role may add to the system chain but not read it).
 
     `tenant`, when given, must be the active tenant context's (the row goes to that tenant's
     chain, under its RLS); without it, the active context decides. `actor` defaults to the one
@@ -53,7 +56,7 @@ def record(
     who = actor or context.current_actor() or context.Actor(type="system")
     with connections["default"].cursor() as cursor:
         cursor.execute(
-            _INSERT_SQL,
+            _INSERT_SQL + (_RETURNING_SQL if tenant_id else ""),
             [
                 tenant_id,
                 action,
@@ -66,5 +69,7 @@ def record(
                 json.dumps(metadata or {}, cls=DjangoJSONEncoder, sort_keys=True),
             ],
         )
+        if not tenant_id:
+            return None
         row = cursor.fetchone()
     return Recorded(id=row[0], seq=row[1], hash=row[2].strip())

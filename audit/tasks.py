@@ -7,16 +7,17 @@ from django.db import connections
 from django.utils import timezone
 
 from audit import anchors
+from tenants.tasks import RETRY_TRANSIENT
 
 
-@shared_task(name="audit.anchor_all")
+@shared_task(name="audit.anchor_all", **RETRY_TRANSIENT)
 def anchor_all() -> int:
     """Anchor every chain's head in object storage. Idempotent: a second run the same day adds
     one more version of the day's anchor, and verify reads them all."""
     return len(anchors.anchor_all())
 
 
-@shared_task(name="audit.partitions_ensure")
+@shared_task(name="audit.partitions_ensure", **RETRY_TRANSIENT)
 def partitions_ensure(months_ahead: int = 3) -> list[str]:
     """Make sure this month's and the next `months_ahead` months' partitions exist. Idempotent.
 

@@ -9,15 +9,20 @@ from django.utils import timezone
 
 from privacy import services
 from privacy.erasure import run
+from tenants.tasks import RETRY_TRANSIENT
 
 
-@shared_task(name="privacy.erasure_run")
+# A large subject (thousands of documents) takes minutes: its own limits, below the broker's
+# visibility timeout (tests/metis/test_celery.py).
+@shared_task(
+    name="privacy.erasure_run", soft_time_limit=30 * 60, time_limit=35 * 60, **RETRY_TRANSIENT
+)
 def erasure_run_task(*, request_id: str, tenant_id: str) -> dict:
     """Run one approved erasure. Idempotent: a second run finds nothing left to erase."""
     return run.erasure_run(request_id=uuid.UUID(request_id), tenant_id=uuid.UUID(tenant_id))
 
 
-@shared_task(name="privacy.erase_due")
+@shared_task(name="privacy.erase_due", **RETRY_TRANSIENT)
 def erase_due() -> int:
     """Erase the held parts whose retention has expired (daily). Idempotent."""
     return erase_due_at(timezone.now())

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import uuid
 
+from django.conf import settings
 from django.db import connection
 
 from metis.objectstore import store
@@ -41,6 +42,10 @@ def ledger_append(plan: ErasurePlan, *, request_id: str) -> str:
 
 def ledger_entries(*, tenant_id: uuid.UUID | str | None = None) -> list[ErasurePlan]:
     """Every plan in the ledger (of one tenant when given), oldest first."""
+    if not (settings.BACKUP_REPO_BUCKET or settings.AWS_STORAGE_BUCKET_NAME):
+        # No bucket: no erasure could have written an entry (ledger_append needs one), so a
+        # restore here has nothing to replay (a scratch cluster for a local backup check).
+        return []
     prefix = LEDGER_PREFIX + (f"{tenant_id}/" if tenant_id else "")
     documents = store.backups_store()
     plans = []
