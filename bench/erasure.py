@@ -16,9 +16,9 @@ After every round the other subjects' objects, rows and events are counted again
 there. The seeding writes rows with bulk_create, objects with boto3 (eight threads) and events
 with `INSERT ... SELECT FROM numbers(...)`, as the analytics benches do; none of it is timed.
 
-It starts its own SeaweedFS (auth on, versioning on, SSE), a scratch database (`bench_erasure`),
-chdb in a temporary directory, and a private Redis key prefix; all removed at the end, also on
-error. Run it with (about three minutes by default):
+It starts its own SeaweedFS (auth on, versioning on, SSE), a scratch database
+(`bench_erasure_<pid>`), chdb in a temporary directory, and a private Redis key prefix; all
+removed at the end, also on error. Run it with (several minutes per round by default):
 
     METIS_ENV_FILE=var/test.env .venv/bin/python bench/erasure.py   # --documents 5000 --rounds 3
 """
@@ -62,7 +62,7 @@ from tenants import services as tenant_services  # noqa: E402
 from tests.support import scratch  # noqa: E402
 from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
-DATABASE = "bench_erasure"
+DATABASE = f"bench_erasure_{os.getpid()}"  # runs side by side do not collide
 BUCKET = "metis-bench-erasure"
 SUBJECT = "CUST-ERASED"
 OBJECT_BYTES = 16 * 1024  # small: the cost under test is per version, not per byte
