@@ -5,7 +5,8 @@ table, per tenant, taken while those tables are share-locked (no write can slip 
 counts and the marker's commit). The drill then waits for the marker's WAL to reach the
 archive (RPO: how long that committed transaction could still have been lost), restores the
 latest backup replaying up to the marker's transaction, and checks the restored counts against
-the marker and every table and index with pg_amcheck (RTO: restore start to usable).
+the marker and every table and index with pg_amcheck (RTO: restore start to usable), and reads
+the restored rows of every subject in the erasure ledger: none may be left.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.utils import timezone
 from backups import cluster, config, pgbackrest
 from backups.models import BackupRun, JobStatus, RestoreDrill
 from backups.services import restore, runs
+from privacy.erasure import ledger
 
 MARKER_DDL = """
 CREATE SCHEMA IF NOT EXISTS metis_backup;
@@ -143,7 +145,7 @@ def drill_run(
         finally:
             cluster.remove(target)
             cluster.remove_directory(scratch)
-        passed = checks["counts_match"] and checks["amcheck_ok"]
+        passed = checks["counts_match"] and checks["amcheck_ok"] and not checks["erased_rows_left"]
         runs.job_succeed(
             drill,
             target_time=marker.recorded_at,
@@ -169,6 +171,8 @@ def _check(target: config.Target, marker: Marker) -> dict:
         ).fetchone()
         restored_counts = tenant_table_counts(conn)
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        # restore_cluster replayed the erasure ledger: read the restored rows to prove it.
+        erased_left = {t: n for t, n in ledger.ledger_remaining_cluster(conn).items() if n}
     try:
         cluster.amcheck(target)
         amcheck_ok, amcheck_error = True, ""
@@ -179,6 +183,7 @@ def _check(target: config.Target, marker: Marker) -> dict:
         "counts_match": row is not None and row[0] == marker.counts == restored_counts,
         "tables": len(marker.counts),
         "rows": sum(sum(per_tenant.values()) for per_tenant in marker.counts.values()),
+        "erased_rows_left": erased_left,
         "amcheck_ok": amcheck_ok,
         "amcheck_error": amcheck_error[-2000:],
         "database_bytes": size,

@@ -69,18 +69,12 @@ def _checked(plan: ErasurePlan) -> list[str]:
 
 
 def objects_erase(plan: ErasurePlan) -> dict:
-    documents = store.documents_store()
-    versions = markers = 0
-    for prefix in _checked(plan):
-        deleted_versions, deleted_markers = documents.purge_prefix(prefix)
-        versions += deleted_versions
-        markers += deleted_markers
+    versions, markers = store.documents_store().purge_prefixes(_checked(plan))
     return {"versions": versions, "delete_markers": markers, "folders": len(plan.object_prefixes)}
 
 
 def objects_remaining(plan: ErasurePlan) -> int:
-    documents = store.documents_store()
-    return sum(1 for prefix in _checked(plan) for _ in documents.version_entries(prefix))
+    return len(store.documents_store().version_entries_many(_checked(plan)))
 
 
 # --- ClickHouse events ------------------------------------------------------------------------

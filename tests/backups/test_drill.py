@@ -10,6 +10,8 @@ import pytest
 
 from backups.models import BackupRun
 from backups.services import drill, physical
+from privacy.erasure import ledger
+from privacy.erasure.plan import ErasurePlan
 
 TENANT_SCHEMA = """
 CREATE TABLE loans (id serial PRIMARY KEY, tenant_id uuid NOT NULL, amount numeric);
@@ -55,6 +57,34 @@ def test_drill_restores_the_latest_backup_replays_and_passes_the_checks(db, pg_s
     assert result.reached_time is not None
     assert BackupRun.objects.get(pk=backup.pk).restore_tested
     assert glob.glob(f"{tempfile.gettempdir()}/metis-drill-*") == []  # torn down
+
+
+def test_a_drills_restored_cluster_does_not_bring_back_an_erased_subject(db, pg_sandbox):
+    tenant, erased, kept = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with pg_sandbox.connect(autocommit=True) as conn:
+        # The columns of the application's documents table the ledger's statements use.
+        conn.execute(
+            "CREATE TABLE documents (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, "
+            "metadata jsonb, uploaded_by_id uuid, restore_requested_by_id uuid)"
+        )
+        conn.execute(
+            "INSERT INTO documents (id, tenant_id) VALUES (%s, %s), (%s, %s)",
+            [erased, tenant, kept, tenant],
+        )
+    physical.backup_run_physical(kind="full")  # the backup still holds the subject
+    with pg_sandbox.connect(autocommit=True) as conn:  # the erasure, after the backup
+        ledger.ledger_append(
+            ErasurePlan(str(tenant), "borrower", "CUST-1", document_ids=[str(erased)]),
+            request_id="drill-test",
+        )
+        conn.execute("DELETE FROM documents WHERE id = %s", [erased])
+
+    result = drill.drill_run(force_wal_switch=True)
+
+    assert result.status == "succeeded" and result.checks_passed, result.checks
+    assert result.checks["erased_rows_left"] == {}
+    assert result.checks["counts_match"]  # the subject erased, the rest all there
+    assert result.checks["rows"] == 1
 
 
 def test_drill_without_a_backup_is_recorded_as_failed(db, settings):

@@ -67,6 +67,27 @@ def test_writes_are_encrypted_versioned_and_purged_with_every_version(s3_bucket,
     assert documents.read_bytes("tenants/x/a.txt") is None
 
 
+def test_purge_prefixes_removes_every_version_and_marker_of_many_folders_and_no_other(
+    s3_bucket, s3_server
+):
+    documents = store.documents_store()
+    s3_server.client().put_bucket_versioning(
+        Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    folders = [f"tenants/x/documents/{n}/" for n in range(12)]
+    for folder in [*folders, "tenants/x/documents/kept/"]:
+        for version in range(2):
+            documents.put_bytes(key=f"{folder}v.pdf", data=b"%d" % version, content_type="x/y")
+    documents.client.delete_object(Bucket=s3_bucket, Key=f"{folders[0]}v.pdf")  # a marker
+
+    assert len(documents.version_entries_many(folders)) == 12 * 2 + 1
+    assert documents.purge_prefixes(folders) == (24, 1)
+    assert documents.version_entries_many(folders) == []
+    assert len(list(documents.version_entries("tenants/x/documents/kept/"))) == 2
+    with pytest.raises(ValueError, match="ending in '/'"):
+        documents.purge_prefixes(["tenants/x/documents/kept"])
+
+
 def test_presigned_url_serves_the_pinned_version_with_its_filename(s3_bucket, s3_server):
     documents = store.documents_store()
     s3_server.client().put_bucket_versioning(
