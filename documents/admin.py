@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 
 from documents import admin_actions, services
 from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
-from documents.validation import DocumentRejected
+from documents.validation import SUBJECT_REF_MAX_CHARS, DocumentRejected, check_subject_ref
 from metis.objectstore import store
 from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable
 from tenants import client_ip
@@ -37,12 +37,25 @@ class DocumentAdminForm(forms.ModelForm):
 
     document_type = forms.ChoiceField(choices=DocumentType.choices, required=False)
     file = forms.FileField(required=False, allow_empty_file=True, label="File")
+    # The borrower the document is about: how erasure and portability find their documents.
+    subject_ref = forms.CharField(
+        required=False,
+        max_length=SUBJECT_REF_MAX_CHARS,
+        label="Subject reference",
+        help_text="The tenant's customer id of the person this document is about (optional).",
+    )
 
     class Meta:
         model = Document
         fields: list[str] = []
 
     request: HttpRequest  # set by DocumentAdmin.get_form
+
+    def clean_subject_ref(self) -> str:
+        try:
+            return check_subject_ref(self.cleaned_data.get("subject_ref"))
+        except DocumentRejected as exc:
+            raise forms.ValidationError(exc.messages[0], code="bad_subject_ref") from exc
 
     def clean(self):
         cleaned = super().clean()
@@ -61,6 +74,7 @@ class DocumentAdminForm(forms.ModelForm):
                     document_type=cleaned["document_type"],
                     file=file,
                     filename=file.name,
+                    subject_ref=cleaned.get("subject_ref") or "",
                     **_actor(self.request),
                 )
             else:
@@ -139,7 +153,7 @@ class DocumentAdmin(TenantOwnedAdmin):
 
     def get_fields(self, request: HttpRequest, obj=None):
         if obj is None:
-            return ["document_type", "file"]
+            return ["document_type", "file", "subject_ref"]
         return [*self.readonly_fields, "file"]
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):

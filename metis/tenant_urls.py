@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("audit.urls")),
     path("exports/", include("privacy.exports.urls")),
+    path("privacy/", include("privacy.urls")),
     path("csp-report/", csp_reports.csp_report_view, name="csp-report"),
 ]
 

@@ -68,6 +68,24 @@ def erasure_request_approve(*, request: ErasureRequest, staff: AbstractBaseUser)
     return request
 
 
+def erasure_request_reject(
+    *, request: ErasureRequest, staff: AbstractBaseUser, reason: str = ""
+) -> ErasureRequest:
+    """Refuse a waiting request (staff only); nothing is erased and it cannot be approved later."""
+    db.require_tenant_context(request.tenant_id)
+    if not getattr(staff, "is_staff", False):
+        raise ErasureRefused("Only staff may reject an erasure.")
+    if request.status != ErasureStatus.REQUESTED:
+        raise ErasureRefused(f"This request is {request.get_status_display().lower()}.")
+    request.status = ErasureStatus.REJECTED
+    request.approved_by_staff = staff  # who decided, either way
+    request.completed_at = timezone.now()
+    if reason:
+        request.error = f"Rejected: {reason}"[:2000]
+    request.save(update_fields=["status", "approved_by_staff", "completed_at", "error"])
+    return request
+
+
 def erasures_due(*, now: dt.datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """(tenant id, request id) of every held request whose date has come, tenant by tenant."""
     due = []

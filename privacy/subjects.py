@@ -11,8 +11,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from documents.models import Document, DocumentQuerySet
+from django.db.models import Q
+
+from documents.models import Document, DocumentQuerySet, DocumentVersion
 from documents.validation import DocumentRejected, check_subject_ref
+from privacy.exports.models import Export, ExportQuerySet, ExportScope, ExportStatus
 from privacy.models import SubjectKind
 from tenants import db
 from tenants.models import TenantUser
@@ -65,9 +68,54 @@ def subject_named(*, tenant_id: uuid.UUID, kind: str, ref: str) -> Subject:
 
 
 def documents_of(subject: Subject) -> DocumentQuerySet:
-    """Every document of the subject, deleted ones included (their objects are still stored)."""
+    """Every document of the subject, deleted ones included (their objects are still stored).
+
+    A user's are those they uploaded any version of; a borrower's, those carrying their
+    reference. Erasure and portability both ask here, so they agree on what is the subject's.
+    """
     db.require_tenant_context(subject.tenant_id)
     documents = Document.objects.for_tenant(subject.tenant_id)
     if subject.kind == SubjectKind.USER:
-        return documents.filter(uploaded_by_id=subject.user_id)
+        uploaded = (
+            DocumentVersion.objects.for_tenant(subject.tenant_id)
+            .filter(uploaded_by_id=subject.user_id)
+            .values("document_id")
+        )
+        return documents.filter(Q(uploaded_by_id=subject.user_id) | Q(pk__in=uploaded))
     return documents.filter(metadata__contains={SUBJECT_REF_KEY: subject.ref})
+
+
+def exports_holding(subject: Subject, *, document_ids: list[str]) -> ExportQuerySet:
+    """The portability exports whose ZIP (still stored, or being built) holds the subject.
+
+    The subject's own, every whole-tenant export, and the exports of other subjects that share
+    these documents: the user who uploaded a borrower's document has it in their export, and
+    the borrower of a document a user uploaded has it in theirs.
+    """
+    db.require_tenant_context(subject.tenant_id)
+    documents = Document.objects.for_tenant(subject.tenant_id).filter(pk__in=document_ids)
+    uploaders = {
+        *documents.exclude(uploaded_by=None).values_list("uploaded_by_id", flat=True),
+        *DocumentVersion.objects.for_tenant(subject.tenant_id)
+        .filter(document_id__in=document_ids)
+        .exclude(uploaded_by=None)
+        .values_list("uploaded_by_id", flat=True),
+    }
+    refs = {
+        ref
+        for ref in documents.values_list(f"metadata__{SUBJECT_REF_KEY}", flat=True)
+        if isinstance(ref, str) and ref
+    }
+    if subject.kind == SubjectKind.USER:
+        uploaders.add(subject.user_id)
+    else:
+        refs.add(subject.ref)
+    return (
+        Export.objects.for_tenant(subject.tenant_id)
+        .exclude(status__in=[ExportStatus.EXPIRED, ExportStatus.ERASED])
+        .filter(
+            Q(scope=ExportScope.TENANT)
+            | Q(scope=ExportScope.USER, subject_user_id__in=uploaders)
+            | Q(scope=ExportScope.BORROWER, subject_ref__in=refs)
+        )
+    )

@@ -66,7 +66,7 @@ def ledger_replay(
     if db.current_tenant_id() is not None:
         raise db.TenantContextError("replay the ledger outside any tenant context")
     present = {str(pk) for pk in Tenant.objects.values_list("pk", flat=True)}
-    totals = {"entries": 0, "rows": 0, "sessions": 0, "objects": 0, "events": 0}
+    totals = {"entries": 0, "rows": 0, "sessions": 0, "objects": 0, "export_files": 0, "events": 0}
     for plan in ledger_entries(tenant_id=tenant_id):
         if plan.tenant_id not in present:
             continue
@@ -74,6 +74,8 @@ def ledger_replay(
         if objects:
             counted = stores.objects_erase(plan)
             totals["objects"] += counted["versions"] + counted["delete_markers"]
+            counted = stores.export_files_erase(plan)
+            totals["export_files"] += counted["versions"] + counted["delete_markers"]
         with db.tenant_context(plan.tenant_uuid), connection.cursor() as cursor:
             counts = postgres.rows_erase(cursor, plan)
             totals["sessions"] += stores.sessions_erase(plan)

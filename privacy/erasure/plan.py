@@ -26,6 +26,9 @@ class ErasurePlan:
     email_digests: list[str] = field(default_factory=list)
     # One folder per stored version, `tenants/{tenant}/.../{document-id}/`.
     object_prefixes: list[str] = field(default_factory=list)
+    # Portability exports holding the subject: their rows (marked erased) and ZIPs (purged).
+    export_ids: list[str] = field(default_factory=list)
+    export_keys: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
         return asdict(self)

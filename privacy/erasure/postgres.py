@@ -8,7 +8,10 @@ owner). Children go first; rows that must stay are pseudonymised instead:
   would otherwise keep the document; the receipt keeps their count);
 - access-log rows of an erased user about documents that stay keep what happened to which
   document, but lose who and from where (`user_id`, `ip_address` set to NULL): irreversible;
-- a held document uploaded by an erased user stays, without `uploaded_by`.
+- a held document uploaded by an erased user stays, without `uploaded_by`;
+- a portability export holding the subject keeps its row (what was asked, when) marked
+  `erased`, its file list cut to row counts (the ZIP itself is purged from S3 first); an
+  erased user's name goes from every export row as subject or requester.
 
 Every statement is idempotent: a replay over rows already gone changes nothing.
 """
@@ -20,6 +23,7 @@ from privacy.erasure.plan import ErasurePlan
 _IN_TENANT = "tenant_id = %(tenant)s::uuid"
 _DOCUMENTS = "%(documents)s::uuid[]"
 _USERS = "%(users)s::uuid[]"
+_EXPORTS = "%(exports)s::uuid[]"
 
 # (table, what the count means, statement)
 STATEMENTS: list[tuple[str, str, str]] = [
@@ -76,6 +80,23 @@ STATEMENTS: list[tuple[str, str, str]] = [
         f"DELETE FROM sign_in_lockouts WHERE {_IN_TENANT} AND account <> '' AND "
         "encode(sha256(convert_to(lower(account), 'UTF8')), 'hex') = ANY(%(emails)s::text[])",
     ),
+    (
+        "privacy_exports",
+        "erased",
+        "UPDATE privacy_exports SET status = 'erased', deleted_at = coalesce(deleted_at, now()), "
+        "progress_note = 'deleted: its subject was erased', "
+        "summary = jsonb_build_object('rows', summary->'rows') "
+        f"WHERE {_IN_TENANT} AND id = ANY({_EXPORTS}) AND status <> 'erased'",
+    ),
+    (
+        "privacy_exports",
+        "pseudonymised",
+        "UPDATE privacy_exports SET subject_user_id = CASE WHEN subject_user_id = ANY("
+        f"{_USERS}) THEN NULL ELSE subject_user_id END, requested_by_id = CASE WHEN "
+        f"requested_by_id = ANY({_USERS}) THEN NULL ELSE requested_by_id END "
+        f"WHERE {_IN_TENANT} AND (subject_user_id = ANY({_USERS}) "
+        f"OR requested_by_id = ANY({_USERS}))",
+    ),
     ("users", "deleted", f"DELETE FROM users WHERE {_IN_TENANT} AND id = ANY({_USERS})"),
 ]
 
@@ -88,6 +109,9 @@ CHECKS: dict[str, str] = {
     f"(document_id = ANY({_DOCUMENTS}) OR user_id = ANY({_USERS}))",
     "analytics_event_outbox": f"SELECT count(*) FROM analytics_event_outbox WHERE {_IN_TENANT} "
     f"AND (user_id = ANY({_USERS}) OR data->>'document_id' = ANY(%(documents)s::text[]))",
+    "privacy_exports": f"SELECT count(*) FROM privacy_exports WHERE {_IN_TENANT} AND "
+    f"((id = ANY({_EXPORTS}) AND status <> 'erased') OR subject_user_id = ANY({_USERS}) "
+    f"OR requested_by_id = ANY({_USERS}))",
     "users": f"SELECT count(*) FROM users WHERE {_IN_TENANT} AND id = ANY({_USERS})",
     "password_reset_tokens": f"SELECT count(*) FROM password_reset_tokens WHERE {_IN_TENANT} "
     f"AND user_id = ANY({_USERS})",
@@ -100,6 +124,7 @@ def parameters(plan: ErasurePlan) -> dict:
         "documents": list(plan.document_ids),
         "users": list(plan.user_ids),
         "emails": list(plan.email_digests),
+        "exports": list(plan.export_ids),
     }
 
 

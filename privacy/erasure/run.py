@@ -3,7 +3,8 @@
 An entry point like the backup jobs: it opens the tenant context for each database step and
 calls S3, ClickHouse and Redis between them, with no transaction open. Order matters for a run
 that fails half-way and is run again: the ledger entry first (a restore replays it even if the
-run dies), the objects before the rows that name them, the rows, then events, caches, exports.
+run dies), the objects (documents, then portability ZIPs) before the rows that name them, the
+rows, then events, caches, Parquet exports.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def _plan(request: ErasureRequest, today: dt.date) -> tuple[ErasurePlan, list]:
         user = TenantUser.objects.for_tenant(request.tenant_id).filter(pk=subject.user_id).first()
         plan.user_ids = [subject.ref]
         plan.email_digests = [email_digest(user.email)] if user is not None else []
+    if not plan.is_empty():
+        exports = subjects.exports_holding(subject, document_ids=plan.document_ids)
+        found = sorted(exports.values_list("pk", "object_key"))
+        plan.export_ids = [str(pk) for pk, _ in found]
+        plan.export_keys = sorted({key for _, key in found if key})
     return plan, sorted(holds.values(), key=lambda hold: str(hold.document_id))
 
 
@@ -98,6 +104,7 @@ def erasure_run(
 
 def _erase(plan: ErasurePlan) -> dict:
     erased: dict = {"s3": stores.objects_erase(plan)}
+    erased["portability_exports"] = stores.export_files_erase(plan)
     with db.tenant_context(plan.tenant_uuid), connection.cursor() as cursor:
         erased["postgresql"] = postgres.rows_erase(cursor, plan)
         erased["postgresql"]["django_session"] = {"deleted": stores.sessions_erase(plan)}
@@ -112,6 +119,7 @@ def _verify(plan: ErasurePlan) -> dict:
         remaining = {f"postgresql.{t}": n for t, n in postgres.rows_remaining(cursor, plan).items()}
         remaining["postgresql.django_session"] = stores.sessions_remaining(plan)
     remaining["s3.versions_and_markers"] = stores.objects_remaining(plan)
+    remaining["portability_exports.versions_and_markers"] = stores.export_files_remaining(plan)
     remaining["clickhouse.events"] = stores.events_remaining(plan)
     remaining["cache.dashboard_entries"] = stores.caches_remaining(plan)
     remaining["parquet_exports.rows"] = stores.exports_remaining(plan)

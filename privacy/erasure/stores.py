@@ -1,6 +1,6 @@
-"""The other stores of an erasure: sessions, S3 versions, ClickHouse events, cached dashboards
-and the Parquet exports. Each `*_erase` returns counts; each `*_remaining` reads the store again
-and returns what is left (zero everywhere after an erasure).
+"""The other stores of an erasure: sessions, S3 versions, portability ZIPs, ClickHouse events,
+cached dashboards and the Parquet exports. Each `*_erase` returns counts; each `*_remaining`
+reads the store again and returns what is left (zero everywhere after an erasure).
 """
 
 from __future__ import annotations
@@ -75,6 +75,40 @@ def objects_erase(plan: ErasurePlan) -> dict:
 
 def objects_remaining(plan: ErasurePlan) -> int:
     return len(store.documents_store().version_entries_many(_checked(plan)))
+
+
+# --- Portability exports: the ZIPs under tenants/{id}/exports/ -----------------------------------
+
+
+def _export_keys(plan: ErasurePlan) -> list[str]:
+    for key in plan.export_keys:
+        if not prefixes.key_belongs_to_tenant(key, plan.tenant_uuid):
+            raise ValueError(f"{key} is outside the tenant's storage")
+    return plan.export_keys
+
+
+def _versions_of(key: str) -> list[dict]:
+    # Listing by prefix also finds `key` + anything longer: keep exactly this key's entries.
+    return [e for e in store.documents_store().version_entries(key) if e["Key"] == key]
+
+
+def export_files_erase(plan: ErasurePlan) -> dict:
+    """Delete every version and delete marker of each export ZIP holding the subject."""
+    documents = store.documents_store()
+    versions = markers = 0
+    for key in _export_keys(plan):
+        entries = _versions_of(key)
+        for entry in entries:
+            documents.client.delete_object(
+                Bucket=documents.bucket, Key=key, VersionId=entry["VersionId"]
+            )
+        markers += sum(1 for entry in entries if entry["IsDeleteMarker"])
+        versions += sum(1 for entry in entries if not entry["IsDeleteMarker"])
+    return {"files": len(plan.export_keys), "versions": versions, "delete_markers": markers}
+
+
+def export_files_remaining(plan: ErasurePlan) -> int:
+    return sum(len(_versions_of(key)) for key in _export_keys(plan))
 
 
 # --- ClickHouse events ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ class ExportStatus(models.TextChoices):
     READY = "ready", "Ready"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired (file deleted)"
+    ERASED = "erased", "Deleted (its subject was erased)"
 
 
 class ExportQuerySet(TenantOwnedQuerySet):
@@ -122,4 +123,9 @@ class Export(TenantOwnedModel):
         return self.status == ExportStatus.READY
 
     def is_finished(self) -> bool:
-        return self.status in {ExportStatus.READY, ExportStatus.FAILED, ExportStatus.EXPIRED}
+        return self.status in {
+            ExportStatus.READY,
+            ExportStatus.FAILED,
+            ExportStatus.EXPIRED,
+            ExportStatus.ERASED,
+        }

@@ -1,8 +1,9 @@
 """Which rows belong to a subject, and each row as the export writes it (JSON and CSV).
 
-`subject_rows` is the one lookup of a subject's rows; privacy/subjects.py (the erasure side)
-will replace it, so it stays one function. Rows are read page by page by primary key: memory
-stays bounded whatever the subject's size, and no transaction stays open between pages.
+`subject_rows` turns a subject into the rows the export writes; which documents are the
+subject's is privacy/subjects.py's `documents_of`, the one definition erasure uses too. Rows
+are read page by page by primary key: memory stays bounded whatever the subject's size, and no
+transaction stays open between pages.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 
 from documents.models import Document, DocumentAccess, DocumentVersion
+from privacy import subjects
 from privacy.exports.models import ExportScope
 from tenants import db
 from tenants.models import TenantUser
@@ -53,8 +55,9 @@ def subject_rows(subject: Subject) -> SubjectRows:
     versions = DocumentVersion.objects.for_tenant(tenant_id)
     access_log = DocumentAccess.objects.for_tenant(tenant_id)
     if subject.scope == ExportScope.USER:
-        uploaded = versions.filter(uploaded_by_id=subject.user_id).values("document_id")
-        documents = documents.filter(Q(uploaded_by_id=subject.user_id) | Q(pk__in=uploaded))
+        documents = subjects.documents_of(
+            subjects.Subject(tenant_id=tenant_id, kind=subject.scope, ref=str(subject.user_id))
+        )
         return SubjectRows(
             users=users.filter(pk=subject.user_id),
             documents=documents,
@@ -62,7 +65,9 @@ def subject_rows(subject: Subject) -> SubjectRows:
             access_log=access_log.filter(user_id=subject.user_id),
         )
     if subject.scope == ExportScope.BORROWER:
-        documents = documents.filter(metadata__contains={"subject_ref": subject.ref})
+        documents = subjects.documents_of(
+            subjects.Subject(tenant_id=tenant_id, kind=subject.scope, ref=subject.ref)
+        )
         return SubjectRows(
             users=users.none(),
             documents=documents,

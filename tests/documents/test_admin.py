@@ -183,3 +183,18 @@ def test_admin_under_tenant_a_cannot_see_or_download_bs_documents(theirs, staff_
 def test_admin_without_a_tenant_context_lists_no_documents(theirs, staff_client):
     assert "globex-only.pdf" not in staff_client.get(DOCUMENTS).content.decode()
     assert staff_client.get(f"{DOCUMENTS}add/").status_code == 403
+
+
+def test_admin_upload_keeps_the_subject_ref(s3_bucket, staff_client, tenant):
+    choose(staff_client, tenant)
+    response = staff_client.post(
+        f"{DOCUMENTS}add/",
+        {
+            "document_type": "bank-statement",
+            "file": uploaded(pdf_bytes(), "adm.pdf"),
+            "subject_ref": "CUST-42",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    with db.tenant_context(tenant.pk):
+        assert Document.objects.get().metadata == {"subject_ref": "CUST-42"}

@@ -18,7 +18,14 @@ from metis import body_deadline
 from metis.events.models import EventOutbox
 from tenants import db
 from tests.conftest import host_of
-from tests.documents.conftest import jpeg_bytes, pdf_around, png_bytes, serve_app, uploaded
+from tests.documents.conftest import (
+    jpeg_bytes,
+    pdf_around,
+    pdf_bytes,
+    png_bytes,
+    serve_app,
+    uploaded,
+)
 from tests.documents.test_multipart import post_json, put_part, start
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 
@@ -40,10 +47,16 @@ def assert_nothing_stored(tenant, s3_server, s3_bucket) -> None:
     assert s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
 
 
-def post_upload(client, content: bytes, *, document_type="bank-statement", name="s.pdf", **extra):
+def post_upload(
+    client, content: bytes, *, document_type="bank-statement", name="s.pdf", subject_ref="", **extra
+):
     return client.post(
         "/documents/upload/",
-        {"document_type": document_type, "file": uploaded(content, name)},
+        {
+            "document_type": document_type,
+            "file": uploaded(content, name),
+            "subject_ref": subject_ref,
+        },
         **extra,
     )
 
@@ -460,4 +473,69 @@ def test_a_chunked_body_is_refused_with_one_answer_before_django_reads_it(
     assert status == 411
     assert reply == {"error": body_deadline.CHUNKED_MESSAGE}
     assert "Send it again with its Content-Length" in reply["error"]
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+# --- The subject reference: on every entrance, a 400 naming the field, nothing stored ---------
+
+BAD_SUBJECT_REFS = pytest.mark.parametrize(
+    "subject_ref", ["C" * 65, "CUST 1", "../etc", "CUST-1<script>"], ids=str.__len__
+)
+
+
+@BAD_SUBJECT_REFS
+def test_a_malformed_subject_ref_on_the_upload_form_is_a_400(
+    s3_bucket, s3_server, tenant_client, tenant, subject_ref
+):
+    response = post_upload(tenant_client, pdf_bytes(), subject_ref=subject_ref)
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'id="id_subject_ref"' in page
+    assert "at most 64" in page or "may hold only" in page
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+@BAD_SUBJECT_REFS
+def test_a_malformed_subject_ref_on_the_json_upload_is_a_400_naming_it(
+    s3_bucket, s3_server, tenant_client, tenant, subject_ref
+):
+    response = post_upload(
+        tenant_client,
+        pdf_bytes(),
+        subject_ref=subject_ref,
+        HTTP_ACCEPT="application/json",
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["subject_ref"]
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+@BAD_SUBJECT_REFS
+def test_a_malformed_subject_ref_on_multipart_start_is_a_400_naming_it(
+    s3_bucket, s3_server, tenant_client, tenant, subject_ref
+):
+    status, error = start(tenant_client, pdf_bytes(), subject_ref=subject_ref)
+
+    assert (status, error.get("field")) == (400, "subject_ref")
+    assert_nothing_stored(tenant, s3_server, s3_bucket)
+
+
+@BAD_SUBJECT_REFS
+def test_a_malformed_subject_ref_on_the_admin_add_form_is_refused(
+    s3_bucket, s3_server, staff_client, tenant, subject_ref
+):
+    staff_client.post("/admin/tenant-context/", {"tenant": str(tenant.pk)})
+    response = staff_client.post(
+        "/admin/documents/document/add/",
+        {
+            "document_type": "bank-statement",
+            "file": uploaded(pdf_bytes(), "s.pdf"),
+            "subject_ref": subject_ref,
+        },
+    )
+
+    assert response.status_code == 200  # the admin's way: the form again, with its errors
+    assert response.context["adminform"].form.errors.keys() == {"subject_ref"}
     assert_nothing_stored(tenant, s3_server, s3_bucket)
