@@ -55,3 +55,25 @@ def test_a_tenant_admin_cannot_name_or_see_another_tenants_subject(
             services.erasure_request_create(
                 tenant=other_tenant, kind="borrower", ref="G-1", user=admin
             )
+
+
+def test_asking_and_approving_are_written_to_the_tenants_audit_chain(tenant, staff_user, approver):
+    from django.db import connection
+
+    with db.tenant_context(tenant.pk):
+        request = services.erasure_request_create(
+            tenant=tenant, kind="borrower", ref="CUST-9", staff=staff_user
+        )
+        services.erasure_request_approve(request=request, staff=approver)
+        with connection.cursor() as cursor:  # as the runtime role, under the tenant's RLS
+            cursor.execute(
+                "SELECT action, metadata->'columns' FROM audit_log "
+                "WHERE target_type = 'erasure_request' AND target_id = %s ORDER BY seq",
+                [str(request.pk)],
+            )
+            logged = cursor.fetchall()
+    assert [action for action, _ in logged] == [
+        "erasure_request.insert",
+        "erasure_request.update",
+    ]
+    assert "approved_by_staff_id" in logged[1][1]
