@@ -25,7 +25,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from audit import anchors, archives, chain, recorder, retention
-from audit.schema import SYSTEM_CHAIN
+from audit.schema import GENESIS_HASH, SYSTEM_CHAIN
 from metis.objectstore import store as objectstore
 from tenants import db
 from tests.audit.conftest import record_some
@@ -251,3 +251,44 @@ def test_tampering_with_the_archive_is_caught(world):
         for forged_version in archives.versions_of(cut.partition):
             store.client.delete_object(Bucket=store.bucket, Key=cut.key, VersionId=forged_version)
         store.put_bytes(key=cut.key, data=original, content_type=archives.CONTENT_TYPE)
+
+
+def _chain_of(count: int) -> list[tuple]:
+    """A sound chain of `count` rows, as chain.ROWS_SQL returns them."""
+    rows, previous = [], GENESIS_HASH
+    start = timezone.now()
+    for seq in range(1, count + 1):
+        fields = (seq, seq, None, start + timedelta(seconds=seq), "test.read", "system", "")
+        fields += ("thing", str(seq), None, "", "{}", previous)
+        previous = chain.row_hash(previous, (*fields, ""))
+        rows.append((*fields, previous))
+    return rows
+
+
+def test_a_cut_with_a_bridge_then_the_next_cut_closes_it():
+    rows = _chain_of(6)
+    hashes = {row[1]: row[13] for row in rows}
+    # January goes with seqs 1, 2, 3 and 5; seq 4 was stamped in February and stays.
+    first = retention._cut_after(
+        retention.Cut(SYSTEM_CHAIN, 0, GENESIS_HASH, {}),
+        {seq: hashes[seq] for seq in (1, 2, 3, 5)},
+    )
+    assert (first.last_seq, first.last_hash, first.bridges) == (3, hashes[3], {5: hashes[5]})
+    walk = chain.chain_walk(
+        None, [rows[3], rows[5]], start=(3, hashes[3]), bridges=first.bridges, keep=frozenset({5})
+    )
+    assert walk.findings == [] and walk.last_seq == 6 and walk.hashes[5] == (0, hashes[5])
+    # February goes next: the bridge closes.
+    second = retention._cut_after(first, {**first.bridges, 4: hashes[4], 6: hashes[6]})
+    assert (second.last_seq, second.bridges) == (6, {})
+
+
+def test_a_wrong_bridge_or_a_changed_straggler_is_named():
+    rows = _chain_of(6)
+    hashes = {row[1]: row[13] for row in rows}
+    staying = [rows[3], rows[5]]
+    forged = chain.chain_walk(None, staying, start=(3, hashes[3]), bridges={5: "f" * 64})
+    assert [(f.seq, f.problem[:9]) for f in forged.findings] == [(6, "prev_hash")]
+    changed = (*rows[3][:8], "other", *rows[3][9:])
+    walk = chain.chain_walk(None, [changed, rows[5]], start=(3, hashes[3]), bridges={5: hashes[5]})
+    assert [(f.seq, f.problem[:15]) for f in walk.findings] == [(4, "content changed")]
