@@ -56,6 +56,8 @@ def writer(path: Path) -> pq.ParquetWriter:
 
 
 def batch_of(rows: list[tuple]) -> pa.RecordBatch:
+    if not rows:  # a month with no rows still gets its (empty) archive
+        return pa.RecordBatch.from_pylist([], schema=SCHEMA)
     columns: list[list] = [list(column) for column in zip(*rows, strict=True)]
     columns[2] = [None if tenant is None else str(tenant) for tenant in columns[2]]
     return pa.RecordBatch.from_arrays(

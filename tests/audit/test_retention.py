@@ -292,3 +292,11 @@ def test_a_wrong_bridge_or_a_changed_straggler_is_named():
     changed = (*rows[3][:8], "other", *rows[3][9:])
     walk = chain.chain_walk(None, [changed, rows[5]], start=(3, hashes[3]), bridges={5: hashes[5]})
     assert [(f.seq, f.problem[:15]) for f in walk.findings] == [(4, "content changed")]
+
+
+def test_an_empty_month_gets_an_empty_archive(tmp_path):
+    path = tmp_path / "empty.parquet"
+    with archives.writer(path) as writer:
+        writer.write_batch(archives.batch_of([]))
+    assert list(archives.rows_in(path)) == []
+    assert pq.read_schema(path).names == archives.SCHEMA.names
