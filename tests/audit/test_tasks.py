@@ -87,3 +87,23 @@ def test_the_runtime_role_cannot_drop_or_detach_a_partition(statement):
         connections["default"].cursor() as cursor,
     ):
         cursor.execute(statement.format(partition=partition))
+
+
+@pytest.mark.django_db
+def test_the_retention_run_is_scheduled_daily():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(task="audit.retention_run")
+    assert task.enabled and task.crontab.hour == "0" and task.crontab.day_of_month == "*"
+
+
+@pytest.mark.django_db(databases=["default", "owner"])
+def test_a_dry_run_lists_the_months_due_and_drops_nothing(settings):
+    import io
+
+    from django.core.management import call_command
+
+    settings.AUDIT_RETENTION_DAYS = 0  # this month is not over: still nothing is due
+    out = io.StringIO()
+    call_command("audit_retention", "--dry-run", stdout=out)
+    assert out.getvalue().startswith("0 partition(s) past 0 days")
