@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import override_settings
@@ -300,3 +301,23 @@ def test_an_empty_month_gets_an_empty_archive(tmp_path):
         writer.write_batch(archives.batch_of([]))
     assert list(archives.rows_in(path)) == []
     assert pq.read_schema(path).names == archives.SCHEMA.names
+
+
+def test_an_archive_is_locked_where_the_server_has_object_lock(s3_server, locked_bucket, tmp_path):
+    path = tmp_path / "audit_log_2019_01.parquet"
+    with archives.writer(path) as writer:
+        writer.write_batch(archives.batch_of([]))
+    version = archives.store_once(partition="audit_log_2019_01", path=path)
+    client, key = s3_server.client(), archives.key_of("audit_log_2019_01")
+    retention_ = client.get_object_retention(Bucket=locked_bucket, Key=key, VersionId=version)
+    assert retention_["Retention"]["Mode"] == "COMPLIANCE"
+    with pytest.raises(ClientError, match="AccessDenied"):
+        client.delete_object(Bucket=locked_bucket, Key=key, VersionId=version)
+
+
+def test_an_archive_is_refused_where_it_could_be_overwritten(s3_bucket, tmp_path):
+    path = tmp_path / "audit_log_2019_01.parquet"
+    with archives.writer(path) as writer:
+        writer.write_batch(archives.batch_of([]))
+    with pytest.raises(anchors.AnchorStoreUnsafe, match="neither Object Lock nor versioning"):
+        archives.store_once(partition="audit_log_2019_01", path=path)
