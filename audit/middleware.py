@@ -45,6 +45,10 @@ AUDITED_READS: dict[str, AuditedRead] = {
     "exports:subject": AuditedRead("export.request", methods=_POST),
     "exports:detail": AuditedRead("export.view", _EXPORT, "export_id"),
     "exports:download": AuditedRead("export.download", _EXPORT, "export_id"),
+    # Erasure (privacy/views.py): the requests page and a receipt. A request made there is a
+    # write, recorded by the database's trigger on the erasure requests table (privacy/0005).
+    "privacy:erasure": AuditedRead("erasure.list"),
+    "privacy:receipt": AuditedRead("erasure.receipt", "erasure_request", "request_id"),
     "admin:documents_document_changelist": AuditedRead("document.list"),
     "admin:documents_document_change": AuditedRead("document.view", _DOCUMENT, "object_id"),
     "admin:documents_document_download": AuditedRead("document.download", _DOCUMENT, "document_id"),

@@ -103,3 +103,14 @@ def test_a_ready_exports_download_is_logged(tenant, tenant_user, tenant_client, 
     assert response.status_code == 302
     (row,) = reads(tenant, "export.download")
     assert row[1:5] == ("tenant_user", str(tenant_user.pk), export_id, "203.0.113.9")
+
+
+def test_the_erasure_pages_are_logged_for_admins_only(tenant, tenant_user, tenant_client):
+    assert tenant_client.get("/privacy/erasure/", **PROXY).status_code == 403
+    assert reads(tenant, "erasure.list") == []  # refused: nothing was read
+    tenant_user.is_admin = True
+    with db.tenant_context(tenant.pk):
+        tenant_user.save(update_fields=["is_admin"])
+    assert tenant_client.get("/privacy/erasure/", **PROXY).status_code == 200
+    (row,) = reads(tenant, "erasure.list")
+    assert row[1:5] == ("tenant_user", str(tenant_user.pk), "", "203.0.113.9")
