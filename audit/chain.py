@@ -20,14 +20,21 @@ from audit.schema import GENESIS_HASH, SYSTEM_CHAIN
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Columns in canonical order; metadata is read as the database's own jsonb text.
-ROWS_SQL = """
-SELECT id, seq, tenant_id, created_at, action, actor_type, actor_id, target_type, target_id,
-       ip_address, request_id, metadata::text, prev_hash, hash
+COLUMNS = (
+    "id, seq, tenant_id, created_at, action, actor_type, actor_id, target_type, target_id, "
+    "ip_address, request_id, metadata::text, prev_hash, hash"
+)
+ROWS_SQL = f"""
+SELECT {COLUMNS}
 FROM audit_log
 WHERE tenant_id IS NOT DISTINCT FROM %s
 ORDER BY seq, id
 """
-CHAINS_SQL = "SELECT DISTINCT tenant_id FROM audit_log"
+# Every chain: those with rows, and those whose rows retention has all exported and dropped.
+CHAINS_SQL = """
+SELECT DISTINCT tenant_id FROM audit_log
+UNION SELECT nullif(chain, %s::uuid) FROM audit_retention_cuts
+"""
 
 
 def _field(value: object) -> str:
@@ -69,6 +76,8 @@ class ChainWalk:
     hashes: dict[int, tuple[int, str]] = field(default_factory=dict)  # seq → (row id, hash)
     last_seq: int = 0
     findings: list[Finding] = field(default_factory=list)
+    # Rows up to this seq were exported and dropped (the retention cut): none here to check.
+    cut_seq: int = 0
 
 
 def chain_name(tenant_id: uuid.UUID | str | None) -> str:
@@ -81,14 +90,30 @@ def chain_walk(
     *,
     keep: frozenset[int] = frozenset(),
     start: tuple[int, str] | None = None,
+    bridges: dict[int, str] | None = None,
 ) -> ChainWalk:
     """Walk one chain's rows in seq order, keeping the hashes at the `keep` seqs (the anchors');
     `start` is (seq, hash) of the last row retention exported and dropped, when the chain no
-    longer begins at 1."""
+    longer begins at 1; `bridges` ({seq: hash}) are rows past `start` it dropped too, because
+    their month's partition went while a row before them, stamped in the next month, stayed."""
     walk = ChainWalk(chain_name(tenant_id))
     expected_seq, expected_prev = (start[0] + 1, start[1]) if start else (1, GENESIS_HASH)
+    walk.last_seq = walk.cut_seq = expected_seq - 1
+    if start and start[0] in keep:
+        walk.hashes[start[0]] = (0, start[1])
+    bridges = bridges or {}
+
+    def cross_bridges(until: int | None) -> None:
+        nonlocal expected_seq, expected_prev
+        while expected_seq in bridges and (until is None or expected_seq < until):
+            expected_prev = bridges[expected_seq]
+            if expected_seq in keep:
+                walk.hashes[expected_seq] = (0, expected_prev)
+            walk.last_seq, expected_seq = expected_seq, expected_seq + 1
+
     for row in rows:
         row_id, seq, prev_hash, stored = row[0], row[1], row[12].strip(), row[13].strip()
+        cross_bridges(seq)
         problem = None
         if seq != expected_seq:
             problem = (
@@ -106,6 +131,7 @@ def chain_walk(
         if seq in keep:
             walk.hashes[seq] = (row_id, stored)
         walk.last_seq, expected_seq, expected_prev = seq, seq + 1, stored
+    cross_bridges(None)
     return walk
 
 

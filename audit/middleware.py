@@ -28,6 +28,7 @@ class AuditedRead:
 
 _DOCUMENT = "document"
 _USER = "tenant_user"
+_EXPORT = "export"
 _POST = frozenset({"POST"})
 
 # URL name → what reading it means. Tenant hosts first, then the staff admin's pages.
@@ -38,6 +39,16 @@ AUDITED_READS: dict[str, AuditedRead] = {
     "tenants:home": AuditedRead("team.list"),
     "tenants:team-member": AuditedRead("team.view", _USER, "user_id"),
     "audit:log": AuditedRead("audit.view"),
+    # Portability (privacy/exports): the list, a request, its page and its download link.
+    "exports:list": AuditedRead("export.list"),
+    "exports:mine": AuditedRead("export.request", methods=_POST),
+    "exports:subject": AuditedRead("export.request", methods=_POST),
+    "exports:detail": AuditedRead("export.view", _EXPORT, "export_id"),
+    "exports:download": AuditedRead("export.download", _EXPORT, "export_id"),
+    # Erasure (privacy/views.py): the requests page and a receipt. A request made there is a
+    # write, recorded by the database's trigger on the erasure requests table (privacy/0005).
+    "privacy:erasure": AuditedRead("erasure.list"),
+    "privacy:receipt": AuditedRead("erasure.receipt", "erasure_request", "request_id"),
     "admin:documents_document_changelist": AuditedRead("document.list"),
     "admin:documents_document_change": AuditedRead("document.view", _DOCUMENT, "object_id"),
     "admin:documents_document_download": AuditedRead("document.download", _DOCUMENT, "document_id"),

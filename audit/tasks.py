@@ -1,13 +1,18 @@
-"""Beat tasks of the audit log (schedules: migration 0002)."""
+"""Beat tasks of the audit log (schedules: migrations 0002 and 0004), retried on transient
+errors as every idempotent task is."""
 
 from __future__ import annotations
+
+import logging
 
 from celery import shared_task
 from django.db import connections
 from django.utils import timezone
 
-from audit import anchors
+from audit import anchors, retention
 from tenants.tasks import RETRY_TRANSIENT
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="audit.anchor_all", **RETRY_TRANSIENT)
@@ -35,3 +40,11 @@ def partitions_ensure(months_ahead: int = 3) -> list[str]:
             )
             made.append(cursor.fetchone()[0])
     return made
+
+
+@shared_task(name="audit.retention_run", **RETRY_TRANSIENT)
+def retention_run() -> list[str]:
+    """Export each month past AUDIT_RETENTION_DAYS to Parquet, verify it, drop it. Idempotent:
+    a month already dropped is no longer listed; one exported but not dropped (a run stopped
+    between) is checked from its stored copy, not written again."""
+    return [cut.partition for cut in retention.retention_run(report=logger.info)]

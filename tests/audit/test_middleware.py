@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tenants import db
 from tests.audit.conftest import entries
 from tests.factories import TenantUserFactory
 
@@ -72,3 +73,44 @@ def test_admins_see_their_tenant_log_and_others_do_not(tenant, tenant_user, tena
     assert response.status_code == 200
     assert b"tenant_user.update" in response.content
     assert reads(tenant, "audit.view")
+
+
+def test_the_portability_pages_are_logged(tenant, tenant_user, tenant_client):
+    assert tenant_client.get("/exports/", **PROXY).status_code == 200
+    requested = tenant_client.post("/exports/mine/", **PROXY)
+    assert requested.status_code == 302
+    export_id = requested["Location"].rstrip("/").rsplit("/", 1)[-1]
+    assert tenant_client.get(f"/exports/{export_id}/", **PROXY).status_code == 200
+    # Not built yet: the link is refused, so nothing was read and nothing is logged.
+    assert tenant_client.get(f"/exports/{export_id}/download/", **PROXY).status_code == 409
+    rows = [row for row in entries(tenant) if row[0].startswith("export.")]
+    assert [row[0] for row in rows] == ["export.list", "export.request", "export.view"]
+    assert all(row[1:3] == ("tenant_user", str(tenant_user.pk)) for row in rows)
+    assert rows[2][3] == export_id and rows[2][4] == "203.0.113.9"
+
+
+def test_a_ready_exports_download_is_logged(tenant, tenant_user, tenant_client, s3_bucket):
+    from django.utils import timezone
+
+    from privacy.exports.models import Export, ExportStatus
+
+    export_id = tenant_client.post("/exports/mine/")["Location"].rstrip("/").rsplit("/", 1)[-1]
+    with db.tenant_context(tenant.pk):
+        Export.objects.filter(pk=export_id).update(
+            status=ExportStatus.READY, object_key="k.zip", finished_at=timezone.now()
+        )
+    response = tenant_client.get(f"/exports/{export_id}/download/", **PROXY)
+    assert response.status_code == 302
+    (row,) = reads(tenant, "export.download")
+    assert row[1:5] == ("tenant_user", str(tenant_user.pk), export_id, "203.0.113.9")
+
+
+def test_the_erasure_pages_are_logged_for_admins_only(tenant, tenant_user, tenant_client):
+    assert tenant_client.get("/privacy/erasure/", **PROXY).status_code == 403
+    assert reads(tenant, "erasure.list") == []  # refused: nothing was read
+    tenant_user.is_admin = True
+    with db.tenant_context(tenant.pk):
+        tenant_user.save(update_fields=["is_admin"])
+    assert tenant_client.get("/privacy/erasure/", **PROXY).status_code == 200
+    (row,) = reads(tenant, "erasure.list")
+    assert row[1:5] == ("tenant_user", str(tenant_user.pk), "", "203.0.113.9")

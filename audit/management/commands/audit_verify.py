@@ -1,5 +1,5 @@
-"""manage.py audit_verify [--tenant UUID]: recompute the audit chains, check them against the
-anchors; exit 1 naming the first bad row of each broken chain."""
+"""manage.py audit_verify [--tenant UUID] [--archives]: recompute the audit chains, check them
+against the anchors; exit 1 naming the first bad row of each broken chain."""
 
 from __future__ import annotations
 
@@ -15,9 +15,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", type=uuid.UUID, help="only this tenant's chain")
+        parser.add_argument(
+            "--archives",
+            action="store_true",
+            help="also read every Parquet archive of dropped months and walk each chain from "
+            "its first row (slower: downloads them all)",
+        )
 
-    def handle(self, *args, tenant=None, **options):
-        findings = verify.audit_verify(tenant=tenant, report=self.stdout.write)
+    def handle(self, *args, tenant=None, archives=False, **options):
+        findings = verify.audit_verify(tenant=tenant, archived=archives, report=self.stdout.write)
         for finding in findings:
             self.stderr.write(f"TAMPERED {finding}")
         if findings:
