@@ -26,6 +26,10 @@ from tenants.models import TenantUser
 # Write progress to the row at most this often (and on every whole percent), so a large
 # export's bar moves without a write per chunk.
 PROGRESS_EVERY_SECONDS = 2.0
+# The build task's hard limit; an export queued or running longer than this (plus a margin
+# for the queue) lost its worker or its message and is failed by the hourly sweep.
+BUILD_TIME_LIMIT_SECONDS = 2 * 3600 + 10 * 60
+STALLED_AFTER = dt.timedelta(seconds=BUILD_TIME_LIMIT_SECONDS + 20 * 60)
 ROWS_AND_FILES_DONE = archive.ROWS_SHARE + archive.FILES_SHARE
 
 
@@ -104,7 +108,7 @@ class _ProgressWriter:
         if int(percent) == int(self.percent) and now - self.at < PROGRESS_EVERY_SECONDS:
             return
         self.percent, self.at = percent, now
-        Export.objects.filter(pk=self.export.pk).update(
+        Export.objects.filter(pk=self.export.pk, status=ExportStatus.RUNNING).update(
             progress_percent=round(percent, 1), progress_note=note[:255]
         )
 
@@ -123,10 +127,24 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# The states a build may move on from; an export erased or deleted meanwhile is never
+# brought back (an erasure marks a running export `erased` under the build's feet).
+BUILDABLE = [ExportStatus.QUEUED, ExportStatus.RUNNING, ExportStatus.FAILED]
+
+
 def _fail(export: Export, message: str) -> Export:
-    Export.objects.filter(pk=export.pk).update(
+    Export.objects.filter(pk=export.pk, status__in=BUILDABLE).update(
         status=ExportStatus.FAILED, error=message, finished_at=timezone.now()
     )
+    export.refresh_from_db()
+    return export
+
+
+def _discard(export: Export, key: str) -> Export:
+    """Delete a ZIP whose export was erased while it was built, verified by listing."""
+    object_store.documents_store().purge(key)
+    if _object_versions_left(key):
+        raise StorageUnavailable(f"{key} still has versions after deletion")
     export.refresh_from_db()
     return export
 
@@ -140,15 +158,15 @@ def export_build(*, export_id: uuid.UUID | str) -> Export:
     """
     tenant_id = db.require_tenant_context()
     export = Export.objects.for_tenant(tenant_id).get(pk=export_id)
-    if export.status in {ExportStatus.READY, ExportStatus.EXPIRED}:
-        return export
-    Export.objects.filter(pk=export.pk).update(
+    started = Export.objects.filter(pk=export.pk, status__in=BUILDABLE).update(
         status=ExportStatus.RUNNING,
         started_at=timezone.now(),
         progress_percent=0,
         progress_note="starting",
         error="",
     )
+    if not started:  # ready, expired or erased: a redelivered message does nothing
+        return export
     progress = _ProgressWriter(export)
     key = export_key(tenant_id=tenant_id, export_id=export.pk)
     try:
@@ -177,7 +195,7 @@ def export_build(*, export_id: uuid.UUID | str) -> Export:
             _fail(export, f"The export failed: {type(exc).__name__}")
             raise
     finished = timezone.now()
-    Export.objects.filter(pk=export.pk).update(
+    stored = Export.objects.filter(pk=export.pk, status=ExportStatus.RUNNING).update(
         status=ExportStatus.READY,
         progress_percent=100,
         progress_note="ready",
@@ -189,6 +207,9 @@ def export_build(*, export_id: uuid.UUID | str) -> Export:
         finished_at=finished,
         expires_at=finished + dt.timedelta(days=settings.EXPORT_RETENTION_DAYS),
     )
+    if not stored:
+        # Its subject was erased while the ZIP was built: the file may hold erased data.
+        return _discard(export, key)
     export.refresh_from_db()
     return export
 
@@ -243,3 +264,25 @@ def exports_delete_expired(*, now: dt.datetime) -> int:
         )
         deleted += 1
     return deleted
+
+
+def exports_fail_stalled(*, now: dt.datetime) -> int:
+    """Fail the exports queued or running past STALLED_AFTER; return how many.
+
+    A worker killed mid-build, or a message lost with the broker, leaves the row queued or
+    running forever and its page waiting; failed, it says so and the user can ask again.
+    """
+    tenant_id = db.require_tenant_context()
+    return (
+        Export.objects.for_tenant(tenant_id)
+        .filter(
+            status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING],
+            created_at__lte=now - STALLED_AFTER,
+        )
+        .update(
+            status=ExportStatus.FAILED,
+            error="The build did not finish (its worker stopped); ask for a new export.",
+            progress_note="stopped",
+            finished_at=now,
+        )
+    )

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
     name="privacy.export_build",
     tenant_transaction=False,
     soft_time_limit=2 * 3600,
-    time_limit=2 * 3600 + 10 * 60,
+    time_limit=services.BUILD_TIME_LIMIT_SECONDS,
     **RETRY_TRANSIENT,
 )
 def export_build(export_id: str) -> str:
@@ -38,12 +38,14 @@ def export_build(export_id: str) -> str:
 def exports_delete_expired() -> int:
     """Delete the files (every version) of exports past EXPORT_RETENTION_DAYS; return how many.
 
-    Idempotent: a deleted export is no longer due. Each tenant in its own context, committed
-    as it goes.
+    Also fails the builds that stalled (services.STALLED_AFTER). Idempotent: a deleted export
+    is no longer due, a failed one no longer stalled. Each tenant in its own context,
+    committed as it goes.
     """
-    now, deleted = timezone.now(), 0
+    now, deleted, stalled = timezone.now(), 0, 0
     for tenant_id in Tenant.objects.values_list("pk", flat=True):
         with db.tenant_context(tenant_id, atomic=False):
+            stalled += services.exports_fail_stalled(now=now)
             deleted += services.exports_delete_expired(now=now)
-    logger.info("exports deleted: %d", deleted)
+    logger.info("exports deleted: %d, stalled builds failed: %d", deleted, stalled)
     return deleted

@@ -4,10 +4,16 @@ again, and the ledger marks a restored row again."""
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from metis.objectstore import store
 from privacy.erasure import ledger
+from privacy.exports import archive, tasks
 from privacy.exports import services as export_services
 from privacy.exports.models import Export, ExportScope, ExportStatus
 from tenants import db
@@ -100,3 +106,78 @@ def test_the_ledger_marks_an_export_row_a_restore_brought_back(tenant, staff_use
 
     assert _reload(export).status == ExportStatus.ERASED
     assert _versions_of(export.object_key) == []
+
+
+def _erase_in_another_worker(**kwargs) -> dict:
+    """Run an erasure on its own connection, as a second worker would, and wait for it."""
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["receipt"] = erase(**kwargs)[1]
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout=180)
+    assert not worker.is_alive(), "the erasure waited on the build"
+    return outcome
+
+
+@pytest.mark.committed  # the erasure runs on its own connection, as a second worker
+def test_an_export_erased_while_it_is_built_is_not_brought_back(
+    tenant, staff_user, approver, monkeypatch
+):
+    admin = make_user(tenant, "boss@acme.example", is_admin=True)
+    upload_versions(tenant, subject_ref="CUST-1", versions=2)
+    built_then_erased: dict = {}
+    real_archive = archive.archive_to_path
+
+    def archive_then_erase(*args, **kwargs):
+        # The ZIP now holds CUST-1; the erasure lands before the build stores and marks it.
+        summary = real_archive(*args, **kwargs)
+        built_then_erased.update(
+            _erase_in_another_worker(
+                tenant=tenant, kind="borrower", ref="CUST-1", staff=staff_user, approver=approver
+            )
+        )
+        return summary
+
+    monkeypatch.setattr(archive, "archive_to_path", archive_then_erase)
+    with db.tenant_context(tenant.pk):
+        export = export_services.export_request(
+            requested_by=admin, scope=ExportScope.BORROWER, subject_ref="CUST-1"
+        )
+    result = tasks.export_build.apply(
+        kwargs={"export_id": str(export.pk), "tenant_id": str(tenant.pk)}
+    )
+
+    assert built_then_erased["receipt"]["erased"]["postgresql"]["privacy_exports"]["erased"] == 1
+    assert result.get() == ExportStatus.ERASED
+    assert _reload(export).status == ExportStatus.ERASED
+    key = export_services.export_key(tenant_id=tenant.pk, export_id=export.pk)
+    assert _versions_of(key) == []  # the ZIP stored after the erasure was deleted again
+    # A redelivered build message does not build it again.
+    again = tasks.export_build.apply(
+        kwargs={"export_id": str(export.pk), "tenant_id": str(tenant.pk)}
+    )
+    assert again.get() == ExportStatus.ERASED
+    assert _versions_of(key) == []
+
+
+def test_a_build_that_lost_its_worker_is_failed_by_the_hourly_job(tenant):
+    user = make_user(tenant, "waiting@acme.example")
+    with db.tenant_context(tenant.pk):
+        stuck = export_services.export_request(requested_by=user, scope=ExportScope.USER)
+        fresh = export_services.export_request(requested_by=user, scope=ExportScope.USER)
+        Export.objects.filter(pk=stuck.pk).update(
+            status=ExportStatus.RUNNING,
+            created_at=timezone.now() - export_services.STALLED_AFTER - timedelta(minutes=1),
+        )
+
+    tasks.exports_delete_expired.apply().get()
+
+    assert _reload(stuck).status == ExportStatus.FAILED
+    assert "ask for a new export" in _reload(stuck).error
+    assert _reload(fresh).status == ExportStatus.QUEUED
