@@ -18,7 +18,7 @@ from django.utils import timezone
 from audit import recorder as audit_recorder
 from documents.models import DocumentVersion
 from privacy import retention, subjects
-from privacy.erasure import ledger, postgres, stores
+from privacy.erasure import kept, ledger, postgres, stores
 from privacy.erasure.plan import ErasurePlan, email_digest, folder_of
 from privacy.models import ErasureRequest, ErasureStatus, SubjectKind
 from tenants import db
@@ -95,6 +95,11 @@ def erasure_run(
         _finish(request_id, tenant_id, run, status=ErasureStatus.FAILED, error=run["error"])
         raise
     run["held"] = [hold.as_receipt() for hold in holds]
+    with db.tenant_context(tenant_id):
+        run["kept"] = kept.kept_on_purpose(
+            plan,
+            subject_user_id=plan.ref if plan.kind == SubjectKind.USER else None,
+        )
     dated = [hold.until for hold in holds if hold.until is not None]
     next_run = dt.datetime.combine(min(dated), dt.time.min, tzinfo=dt.UTC) if dated else None
     status = ErasureStatus.HELD if holds else ErasureStatus.DONE

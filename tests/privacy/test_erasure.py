@@ -8,8 +8,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from django.contrib.sessions.models import Session
+from django.db.models import Q
 
 from analytics import exports
+from audit.models import AuditEntry
 from documents.models import Document, DocumentAccess, DocumentVersion
 from metis.events.models import EventOutbox
 from metis.objectstore import store
@@ -163,3 +165,13 @@ def test_erasing_a_user_signs_them_out_and_keeps_others_access_rows_without_them
     assert signed_in.get("/documents/").status_code == 302  # signed out
     assert events_naming(tenant.pk, user_ids=[bob.pk], document_ids=[his.pk]) == 0
     assert receipt["erased"]["postgresql"]["django_session"]["deleted"] == 1
+    # The audit log is kept on purpose, named on the receipt with the law that keeps it.
+    audit, ledger_entry = receipt["kept"]
+    assert audit["store"] == "audit_log" and "17(3)" in audit["why"] and audit["until"]
+    with db.tenant_context(tenant.pk):
+        bobs = AuditEntry.objects.filter(
+            Q(actor_id=str(bob.pk)) | Q(target_id__in=[str(bob.pk), str(his.pk)])
+        )
+        # His account's and his document's writes, erasure included: all still there.
+        assert audit["rows"] == bobs.count() >= 5
+    assert ledger_entry["store"] == "erasure_ledger"
