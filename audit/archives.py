@@ -10,18 +10,22 @@ reads every version (a forged copy then repeats the seqs of the true one).
 from __future__ import annotations
 
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.utils import timezone
 
-from audit import anchors, chain
+from audit import anchors
 from metis.objectstore import store as objectstore
+
+if TYPE_CHECKING:
+    from audit.archived_rows import ArchivedRows
 
 PREFIX = "audit/archives/"
 CONTENT_TYPE = "application/vnd.apache.parquet"
@@ -111,28 +115,25 @@ def fetch(key: str, version_id: str, directory: Path) -> Path:
     return path
 
 
-def rows_of_all(
-    report: Callable[[str], None] = print,
-) -> dict[str, list[tuple]]:
-    """Every archived row of every version of every archive, by chain, sorted by seq.
+@contextmanager
+def all_archived(report: Callable[[str], None] = print) -> Iterator[ArchivedRows]:
+    """Every archived row of every version of every archive, readable chain by chain.
 
-    A row stored twice identically (the same version read through two listings) counts once;
-    a different row under the same seq stays, and the walk names the repeat.
+    The versions are copied to a temporary folder and sorted on disk there, so memory does not
+    grow with the archives (audit/archived_rows.py). A row stored twice identically (the same
+    version read through two listings) counts once; a different row under the same seq stays,
+    and the walk names the repeat.
     """
+    # Imported here: archived_rows reads this module's SCHEMA.
+    from audit import archived_rows
+
     store = objectstore.audit_store()
-    by_chain: dict[str, set[tuple]] = defaultdict(set)
     versions = [v for v in store.versions(PREFIX) if v["Key"].endswith(".parquet")]
     with tempfile.TemporaryDirectory(prefix="audit-archives-") as directory:
+        paths = []
         for index, version in enumerate(versions, 1):
-            path = fetch(version["Key"], version["VersionId"], Path(directory))
-            count = 0
-            for row in rows_in(path):
-                by_chain[chain.chain_name(row[2])].add(row)
-                count += 1
-            path.unlink()
-            report(f"[archive {index}/{len(versions)}] {version['Key']}: {count} rows read")
-    return {chain: sorted(rows, key=_seq_order) for chain, rows in by_chain.items()}
-
-
-def _seq_order(row: tuple) -> tuple[int, int]:
-    return row[1], row[0]
+            paths.append(fetch(version["Key"], version["VersionId"], Path(directory)))
+            rows = pq.ParquetFile(paths[-1]).metadata.num_rows
+            report(f"[archive {index}/{len(versions)}] {version['Key']}: {rows} rows read")
+        with archived_rows.ArchivedRows(paths, Path(directory)) as archived:
+            yield archived

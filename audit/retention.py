@@ -25,7 +25,6 @@ import heapq
 import json
 import re
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from audit import archives, chain, recorder
+from audit.archived_rows import ArchivedRows
 from audit.schema import GENESIS_HASH, SYSTEM_CHAIN
 
 _MONTH_PARTITION = re.compile(r"^audit_log_(\d{4})_(\d{2})$")
@@ -215,10 +215,10 @@ def _check_copy(partition: str, stored: Path, count: int) -> None:
 
 
 def _chain_cuts(partition: str, stored: Path, report: Callable[[str], None]) -> list[Cut]:
-    """Walk every chain through the archived rows; return each chain's new cut."""
-    by_chain: dict[str, list[tuple]] = defaultdict(list)
-    for row in archives.rows_in(stored):
-        by_chain[chain.chain_name(row[2])].append(row)
+    """Walk every chain through the archived rows; return each chain's new cut.
+
+    One chain at a time from the archive sorted on disk (audit/archived_rows.py): memory
+    holds a chain's out-of-order seqs, not the month."""
     with connections["owner"].cursor() as cursor:
         cursor.execute(_CUTS_SQL)
         previous = {
@@ -228,34 +228,55 @@ def _chain_cuts(partition: str, stored: Path, report: Callable[[str], None]) -> 
             for c, seq, digest, bridges in cursor.fetchall()
         }
         cuts = []
-        for name, rows in sorted(by_chain.items()):
-            before = previous.get(name, Cut(name, 0, GENESIS_HASH, {}))
-            rows.sort(key=lambda r: (r[1], r[0]))
-            dropped = {**before.bridges, **{r[1]: r[13].strip() for r in rows}}
-            tenant_id = None if name == SYSTEM_CHAIN else name
-            cursor.execute(_STAYING_SQL, [tenant_id, max(dropped) + 1, partition])
-            staying = cursor.fetchall()
-            walk = chain.chain_walk(
-                tenant_id,
-                heapq.merge(rows, staying, key=lambda r: (r[1], r[0])),
-                start=(before.last_seq, before.last_hash),
-                bridges=before.bridges,
-            )
-            if walk.findings or walk.last_seq < max(dropped):
-                problem = walk.findings[0] if walk.findings else f"ends at {walk.last_seq}"
-                raise RetentionRefused(f"{partition}: {problem}: nothing dropped")
-            cuts.append(_cut_after(before, dropped))
+        with (
+            tempfile.TemporaryDirectory(prefix="audit-cut-") as directory,
+            ArchivedRows([stored], Path(directory)) as archived,
+        ):
+            for name, last_archived in sorted(archived.last_seqs().items()):
+                before = previous.get(name, Cut(name, 0, GENESIS_HASH, {}))
+                last_dropped = max([last_archived, *before.bridges])
+                tenant_id = None if name == SYSTEM_CHAIN else name
+                cursor.execute(_STAYING_SQL, [tenant_id, last_dropped + 1, partition])
+                staying = cursor.fetchall()
+                run = _DroppedRun(before)
+                walk = chain.chain_walk(
+                    tenant_id,
+                    heapq.merge(run.tap(archived.rows(name)), staying, key=lambda r: (r[1], r[0])),
+                    start=(before.last_seq, before.last_hash),
+                    bridges=before.bridges,
+                )
+                if walk.findings or walk.last_seq < last_dropped:
+                    problem = walk.findings[0] if walk.findings else f"ends at {walk.last_seq}"
+                    raise RetentionRefused(f"{partition}: {problem}: nothing dropped")
+                cuts.append(run.cut())
         report(f"{partition}: {len(cuts)} chain(s) walked through the archive, all sound")
     return cuts
 
 
-def _cut_after(before: Cut, dropped: dict[int, str]) -> Cut:
-    """The longest run of dropped seqs after the previous cut; dropped seqs past it bridge."""
-    seq, digest = before.last_seq, before.last_hash
-    while seq + 1 in dropped:
-        seq += 1
-        digest = dropped[seq]
-    return Cut(before.chain, seq, digest, {s: h for s, h in dropped.items() if s > seq})
+class _DroppedRun:
+    """The new cut, kept as dropped rows stream by in seq order: the longest run of dropped
+    seqs after the previous cut; dropped seqs past a gap wait as bridges."""
+
+    def __init__(self, before: Cut) -> None:
+        self.chain = before.chain
+        self.seq, self.digest = before.last_seq, before.last_hash
+        self.waiting = dict(before.bridges)
+        self._advance()
+
+    def tap(self, rows: Iterator[tuple]) -> Iterator[tuple]:
+        for row in rows:
+            self.waiting[row[1]] = row[13].strip()
+            self._advance()
+            yield row
+
+    def _advance(self) -> None:
+        while self.seq + 1 in self.waiting:
+            self.seq += 1
+            self.digest = self.waiting.pop(self.seq)
+
+    def cut(self) -> Cut:
+        bridges = {s: h for s, h in self.waiting.items() if s > self.seq}
+        return Cut(self.chain, self.seq, self.digest, bridges)
 
 
 def _drop(partition: str, cuts: list[Cut], key: str, count: int) -> None:

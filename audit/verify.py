@@ -22,6 +22,7 @@ from collections.abc import Callable
 from django.db import connections
 
 from audit import anchors, archives, chain
+from audit.archived_rows import ArchivedRows
 from audit.schema import SYSTEM_CHAIN
 from tenants import db
 
@@ -37,8 +38,20 @@ def audit_verify(
 ) -> list[chain.Finding]:
     """Check every chain (or one tenant's), from its cut or, with `archived`, from its first
     row through the archives; return the findings, reporting progress."""
+    if not archived:
+        return _verify(tenant, None, report)
+    with archives.all_archived(report) as from_archives:
+        return _verify(tenant, from_archives, report)
+
+
+def _verify(
+    tenant: uuid.UUID | None,
+    from_archives: ArchivedRows | None,
+    report: Callable[[str], None],
+) -> list[chain.Finding]:
+    archived = from_archives is not None
+    archived_chains = set(from_archives.last_seqs()) if from_archives is not None else set()
     stored = anchors.anchors_of(str(tenant) if tenant else None)
-    from_archives = archives.rows_of_all(report) if archived else {}
     findings: list[chain.Finding] = []
     connection = connections[db.ALL_TENANTS_ALIAS]
     with connection.cursor() as cursor:
@@ -50,7 +63,7 @@ def audit_verify(
             cursor.execute(chain.CHAINS_SQL, [SYSTEM_CHAIN])
             tenant_ids = [row[0] for row in cursor.fetchall()]
             known = {chain.chain_name(t) for t in tenant_ids}
-            tenant_ids += [_tenant_of(name) for name in sorted(set(from_archives) - known)]
+            tenant_ids += [_tenant_of(name) for name in sorted(archived_chains - known)]
         if not archived:
             findings += _cut_archives_missing(cuts, tenant)
         seen = set()
@@ -60,9 +73,9 @@ def audit_verify(
             chain_anchors = stored.get(name, [])
             keep = frozenset(a.seq for a in chain_anchors)
             cut = cuts.get(name)
-            if archived:
+            if from_archives is not None:
                 rows = heapq.merge(
-                    from_archives.get(name, []),
+                    from_archives.rows(name),
                     chain.rows_of(cursor, tenant_id),
                     key=lambda r: (r[1], r[0]),
                 )

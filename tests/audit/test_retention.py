@@ -266,13 +266,19 @@ def _chain_of(count: int) -> list[tuple]:
     return rows
 
 
+def _cut_of(before, dropped_rows):
+    """The cut after `before` once these rows (in seq order) are dropped."""
+    run = retention._DroppedRun(before)
+    assert list(run.tap(iter(dropped_rows))) == dropped_rows
+    return run.cut()
+
+
 def test_a_cut_with_a_bridge_then_the_next_cut_closes_it():
     rows = _chain_of(6)
     hashes = {row[1]: row[13] for row in rows}
     # January goes with seqs 1, 2, 3 and 5; seq 4 was stamped in February and stays.
-    first = retention._cut_after(
-        retention.Cut(SYSTEM_CHAIN, 0, GENESIS_HASH, {}),
-        {seq: hashes[seq] for seq in (1, 2, 3, 5)},
+    first = _cut_of(
+        retention.Cut(SYSTEM_CHAIN, 0, GENESIS_HASH, {}), [rows[s - 1] for s in (1, 2, 3, 5)]
     )
     assert (first.last_seq, first.last_hash, first.bridges) == (3, hashes[3], {5: hashes[5]})
     walk = chain.chain_walk(
@@ -280,7 +286,7 @@ def test_a_cut_with_a_bridge_then_the_next_cut_closes_it():
     )
     assert walk.findings == [] and walk.last_seq == 6 and walk.hashes[5] == (0, hashes[5])
     # February goes next: the bridge closes.
-    second = retention._cut_after(first, {**first.bridges, 4: hashes[4], 6: hashes[6]})
+    second = _cut_of(first, [rows[3], rows[5]])
     assert (second.last_seq, second.bridges) == (6, {})
 
 
