@@ -70,8 +70,11 @@ def subject_named(*, tenant_id: uuid.UUID, kind: str, ref: str) -> Subject:
 def documents_of(subject: Subject) -> DocumentQuerySet:
     """Every document of the subject, deleted ones included (their objects are still stored).
 
-    A user's are those they uploaded any version of; a borrower's, those carrying their
-    reference. Erasure and portability both ask here, so they agree on what is the subject's.
+    A user's are those they uploaded any version of that name no borrower; a borrower's,
+    those carrying their reference. A tenant user is usually the lender's employee: the
+    borrower's PAN card they uploaded is the borrower's data, not theirs, so their erasure
+    keeps it (without their name on it) and their export leaves it out. Erasure and
+    portability both ask here, so they agree on what is the subject's.
     """
     db.require_tenant_context(subject.tenant_id)
     documents = Document.objects.for_tenant(subject.tenant_id)
@@ -81,16 +84,18 @@ def documents_of(subject: Subject) -> DocumentQuerySet:
             .filter(uploaded_by_id=subject.user_id)
             .values("document_id")
         )
-        return documents.filter(Q(uploaded_by_id=subject.user_id) | Q(pk__in=uploaded))
+        return documents.filter(Q(uploaded_by_id=subject.user_id) | Q(pk__in=uploaded)).exclude(
+            metadata__has_key=SUBJECT_REF_KEY
+        )
     return documents.filter(metadata__contains={SUBJECT_REF_KEY: subject.ref})
 
 
 def exports_holding(subject: Subject, *, document_ids: list[str]) -> ExportQuerySet:
-    """The portability exports whose ZIP (still stored, or being built) holds the subject.
+    """The portability exports whose ZIP (still stored, or being built) may hold the subject.
 
     The subject's own, every whole-tenant export, and the exports of other subjects that share
-    these documents: the user who uploaded a borrower's document has it in their export, and
-    the borrower of a document a user uploaded has it in theirs.
+    these documents, either way (uploader and borrower). Wider than `documents_of` on
+    purpose: a document tagged with a borrower after a user's export was built is in that ZIP.
     """
     db.require_tenant_context(subject.tenant_id)
     documents = Document.objects.for_tenant(subject.tenant_id).filter(pk__in=document_ids)

@@ -138,7 +138,7 @@ def test_erasing_a_user_signs_them_out_and_keeps_others_access_rows_without_them
         == 302
     )
     his = upload_versions(tenant, user=bob)
-    other = upload_versions(tenant, subject_ref="CUST-9")
+    other = upload_versions(tenant, subject_ref="CUST-9", user=bob)  # the borrower's data
     with db.tenant_context(tenant.pk):
         DocumentAccess.objects.create(
             tenant=tenant, document=other, action="download", user=bob, ip_address="10.0.0.9"
@@ -159,6 +159,9 @@ def test_erasing_a_user_signs_them_out_and_keeps_others_access_rows_without_them
     with db.tenant_context(tenant.pk):
         assert not TenantUser.objects.filter(pk=bob.pk).exists()
         assert not Document.objects.filter(pk=his.pk).exists()
+        # The borrower's document he uploaded stays, without his name on it.
+        assert Document.objects.filter(pk=other.pk, uploaded_by=None).exists()
+        assert not DocumentVersion.objects.filter(document=other).exclude(uploaded_by=None)
         kept = DocumentAccess.objects.get(document=other, action="download")
         assert kept.user_id is None and kept.ip_address is None
     assert Session.objects.count() == sessions_before - 1

@@ -82,14 +82,18 @@ def table(archive_zip: zipfile.ZipFile, name: str) -> list[dict]:
 
 @pytest.fixture
 def people(tenant, other_tenant, tenant_user, other_tenant_user):
-    """Alice and Bob at Acme, Gina at Globex; each with documents and events."""
+    """Alice and Bob at Acme, Gina at Globex; each with documents and events. Alice also
+    uploaded borrower CUST-1's document (three versions): CUST-1's data, not hers."""
     bob = TenantUserFactory(tenant=tenant, email="bob@acme.example", name="Bob Acme")
     alice_doc = upload(tenant, pdf_bytes("alice v1"), name="alice.pdf", user=tenant_user)
     replace(alice_doc, pdf_bytes("alice v2"), tenant_user)
     replace(alice_doc, pdf_bytes("alice v3"), tenant_user)
+    cust1_doc = upload(tenant, pdf_bytes("cust-1 v1"), name="cust1.pdf", user=tenant_user)
+    replace(cust1_doc, pdf_bytes("cust-1 v2"), tenant_user)
+    replace(cust1_doc, pdf_bytes("cust-1 v3"), tenant_user)
     bob_doc = upload(tenant, pdf_bytes("bob"), name="bob.pdf", user=bob)
     gina_doc = upload(other_tenant, pdf_bytes("gina"), name="gina.pdf", user=other_tenant_user)
-    tag(alice_doc, "CUST-1")
+    tag(cust1_doc, "CUST-1")
     tag(bob_doc, "CUST-2")
     tag(gina_doc, "CUST-1")  # the same reference in another tenant is another borrower
     at = now()
@@ -98,7 +102,7 @@ def people(tenant, other_tenant, tenant_user, other_tenant_user):
             (
                 tenant.pk,
                 "document.downloaded",
-                json.dumps({"document_id": str(alice_doc.pk)}),
+                json.dumps({"document_id": str(cust1_doc.pk)}),
                 tenant_user.pk,
                 at,
             ),
@@ -124,6 +128,7 @@ def people(tenant, other_tenant, tenant_user, other_tenant_user):
         "bob": bob,
         "gina": other_tenant_user,
         "alice_doc": alice_doc,
+        "cust1_doc": cust1_doc,
         "bob_doc": bob_doc,
         "gina_doc": gina_doc,
     }
@@ -166,9 +171,11 @@ def test_user_export_has_their_rows_and_no_other_subjects(people, s3_server, s3_
     archive_zip = zip_of(export, s3_server, s3_bucket)
     assert [u["id"] for u in table(archive_zip, "users")] == [str(alice.pk)]
     assert "password" not in archive_zip.read("json/users.json").decode()
+    # Her own document; not the borrower's she uploaded (its access rows, her acts, are hers).
     assert [d["id"] for d in table(archive_zip, "documents")] == [str(people["alice_doc"].pk)]
+    assert not [n for n in archive_zip.namelist() if n.endswith("cust1.pdf")]
     access = table(archive_zip, "access_log")
-    assert len(access) == 3 and {a["user_id"] for a in access} == {str(alice.pk)}
+    assert len(access) == 6 and {a["user_id"] for a in access} == {str(alice.pk)}
     events = table(archive_zip, "events")
     assert sorted(e["event_type"] for e in events) == ["document.downloaded", "user.signed_in"]
     assert {e["user_id"] for e in events} == {str(alice.pk)}
@@ -197,9 +204,10 @@ def test_borrower_export_has_their_documents_and_events_only(people, s3_server, 
     export = request_and_build(alice, scope=ExportScope.BORROWER, subject_ref="CUST-1")
     archive_zip = zip_of(export, s3_server, s3_bucket)
     assert table(archive_zip, "users") == []
-    assert [d["id"] for d in table(archive_zip, "documents")] == [str(people["alice_doc"].pk)]
+    assert [d["id"] for d in table(archive_zip, "documents")] == [str(people["cust1_doc"].pk)]
     events = table(archive_zip, "events")
-    assert [e["event_data"]["document_id"] for e in events] == [str(people["alice_doc"].pk)]
+    assert [e["event_data"]["document_id"] for e in events] == [str(people["cust1_doc"].pk)]
+    assert str(people["alice_doc"].pk).encode() not in _every_byte(archive_zip)
     everything = _every_byte(archive_zip)
     assert str(people["bob_doc"].pk).encode() not in everything
     assert str(people["gina_doc"].pk).encode() not in everything  # CUST-1 at Globex
