@@ -1,21 +1,27 @@
-"""Measure the spec's 7-day hourly tenant query over 10 million events, against count().
+"""Measure the dashboard's 7-day hourly tenant query at 10 M and 100 M events, against count().
 
-On the embedded engine (chdb, a temporary directory) it loads EVENTS events with
-`INSERT ... SELECT FROM numbers(...)`: 100 tenants, 8 event types, spread over 30 days. Then,
-for random tenants, alternated run by run in the same process:
+On the embedded engine (chdb, a temporary directory) it loads events with
+`INSERT ... SELECT FROM numbers(...)` in ClickHouse: 100 tenants, 8 event types, 30 days, in
+time order (as the outbox delivers them), first up to 10 M, measures, then up to 100 M
+(BENCH_SCALES, comma-separated totals) and measures again. The rollup `events_hourly` fills
+through its materialized view as the rows go in. At each size, for random tenants, alternated
+run by run in the same process:
 
 - baseline : raw `SELECT count() FROM events` (the whole table) on an open client;
 - uncached : the dashboard layer's `events_by_hour` query for one tenant and the last 7 days
-             (tenant filter, parameters, readonly, limits) on an open client: what ClickHouse
-             does for every cache miss;
-- request  : `dashboards.clickhouse_charts` on a cache miss (a new generation each run): every
-             chart's query plus opening the embedded engine under its lock, as a web request pays;
+             (from the rollup; tenant filter, parameters, readonly, limits) on an open client:
+             what ClickHouse does for every cache miss;
+- raw      : the same chart counted from `events` (the query before the rollup), for scale;
+- charts   : all six chart queries of a tenant dashboard on an open client;
+- open     : opening and closing the embedded engine under its lock around `SELECT 1`;
+- request  : `dashboards.clickhouse_charts` on a cache miss (a new generation each run): open the
+             engine, the six queries, store in Redis: what a web request pays;
 - cached   : `dashboards.clickhouse_charts` again, served from Redis (the 15-minute cache).
 
-Needs PostgreSQL (a scratch database for the tenant context) and the cache (REDIS_URL).
+It checks at each size that the rollup agrees with the raw table for every key. Needs
+PostgreSQL (a scratch database for the tenant context) and the cache (REDIS_URL).
 
-    METIS_ENV_FILE=var/test.env REDIS_URL=redis://127.0.0.1:6379/5 \\
-        .venv/bin/python bench/analytics_hourly_query.py
+    METIS_ENV_FILE=var/test.env .venv/bin/python bench/analytics_hourly_query.py
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import django
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
@@ -41,15 +46,18 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from analytics import clickhouse, dashboards, schema  # noqa: E402
+from analytics import clickhouse, dashboards, rollups, schema  # noqa: E402
 from tenants import db  # noqa: E402
 from tests.support import scratch  # noqa: E402
 
 DATABASE = "bench_metis_hourly"
-EVENTS = int(os.environ.get("BENCH_EVENTS", 10_000_000))
+SCALES = [int(n) for n in os.environ.get("BENCH_SCALES", "10000000,100000000").split(",")]
 TENANTS = 100
-RUNS = 40
+RUNS = int(os.environ.get("BENCH_RUNS", 40))
+SPAN = 30 * 86400  # seconds of history
 
+# Rows `start` .. `start + count - 1`: `count` events spread evenly over the last 30 days in time
+# order (each load covers the 30 days again), each jittered by up to a minute.
 LOAD = """
 INSERT INTO events (event_id, tenant_id, event_type, event_data, user_id, timestamp)
 SELECT
@@ -58,12 +66,21 @@ SELECT
     arrayElement(['auth.sign_in', 'auth.sign_out', 'auth.sign_in_failed', 'document.uploaded',
                   'document.downloaded', 'document.deleted', 'document.tier_changed',
                   'staff.tenant_access'], 1 + (intHash32(number) % 8)),
-    '{{"document_type": "pan"}}',
+    arrayElement(['{{"document_type": "pan"}}', '{{"document_type": "aadhar"}}',
+                  '{{"document_type": "passport"}}'], 1 + (intHash32(number + 1) % 3)),
     if(number % 5 = 0, NULL, toUUID(concat('00000000-0000-4000-9000-',
         leftPad(toString(intHash32(number) % 5000), 12, '0')))),
-    now64(3) - toIntervalSecond(intHash64(number) % (30 * 86400))
-FROM numbers({events})
+    toDateTime64({origin}, 3) + toIntervalMillisecond(
+        intDiv((number - {start}) * {span_ms}, {count}) + intHash32(number + 2) % 60000)
+FROM numbers({start}, {count})
 """
+
+# The chart before the rollup: the spec's query over `events`.
+RAW_HOURLY = (
+    "SELECT event_type, count() AS event_count, toStartOfHour(timestamp) AS hour "
+    "FROM events WHERE tenant_id = {tenant_id:UUID} AND "
+    "created_date BETWEEN {start:Date} AND {end:Date} GROUP BY event_type, hour ORDER BY hour"
+)
 
 
 def tenant_id(n: int) -> uuid.UUID:
@@ -74,6 +91,89 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return statistics.median(ordered), p95
+
+
+def load(start: int, count: int, origin: int) -> float:
+    started = time.perf_counter()
+    with clickhouse.session() as client:
+        client.command(
+            LOAD.format(
+                tenants=TENANTS,
+                origin=origin,
+                span_ms=SPAN * 1000,
+                start=start,
+                count=count,
+            )
+        )
+    return time.perf_counter() - started
+
+
+def measure(size: int, rng: random.Random) -> dict[str, list[float]]:
+    today = timezone.now().date()
+
+    def scope() -> dashboards.Scope:
+        return dashboards.Scope(
+            tenant_id=tenant_id(rng.randrange(TENANTS)),
+            start=today - timedelta(days=7),
+            end=today,
+        )
+
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("baseline", "uncached", "raw", "charts", "open", "request", "cached")
+    }
+
+    def timed(label: str, run: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        result = run()
+        samples[label].append(time.perf_counter() - started)
+        return result
+
+    names = [n for n, q in dashboards.QUERIES.items() if not q.all_tenants_only]
+    with clickhouse.session() as client:
+        dashboards.run_query(client, "events_by_hour", scope())  # first touch
+        for _ in range(RUNS):
+            timed("baseline", lambda: client.query("SELECT count() FROM events").result_rows)
+            chosen = scope()
+            rollup = timed(
+                "uncached", lambda s=chosen: dashboards.run_query(client, "events_by_hour", s)
+            )
+            parameters = {
+                "tenant_id": str(chosen.tenant_id),
+                "start": chosen.start,
+                "end": chosen.end,
+            }
+            raw = timed(
+                "raw", lambda p=parameters: client.query(RAW_HOURLY, parameters=p).result_rows
+            )
+            assert sorted((t, h, n) for t, n, h in rollup) == sorted((t, h, n) for t, n, h in raw)
+            timed("charts", lambda s=chosen: [dashboards.run_query(client, n, s) for n in names])
+    for _ in range(RUNS):
+
+        def open_engine() -> None:
+            with clickhouse.session() as client:
+                client.query("SELECT 1")
+
+        timed("open", open_engine)
+        chosen = scope()
+        with db.tenant_context(chosen.tenant_id):
+            dashboards._bump()  # a cache miss, as after a drain (what invalidate() does)
+            timed("request", lambda s=chosen: dashboards.clickhouse_charts(s))
+            result = timed("cached", lambda s=chosen: dashboards.clickhouse_charts(s))
+            assert result["cached"]
+    return samples
+
+
+def report(size: int, samples: dict[str, list[float]], rollup_rows: int, parts: str) -> None:
+    base50, base95 = percentiles(samples["baseline"])
+    print(f"\nevents: {size:,} over 30 days, {TENANTS} tenants; {RUNS} runs each")
+    print(f"rollup: {rollup_rows:,} rows ({parts}); agrees with the raw table for every key")
+    print(f"{'':10} {'p50 ms':>9} {'p95 ms':>9} {'p50/base':>9} {'p95/base':>9}")
+    for label, values in samples.items():
+        p50, p95 = percentiles(values)
+        print(
+            f"{label:10} {p50 * 1000:9.2f} {p95 * 1000:9.2f} "
+            f"{p50 / base50:9.2f} {p95 / base95:9.2f}"
+        )
 
 
 def main() -> None:
@@ -91,69 +191,20 @@ def main() -> None:
             [Tenant(id=tenant_id(n), name=f"T{n}", subdomain=f"t{n}") for n in range(TENANTS)]
         )
         schema.migrate()
-        print(f"loading {EVENTS:,} events...", file=sys.stderr)
-        started = time.perf_counter()
-        with clickhouse.session() as client:
-            client.command(LOAD.format(tenants=TENANTS, events=EVENTS))
-            total = client.query("SELECT count() FROM events").result_rows[0][0]
-        print(f"loaded {total:,} events in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-
-        today = timezone.now().date()
-        rng = random.Random(1)
-
-        def scope() -> dashboards.Scope:
-            return dashboards.Scope(
-                tenant_id=tenant_id(rng.randrange(TENANTS)),
-                start=today - timedelta(days=7),
-                end=today,
-            )
-
-        samples: dict[str, list[float]] = {
-            k: [] for k in ("baseline", "uncached", "request", "cached")
-        }
-        rows_seen = []
-
-        def timed(label: str, run: Callable[[], object]) -> object:
-            started = time.perf_counter()
-            result = run()
-            samples[label].append(time.perf_counter() - started)
-            return result
-
-        with clickhouse.session() as client:
-            first = time.perf_counter()
-            dashboards.run_query(client, "events_by_hour", scope())
-            first_run = time.perf_counter() - first
-            for _ in tqdm(range(RUNS), desc="query runs", file=sys.stderr, disable=None):
-                timed("baseline", lambda: client.query("SELECT count() FROM events").result_rows)
-                chosen = scope()
-                rows_seen.append(
-                    len(
-                        timed(
-                            "uncached",
-                            lambda s=chosen: dashboards.run_query(client, "events_by_hour", s),
-                        )
-                    )
-                )
-        for _ in tqdm(range(RUNS), desc="request runs", file=sys.stderr, disable=None):
-            chosen = scope()
-            with db.tenant_context(chosen.tenant_id):
-                dashboards._bump()  # a cache miss, as after a drain (what invalidate() does)
-                timed("request", lambda s=chosen: dashboards.clickhouse_charts(s))
-                result = timed("cached", lambda s=chosen: dashboards.clickhouse_charts(s))
-                assert result["cached"]
-
-        base50, base95 = percentiles(samples["baseline"])
-        print(f"events: {total:,} over 30 days, {TENANTS} tenants; {RUNS} runs each")
-        rows = statistics.median(rows_seen)
-        print(f"hourly query rows per tenant (7 days x event types): ~{rows:.0f}")
-        print(f"first hourly query after opening: {first_run * 1000:.1f} ms")
-        print(f"{'':10} {'p50 ms':>9} {'p95 ms':>9} {'p50/base':>9} {'p95/base':>9}")
-        for label in ("baseline", "uncached", "request", "cached"):
-            p50, p95 = percentiles(samples[label])
-            print(
-                f"{label:10} {p50 * 1000:9.2f} {p95 * 1000:9.2f} "
-                f"{p50 / base50:9.2f} {p95 / base95:9.2f}"
-            )
+        origin = int(time.time()) - SPAN
+        rng, loaded = random.Random(1), 0
+        for size in SCALES:
+            seconds = load(loaded, size - loaded, origin)
+            print(f"loaded {size - loaded:,} events in {seconds:.1f}s", file=sys.stderr)
+            loaded = size
+            with clickhouse.session() as client:
+                assert client.query("SELECT count() FROM events").result_rows[0][0] == size
+                assert rollups.differences(client, tenant_id=None) == []
+                rollup_rows, parts = client.query(
+                    "SELECT sum(rows), count() FROM system.parts WHERE active "
+                    "AND database = currentDatabase() AND table = 'events_hourly'"
+                ).result_rows[0]
+            report(size, measure(size, rng), rollup_rows, f"{parts} parts")
     finally:
         scratch.scratch_database_drop(DATABASE)
         tmp.cleanup()

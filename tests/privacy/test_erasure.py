@@ -10,7 +10,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.db.models import Q
 
-from analytics import exports
+from analytics import clickhouse, exports, rollups
 from audit.models import AuditEntry
 from documents.models import Document, DocumentAccess, DocumentVersion
 from metis.events.models import EventOutbox
@@ -19,6 +19,7 @@ from privacy.erasure import stores
 from privacy.models import ErasureRequest, ErasureStatus
 from tenants import db
 from tenants.models import TenantUser
+from tests.analytics.conftest import clickhouse_rows
 from tests.conftest import host_of
 from tests.factories import TEST_PASSWORD
 from tests.privacy.conftest import (
@@ -62,6 +63,14 @@ def _export_ids() -> set[str]:
     return found
 
 
+def _rolled_up_and_raw(tenant_id) -> tuple[int, int]:
+    """The tenant's events as the dashboards' rollup sums them, and as the raw table counts."""
+    t = str(tenant_id)
+    rolled = "SELECT sum(events) FROM events_hourly WHERE tenant_id = {t:UUID}"
+    raw = "SELECT count() FROM events WHERE tenant_id = {t:UUID}"
+    return clickhouse_rows(rolled, t=t)[0][0], clickhouse_rows(raw, t=t)[0][0]
+
+
 def test_erasing_a_borrower_leaves_nothing_in_any_store_and_spares_the_other(
     versioned_bucket, clickhouse_db, tenant, other_tenant, staff_user, approver
 ):
@@ -86,6 +95,8 @@ def test_erasing_a_borrower_leaves_nothing_in_any_store_and_spares_the_other(
         )
     )
     export_now()  # a second run: the subject is in two runs' files
+    counted = _rolled_up_and_raw(tenant.pk)
+    assert counted[0] == counted[1] >= 9  # the dashboards' rollup counts the subject's events
 
     request, receipt = erase(
         tenant, kind="borrower", ref="CUST-1", staff=staff_user, approver=approver
@@ -107,6 +118,10 @@ def test_erasing_a_borrower_leaves_nothing_in_any_store_and_spares_the_other(
     # ClickHouse: the events are gone, the other subject's stay.
     assert events_naming(tenant.pk, document_ids=[d.pk for d in mine]) == 0
     assert events_naming(tenant.pk, document_ids=[d.pk for d in theirs]) == 3
+    # The dashboards' rollup was corrected: the erased events no longer count, nothing else moved.
+    assert _rolled_up_and_raw(tenant.pk) == (counted[0] - 6, counted[1] - 6)
+    with clickhouse.session() as ch:
+        assert rollups.differences(ch, tenant_id=None) == []
     # Redis: no cached dashboard of the tenant.
     assert dashboard_keys(tenant) == []
     # Parquet exports: no row of the subject in any version of any file.
