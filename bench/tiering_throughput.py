@@ -4,12 +4,17 @@ All sides move the same number of same-sized objects STANDARD → STANDARD_IA on
 SeaweedFS server in the same run, alternated round by round (which side goes first alternates
 too), each round on fresh objects:
 
-- app: `tiering.documents_tier_due` for one tenant (row query and lock, HEAD, copy_object,
-  row update, version row update, access-log row; batches of DOCUMENT_TIER_BATCH_SIZE);
-- raw copy: a loop of `copy_object` (same class, MetadataDirective=REPLACE, SSE, content type,
-  metadata), the baseline the issue asks for;
-- raw head+copy: the same loop with the HEAD the app does first (to read the metadata it must
-  re-send and to skip objects already moved);
+- app: `tiering.documents_tier_due` for one tenant, called as the Celery task and the command
+  call it (a tenant scope, no transaction around it): per batch of DOCUMENT_TIER_BATCH_SIZE the
+  row query, lock and claim, then `copy_object` guarded by the row's ETag (no HEAD) on a pool
+  of DOCUMENT_TIERING_WORKERS threads, then the batch's rows in one transaction (documents,
+  versions, access log, events);
+- raw copy: a sequential loop of `copy_object` (same class, MetadataDirective=REPLACE, SSE,
+  content type, metadata), the baseline the issue asks for;
+- raw head+copy: the same loop with a HEAD before each copy (what the app did before: read the
+  metadata to re-send and skip objects already moved);
+- app, one at a time (DOCUMENT_TIERING_WORKERS=1): the app's path with a pool of one thread,
+  to show what the pool brings and what the batched rows bring;
 
 It starts its own SeaweedFS (`weed mini`, auth on, versioning on) and a scratch database
 (`bench_tiering`), and removes both at the end, also on error. Run it with:
@@ -49,7 +54,7 @@ BUCKET = "metis-bench-tiering"
 OBJECTS = 200  # per side per round
 OBJECT_BYTES = 128 * 1024  # a scanned KYC page
 ROUNDS = 4
-SIDES = ("app", "raw copy", "raw head+copy")
+SIDES = ("app", "raw copy", "raw head+copy", "app, one at a time")
 
 
 def configure_storage(server: SeaweedS3) -> None:
@@ -61,8 +66,9 @@ def configure_storage(server: SeaweedS3) -> None:
     settings.AWS_S3_SSE = "AES256"
 
 
-def put_objects(client, tenant, count: int, label: str) -> list[tuple[uuid.UUID, str, str]]:
-    """Store `count` encrypted objects under the tenant's prefix; return (id, key, version)."""
+def put_objects(client, tenant, count: int, label: str) -> list[tuple[uuid.UUID, str, str, str]]:
+    """Store `count` encrypted objects under the tenant's prefix; return (id, key, version,
+    ETag)."""
     stored = []
     for _ in tqdm(range(count), desc=f"  storing {label}", file=sys.stderr, disable=None):
         document_id = uuid.uuid4()
@@ -78,12 +84,13 @@ def put_objects(client, tenant, count: int, label: str) -> list[tuple[uuid.UUID,
             ServerSideEncryption="AES256",
             Metadata={"sha256": hashlib.sha256(body).hexdigest()},
         )
-        stored.append((document_id, key, put["VersionId"]))
+        stored.append((document_id, key, put["VersionId"], put["ETag"]))
     return stored
 
 
-def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str]]) -> None:
-    """Rows for the stored objects, 40 days old: all due for STANDARD_IA."""
+def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str, str]]) -> None:
+    """Rows for the stored objects (with the ETag, as an upload records it), 40 days old: all
+    due for STANDARD_IA."""
     stored_at = timezone.now() - timedelta(days=40)
     with db.tenant_context(tenant.pk):
         Document.objects.bulk_create(
@@ -97,8 +104,9 @@ def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str]]) -> None:
                 sha256="0" * 64,
                 storage_key=key,
                 version_id=version_id,
+                etag=etag,
             )
-            for document_id, key, version_id in stored
+            for document_id, key, version_id, etag in stored
         )
         DocumentVersion.objects.bulk_create(
             DocumentVersion(
@@ -112,16 +120,17 @@ def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str]]) -> None:
                 storage_key=key,
                 version_id=version_id,
             )
-            for document_id, key, version_id in stored
+            for document_id, key, version_id, _ in stored
         )
-        ids = [document_id for document_id, _, _ in stored]
+        ids = [document_id for document_id, *_ in stored]
         Document.objects.filter(pk__in=ids).update(created_at=stored_at)
         DocumentVersion.objects.filter(document_id__in=ids).update(created_at=stored_at)
 
 
 def run_app(tenant, stored, outcome: str = tiering.MOVED) -> float:
     start = time.perf_counter()
-    with db.tenant_context(tenant.pk):  # a script is an entry point
+    # A script is an entry point; it opens the tenant scope as the task does (no transaction).
+    with db.tenant_context(tenant.pk, atomic=False):
         report = tiering.documents_tier_due(tenant_id=tenant.pk)
     elapsed = time.perf_counter() - start
     assert report.outcomes == {outcome: len(stored)}, report.outcomes
@@ -130,7 +139,7 @@ def run_app(tenant, stored, outcome: str = tiering.MOVED) -> float:
 
 def run_raw(client, stored, *, head: bool) -> float:
     start = time.perf_counter()
-    for _, key, _ in stored:
+    for _, key, *_ in stored:
         if head:
             metadata = client.head_object(Bucket=BUCKET, Key=key)["Metadata"]
         else:
@@ -149,7 +158,7 @@ def run_raw(client, stored, *, head: bool) -> float:
 
 
 def check_moved(client, stored) -> None:
-    for _, key, _ in stored:
+    for _, key, *_ in stored:
         head = client.head_object(Bucket=BUCKET, Key=key)
         assert head["StorageClass"] == "STANDARD_IA" and head["ServerSideEncryption"] == "AES256"
 
@@ -165,6 +174,7 @@ def main() -> None:
         configure_storage(server)
         scratch.scratch_database_create(DATABASE)
         rates: dict[str, list[float]] = {side: [] for side in SIDES}
+        default_workers = settings.DOCUMENT_TIERING_WORKERS
         for round_number in range(ROUNDS):
             # Each side gets its own tenant and fresh objects; the order rotates every round.
             order = SIDES[round_number % len(SIDES) :] + SIDES[: round_number % len(SIDES)]
@@ -174,14 +184,17 @@ def main() -> None:
                     name=f"Bench {round_number} {side}", subdomain=f"bench{uuid.uuid4().hex[:8]}"
                 )
                 stored = put_objects(client, tenant, OBJECTS, side)
-                if side == "app":
+                if side.startswith("app"):
                     create_rows(tenant, stored)
+                    workers = 1 if side == "app, one at a time" else default_workers
+                    settings.DOCUMENT_TIERING_WORKERS = workers
                     elapsed = run_app(tenant, stored)
                 else:
                     elapsed = run_raw(client, stored, head=side == "raw head+copy")
                 check_moved(client, stored)
                 rates[side].append(OBJECTS / elapsed)
                 print(f"  {side:20} {OBJECTS / elapsed:8.1f} objects/s", flush=True)
+        settings.DOCUMENT_TIERING_WORKERS = default_workers
         report(rates)
     finally:
         scratch.scratch_database_drop(DATABASE)
@@ -193,12 +206,17 @@ def report(rates: dict[str, list[float]]) -> None:
     baseline = statistics.median(rates["raw copy"])
     print(
         f"\nTiering STANDARD → STANDARD_IA, {OBJECTS} objects of {OBJECT_BYTES // 1024} KiB per "
-        f"side per round, {ROUNDS} rounds (median of rounds)"
+        f"side per round, {ROUNDS} rounds (median of rounds), "
+        f"DOCUMENT_TIERING_WORKERS={settings.DOCUMENT_TIERING_WORKERS}"
     )
     print(f"  {'':22}{'objects/s':>12}{'ms/object':>12}{'vs raw copy':>14}")
     for side in SIDES:
         median = statistics.median(rates[side])
         print(f"  {side:22}{median:12.1f}{1000 / median:12.1f}{median / baseline:13.2f}x")
+    per_round = ", ".join(
+        f"{app / raw:.2f}x" for app, raw in zip(rates["app"], rates["raw copy"], strict=True)
+    )
+    print(f"  app / raw copy per round: {per_round}")
 
 
 if __name__ == "__main__":

@@ -55,3 +55,27 @@ def document_event_record(
         user=user,
         staff=staff,
     )
+
+
+def documents_access_record_many(
+    *, tenant_id, action: str, documents_and_data: list[tuple[Document, dict]]
+) -> None:
+    """Log `action` (done by the system) on many documents and record their events: one insert
+    for the log rows and one for the events, however many documents (a tiering batch)."""
+    if not documents_and_data:
+        return
+    DocumentAccess.objects.bulk_create(
+        DocumentAccess(tenant_id=tenant_id, document_id=document.pk, action=action)
+        for document, _ in documents_and_data
+    )
+    event_type = _EVENT_OF_ACTION[AccessAction(action)]
+    recorder.record_events(
+        tenant=tenant_id,
+        events=[
+            (
+                event_type,
+                {"document_id": str(document.pk), "document_type": document.document_type, **data},
+            )
+            for document, data in documents_and_data
+        ],
+    )

@@ -57,6 +57,10 @@ class Document(TenantOwnedModel):
     sha256 = models.CharField(max_length=64)
     storage_key = models.CharField(max_length=500, unique=True)
     version_id = models.CharField(max_length=200, blank=True)  # S3 version id; empty on local
+    # The current version's S3 ETag, as the server quoted it: tiering copies the object only if
+    # it still has this tag (CopySourceIfMatch), so a change behind the row's back is noticed
+    # without a HEAD. Empty on rows stored before it was kept (tiering then checks with a HEAD).
+    etag = models.CharField(max_length=200, default="", db_default="", blank=True)
     storage_class = models.CharField(
         max_length=20, choices=StorageClass.choices, default=StorageClass.STANDARD
     )

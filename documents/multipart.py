@@ -287,6 +287,7 @@ def multipart_upload_complete(
         facts=facts,
         key=upload.key,
         version_id="" if version_id == "null" else version_id,
+        etag=head.get("ETag") or "",
         replacing=replacing,
         user=user,
         staff=staff,

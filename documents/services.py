@@ -98,11 +98,13 @@ def record_stored_object(
     staff: AbstractBaseUser | None,
     ip_address: str | None,
     subject_ref: str = "",
+    etag: str = "",
 ) -> Document:
     """Write the rows for an object already stored at `key`; delete the object if they fail.
 
     Used by every upload path once the bytes are stored and verified. `subject_ref` (already
     checked) names the borrower a new document is about; a replacement keeps the document's.
+    `etag` is the stored object's (tiering copies it only while it still has that tag).
     """
     try:
         with transaction.atomic():
@@ -129,6 +131,7 @@ def record_stored_object(
                     tenant=tenant,
                     document_type=document_type,
                     metadata={"subject_ref": subject_ref} if subject_ref else {},
+                    etag=etag,
                     **fields,
                     **_actor_fields(user, staff),
                 )
@@ -140,6 +143,7 @@ def record_stored_object(
                 for name, value in {
                     **fields,
                     **_actor_fields(user, staff),
+                    "etag": etag,
                     "storage_class": StorageClass.STANDARD,
                     "storage_class_changed_at": now,
                     "restore_status": RestoreStatus.NONE,
@@ -196,7 +200,7 @@ def _store_and_record(
         document_id=document_id,
         extension=facts.extension,
     )
-    version_id = store.documents_store().put_fileobj(
+    stored = store.documents_store().put_fileobj_stored(
         key=key, file=file, content_type=facts.content_type
     )
     return record_stored_object(
@@ -206,7 +210,8 @@ def _store_and_record(
         filename=clean_filename(filename),
         facts=facts,
         key=key,
-        version_id=version_id,
+        version_id=stored.version_id,
+        etag=stored.etag,
         replacing=replacing,
         user=user,
         staff=staff,

@@ -442,6 +442,9 @@ DOCUMENT_TIER_BATCH_SIZE = env.int("DOCUMENT_TIER_BATCH_SIZE", default=200)
 # update; the sweep (every 5 minutes) then records the object's real class. Longer than a
 # tiering task may live (CELERY_TASK_TIME_LIMIT, 6 minutes by default).
 DOCUMENT_TIERING_STALE_MINUTES = env.int("DOCUMENT_TIERING_STALE_MINUTES", default=10)
+# S3 copies a tiering run keeps in flight at once (a thread pool per run); the rows of each batch
+# are then written together. 1 copies one object at a time.
+DOCUMENT_TIERING_WORKERS = env.int("DOCUMENT_TIERING_WORKERS", default=8)
 # Days a restored Glacier copy stays readable, and the retrieval tier (Expedited|Standard|Bulk).
 DOCUMENT_RESTORE_DAYS = env.int("DOCUMENT_RESTORE_DAYS", default=7)
 DOCUMENT_RESTORE_TIER = env("DOCUMENT_RESTORE_TIER", default="Standard")

@@ -68,23 +68,46 @@ def record_event(
     the staff member (auth.User). An unknown type, data that is not a small JSON object, or a
     user of another tenant raises ValueError and writes nothing.
     """
-    event_type_check(event_type)
-    data = dict(data or {})
-    encoded = json.dumps(data, default=str)
-    if len(encoded.encode()) > MAX_DATA_BYTES:
-        raise ValueError(f"event data is larger than {MAX_DATA_BYTES} bytes")
+    (row,) = _rows(tenant=tenant, events=[(event_type, data or {})], user=user, staff=staff)
+    # A savepoint: a failed insert rolls back only the event, and the caller's transaction
+    # stays usable (its own error handling decides what happens next).
+    with transaction.atomic():
+        row.save(force_insert=True)
+    return row
+
+
+def record_events(
+    *, tenant, events: list[tuple[str, dict]], user=None, staff=None
+) -> list[EventOutbox]:
+    """Write several `(event_type, data)` events for `tenant` in one insert, as record_event.
+
+    For batch jobs (tiering a few hundred documents): one round trip instead of one a row.
+    Any invalid event raises ValueError and writes none.
+    """
+    rows = _rows(tenant=tenant, events=events, user=user, staff=staff)
+    with transaction.atomic():
+        return EventOutbox.objects.bulk_create(rows)
+
+
+def _rows(*, tenant, events: list[tuple[str, dict]], user, staff) -> list[EventOutbox]:
     tenant_id = db.parse_tenant_id(getattr(tenant, "pk", tenant))
     user_id = getattr(user, "pk", user)
     if user is not None and getattr(user, "tenant_id", tenant_id) != tenant_id:
         raise ValueError("the event's user belongs to another tenant")
     db.require_tenant_context(tenant_id)
-    # A savepoint: a failed insert rolls back only the event, and the caller's transaction
-    # stays usable (its own error handling decides what happens next).
-    with transaction.atomic():
-        return EventOutbox.objects.create(
-            tenant_id=tenant_id,
-            event_type=event_type,
-            data=json.loads(encoded),
-            user_id=uuid.UUID(str(user_id)) if user_id else None,
-            staff_id=getattr(staff, "pk", staff),
+    rows = []
+    for event_type, data in events:
+        event_type_check(event_type)
+        encoded = json.dumps(dict(data or {}), default=str)
+        if len(encoded.encode()) > MAX_DATA_BYTES:
+            raise ValueError(f"event data is larger than {MAX_DATA_BYTES} bytes")
+        rows.append(
+            EventOutbox(
+                tenant_id=tenant_id,
+                event_type=event_type,
+                data=json.loads(encoded),
+                user_id=uuid.UUID(str(user_id)) if user_id else None,
+                staff_id=getattr(staff, "pk", staff),
+            )
         )
+    return rows

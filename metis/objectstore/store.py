@@ -36,6 +36,34 @@ def _version(response: dict) -> str:
     return "" if version_id == "null" else version_id
 
 
+def _quoted(etag: str) -> str:
+    """An ETag in the quoted form HEAD and PUT answer with (a copy's result may lack quotes)."""
+    return f'"{etag.strip(chr(34))}"' if etag else ""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a write left in the bucket: the object's version id and its ETag (quoted)."""
+
+    version_id: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class ClassChange:
+    """The result of a storage-class move: the object's version and ETag, the class it is in,
+    and whether a copy was made."""
+
+    version_id: str
+    etag: str
+    storage_class: str
+    copied: bool
+
+
+class ObjectChanged(Exception):
+    """The object at a key is not the one the caller knows (another ETag or version, or gone)."""
+
+
 def content_disposition(filename: str) -> str:
     """An attachment header carrying `filename` safely: ASCII fallback plus RFC 5987 filename*."""
     fallback = "".join(
@@ -64,20 +92,31 @@ class ObjectStore:
     # --- Writes ------------------------------------------------------------------------------
 
     def _put(self, key: str, send: Callable[[dict], dict | None], extra: dict) -> str:
+        return self._put_stored(key, send, extra).version_id
+
+    def _put_stored(self, key: str, send: Callable[[dict], dict | None], extra: dict) -> Stored:
         try:
             response = send({**self.sse, **extra})
             # A single PUT answers with its version; boto3's transfers answer nothing: ask.
             if response is None:
                 response = self.client.head_object(Bucket=self.bucket, Key=key)
-            return _version(response)
+            return Stored(version_id=_version(response), etag=_quoted(response.get("ETag", "")))
         except STORE_ERRORS as exc:
             self.purge_quietly(key)
             raise StorageUnavailable(f"The object store failed while saving {key}: {exc}") from exc
 
     def put_file(self, *, key: str, path: str, content_type: str, storage_class: str = "") -> str:
         """Store the file at `path` (read part by part from disk); return the version id."""
+        return self.put_file_stored(
+            key=key, path=path, content_type=content_type, storage_class=storage_class
+        ).version_id
+
+    def put_file_stored(
+        self, *, key: str, path: str, content_type: str, storage_class: str = ""
+    ) -> Stored:
+        """Store the file at `path`; return its version id and ETag."""
         extra = {"ContentType": content_type, **_class_argument(storage_class)}
-        return self._put(
+        return self._put_stored(
             key,
             lambda args: self.client.upload_file(path, self.bucket, key, ExtraArgs=args),
             extra,
@@ -86,7 +125,15 @@ class ObjectStore:
     def put_fileobj(
         self, *, key: str, file: IO[bytes], content_type: str, storage_class: str = ""
     ) -> str:
-        """Store a readable binary stream (multipart past boto3's threshold); return the version.
+        """Store a readable binary stream (multipart past boto3's threshold); return the version."""
+        return self.put_fileobj_stored(
+            key=key, file=file, content_type=content_type, storage_class=storage_class
+        ).version_id
+
+    def put_fileobj_stored(
+        self, *, key: str, file: IO[bytes], content_type: str, storage_class: str = ""
+    ) -> Stored:
+        """Store a readable binary stream; return its version id and ETag.
 
         A file Django spooled to disk (TemporaryUploadedFile) is sent from its path: boto3 then
         reads each part from disk as it sends it, where a stream would have up to ten 8 MiB
@@ -94,12 +141,12 @@ class ObjectStore:
         """
         spooled = getattr(file, "temporary_file_path", None)
         if spooled is not None:
-            return self.put_file(
+            return self.put_file_stored(
                 key=key, path=spooled(), content_type=content_type, storage_class=storage_class
             )
         file.seek(0)
         extra = {"ContentType": content_type, **_class_argument(storage_class)}
-        return self._put(
+        return self._put_stored(
             key,
             lambda args: self.client.upload_fileobj(file, self.bucket, key, ExtraArgs=args),
             extra,
@@ -313,22 +360,63 @@ class ObjectStore:
                 if on_copied:
                     on_copied(done)
 
+    def move_class(self, *, key: str, storage_class: str, etag: str) -> ClassChange:
+        """Copy the object at `key` onto itself in `storage_class`, if it still has `etag`.
+
+        One request, no HEAD: the copy keeps the object's content headers and metadata
+        (MetadataDirective=COPY, on the server) and re-sends the encryption of the settings.
+        Raises ClientError when the object is not the one the caller knows: PreconditionFailed
+        (another ETag: rewritten), NoSuchKey (deleted), InvalidObjectState (archived by a
+        lifecycle rule); `set_class` then finds out what happened.
+        """
+        response = self.client.copy_object(
+            Bucket=self.bucket,
+            Key=key,
+            CopySource={"Bucket": self.bucket, "Key": key},
+            CopySourceIfMatch=etag,
+            StorageClass=storage_class,
+            MetadataDirective="COPY",
+            **self.sse,
+        )
+        result = response.get("CopyObjectResult", {})
+        return ClassChange(
+            version_id=_version(response),
+            etag=_quoted(result.get("ETag", "")) or etag,
+            storage_class=storage_class,
+            copied=True,
+        )
+
     def set_class(
-        self, *, key: str, storage_class: str, backwards: bool = False
-    ) -> tuple[str, str, bool]:
+        self,
+        *,
+        key: str,
+        storage_class: str,
+        backwards: bool = False,
+        expect_etag: str = "",
+        expect_version: str = "",
+    ) -> ClassChange:
         """Put the object at `key` in `storage_class` by an in-place copy, unless it is already.
 
-        Return `(version id, class it is now in, whether a copy was made)`. Without
-        `backwards`, an object already in a colder class (a lifecycle rule got there first)
-        is left there. The copy re-sends metadata, content headers and the object's own
+        Reads the object first (HEAD). Without `backwards`, an object already in a colder class
+        (a lifecycle rule got there first) is left there. With `expect_etag` (else
+        `expect_version`), raise ObjectChanged unless the object holds the same bytes as the
+        version the caller knows: a copy an earlier run made has the same ETag, a rewrite or
+        a delete has not. The copy re-sends metadata, content headers and the object's own
         encryption (it may predate a settings change), so all survive the move.
         """
-        head = self.client.head_object(Bucket=self.bucket, Key=key)
+        head = self.head(key)
+        if head is None:
+            raise ObjectChanged(f"{key}: no current object")
+        version_id, etag = _version(head), _quoted(head.get("ETag", ""))
+        if not expect_etag and expect_version and expect_version != version_id:
+            known = self.head(key, version_id=expect_version)
+            expect_etag = _quoted(known.get("ETag", "")) if known else "(gone)"
+        if expect_etag and etag != expect_etag:
+            raise ObjectChanged(f"{key}: ETag {etag}, expected {expect_etag}")
         actual = head.get("StorageClass") or STANDARD
-        version_id = _version(head)
         rank = _CLASS_RANK.get(actual, 0)
         if actual == storage_class or (not backwards and rank > _CLASS_RANK[storage_class]):
-            return version_id, actual, False
+            return ClassChange(version_id, etag, actual, copied=False)
         source = {"Bucket": self.bucket, "Key": key}
         if version_id:
             source["VersionId"] = version_id  # copy exactly the version we looked at
@@ -349,7 +437,10 @@ class ObjectStore:
             **{name: head[name] for name in _KEPT_HEADERS if head.get(name)},
             **sse,
         )
-        return _version(response), storage_class, True
+        result = response.get("CopyObjectResult", {})
+        return ClassChange(
+            _version(response), _quoted(result.get("ETag", "")) or etag, storage_class, True
+        )
 
     def restore_request(self, key: str, *, days: int, tier: str) -> None:
         """Ask for a temporary readable copy of an archived (Glacier) object."""

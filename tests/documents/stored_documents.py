@@ -72,6 +72,7 @@ def put_document(
             sha256=sha256,
             storage_key=key,
             version_id=put.get("VersionId", ""),
+            etag=put["ETag"],  # as the upload paths record it
             storage_class=storage_class,
             deleted_at=timezone.now() if deleted else None,
         )

@@ -74,6 +74,7 @@ def test_multipart_upload_through_presigned_part_urls_creates_the_document(
     assert document.original_filename == "statement-2026.pdf"
     head = s3_server.client().head_object(Bucket=s3_bucket, Key=document.storage_key)
     assert head["ServerSideEncryption"] == "AES256"
+    assert document.etag == head["ETag"]  # tiering's precondition (documents/tiering.py)
     download = tenant_client.get(f"/documents/{document.pk}/download/")
     with urllib.request.urlopen(download.url) as response:
         assert hashlib.sha256(response.read()).hexdigest() == document.sha256

@@ -54,6 +54,20 @@ def test_replace_adds_a_version_and_keeps_the_earlier_object(s3_bucket, s3_serve
     assert set(bucket_keys(s3_server, s3_bucket)) == {old_key, second.storage_key}
 
 
+def test_upload_and_replace_record_the_objects_etag(s3_bucket, s3_server, tenant):
+    client = s3_server.client()
+    first = upload(tenant, name="v1.pdf")
+    head = client.head_object(Bucket=s3_bucket, Key=first.storage_key)
+    assert first.etag == head["ETag"] and first.etag.startswith('"')
+    with db.tenant_context(tenant.pk):
+        second = services.document_replace(
+            document=first, file=__import__("io").BytesIO(pdf_bytes()), filename="v2.pdf"
+        )
+        second.refresh_from_db()
+    head = client.head_object(Bucket=s3_bucket, Key=second.storage_key)
+    assert second.etag == head["ETag"] != first.etag
+
+
 def test_delete_is_soft_and_keeps_objects(s3_bucket, tenant):
     document = upload(tenant)
     with db.tenant_context(tenant.pk):

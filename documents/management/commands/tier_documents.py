@@ -54,7 +54,7 @@ class Command(BaseCommand):
         failed = 0
         for report in reports:
             self.stdout.write(str(report))
-            failed += report.outcomes[tiering.FAILED] + report.outcomes[tiering.REFUSED]
+            failed += sum(report.outcomes[outcome] for outcome in tiering.NOT_MOVED)
         if failed:
             raise CommandError(f"{failed} document(s) not moved; see the log, then run again")
 
