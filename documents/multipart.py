@@ -5,10 +5,22 @@
    (with the bucket's encryption) and returns a signed ticket plus presigned part URLs.
 2. The client PUTs each part to its URL (`multipart_upload_part_urls` refreshes them) and keeps
    each part's ETag.
-3. `multipart_upload_complete`: the server checks the parts' total size, completes the upload,
-   then reads the object back (into a temporary file) to verify size, SHA-256, the sniffed
-   content type and the content itself (a PDF parses, an image decodes), and only then creates
-   the Document (through services.record_stored_object). A refusal deletes the object.
+3. `multipart_upload_complete`: the server checks the parts' sizes, completes the upload,
+   verifies what was stored, and only then creates the Document (through
+   services.record_stored_object). A refusal deletes the object; nothing else was written.
+
+Two ways to verify, chosen by what the client declared at the start:
+
+- With `part_checksums` (the upload page does this): the SHA-256 of every part, each signed into
+  that part's URL, so S3 itself refuses a part whose bytes do not match (and the client can
+  neither drop nor change the header). The server builds the part list from S3's own listing
+  (every part present, each the size the layout says), completes with those checksums, then
+  checks the type and content where the object lies, by ranged reads (the magic bytes; a PDF
+  parses, an image decodes): the bytes never pass through the app, and a large PDF costs a few
+  small GETs. The whole file's SHA-256 recorded is the one declared, which the client computed
+  over the same bytes as the part digests S3 checked.
+- Without: the object is read back whole (into a temporary file) to verify size, SHA-256, the
+  sniffed content type and the content itself.
 
 The ticket (django.core.signing) binds tenant, key and upload id, so a client can neither pick
 a key nor swap one; the services also check the key's tenant prefix on every call.
@@ -16,32 +28,29 @@ a key nor swap one; the services also check the key's tenant prefix on every cal
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
 import math
 import re
-import tempfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 
-from documents import keys, services
+from documents import keys, multipart_verify, services
 from documents.models import Document
 from documents.validation import (
     EXTENSIONS,
     DocumentRejected,
-    FileFacts,
     check_allowed,
-    check_content,
     check_document_type,
     check_filename,
     check_size,
     check_subject_ref,
     clean_filename,
-    inspect_chunks,
 )
 from metis.objectstore import prefixes, store
 from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable
@@ -51,7 +60,11 @@ from tenants.models import Tenant, TenantUser
 _SALT = "documents.multipart"
 TICKET_MAX_AGE = 24 * 60 * 60
 MIN_PART_SIZE = 8 * 1024 * 1024  # S3 needs >= 5 MiB for every part but the last
+MAX_PART_SIZE = 64 * 1024 * 1024  # what a client may choose; more only slows a retried part
 MAX_PARTS = 10_000
+# Parts the upload page sends at once: under a browser's six connections per host, and what
+# bench/upload_throughput.py's browser-style client uses too.
+PARALLEL_PARTS = 4
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -73,7 +86,11 @@ class MultipartUpload:
     replacing: bool
     part_size: int
     subject_ref: str = ""
+    # SHA-256 over the declared part checksums ("" when none were declared): the ticket stays
+    # small however many parts there are, and binds the list the client sends again.
+    checksums_digest: str = ""
     part_urls: dict[int, str] = field(default_factory=dict)
+    part_checksums: list[str] = field(default_factory=list)
 
     @property
     def part_count(self) -> int:
@@ -98,6 +115,7 @@ _TICKET_FIELDS = (
     "replacing",
     "part_size",
     "subject_ref",
+    "checksums_digest",
 )
 
 
@@ -119,8 +137,55 @@ def _check_owned(*, tenant: Tenant, key: str, tenant_id: str | None = None) -> N
         raise UploadRefused("This key is outside your organisation's storage.")
 
 
-def _part_size(size_bytes: int) -> int:
-    return max(MIN_PART_SIZE, math.ceil(size_bytes / MAX_PARTS))
+def _part_size(size_bytes: int, declared: int | None = None) -> int:
+    smallest = max(MIN_PART_SIZE, math.ceil(size_bytes / MAX_PARTS))
+    if declared is None:
+        return smallest
+    if not smallest <= declared <= MAX_PART_SIZE:
+        raise DocumentRejected(
+            f"A part size of {declared:,} bytes is not accepted for this file; give one from "
+            f"{smallest:,} to {MAX_PART_SIZE:,}.",
+            code="bad_part_size",
+        )
+    return declared
+
+
+def _digest(checksums: list[str]) -> str:
+    return hashlib.sha256(",".join(checksums).encode()).hexdigest()
+
+
+def _checked_checksums(checksums: list[str], *, part_count: int) -> list[str]:
+    """The declared part checksums if there is one per part, each a base64 SHA-256."""
+    if len(checksums) != part_count:
+        raise DocumentRejected(
+            f"Give one SHA-256 per part: the file has {part_count} parts, "
+            f"{len(checksums)} checksums came.",
+            code="bad_part_checksums",
+        )
+    for number, checksum in enumerate(checksums, start=1):
+        try:
+            raw = base64.b64decode(checksum, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32 or base64.b64encode(raw).decode() != checksum:
+            raise DocumentRejected(
+                f"The checksum of part {number} is not a base64 SHA-256 (44 characters).",
+                code="bad_part_checksums",
+            )
+    return checksums
+
+
+def _with_checksums(upload: MultipartUpload, checksums: list[str] | None) -> MultipartUpload:
+    """Attach the part checksums the client sent again, if they are the ones declared."""
+    if not upload.checksums_digest:
+        return upload
+    if checksums is None or _digest(checksums) != upload.checksums_digest:
+        raise DocumentRejected(
+            "Send the same part checksums (“part_checksums”) that started this upload.",
+            code="bad_part_checksums",
+        )
+    upload.part_checksums = checksums
+    return upload
 
 
 def _presign_parts(upload: MultipartUpload, part_numbers: list[int]) -> dict[int, str]:
@@ -131,8 +196,12 @@ def _presign_parts(upload: MultipartUpload, part_numbers: list[int]) -> dict[int
             raise DocumentRejected(
                 f"Part {number} is outside 1..{upload.part_count}.", code="bad_part"
             )
+        checksum = upload.part_checksums[number - 1] if upload.checksums_digest else ""
         urls[number] = documents.multipart_part_url(
-            key=upload.key, upload_id=upload.upload_id, part_number=number
+            key=upload.key,
+            upload_id=upload.upload_id,
+            part_number=number,
+            checksum_sha256=checksum,
         )
     return urls
 
@@ -148,10 +217,14 @@ def multipart_upload_start(
     content_type: str,
     replacing: Document | None = None,
     subject_ref: str = "",
+    part_size: int | None = None,
+    part_checksums: list[str] | None = None,
 ) -> MultipartUpload:
     """Open a multipart upload at a server-chosen key; return its ticket and part URLs.
 
     `subject_ref` (the borrower a new document is about) travels in the signed ticket.
+    `part_checksums` (base64 SHA-256 of each `part_size` slice) are signed into the part URLs
+    and let the completion verify without reading the object back.
     """
     if replacing is not None:
         if replacing.tenant_id != tenant.pk:
@@ -174,6 +247,11 @@ def multipart_upload_start(
         )
     # The rule the bytes will face at completion, said now rather than after the upload.
     check_allowed(content_type=content_type, document_type=document_type)
+    part_size = _part_size(size_bytes, part_size)
+    if part_checksums is not None:
+        part_checksums = _checked_checksums(
+            part_checksums, part_count=max(1, math.ceil(size_bytes / part_size))
+        )
     services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
     document_id = replacing.pk if replacing is not None else uuid.uuid4()
     key = keys.document_key(
@@ -183,7 +261,9 @@ def multipart_upload_start(
         extension=EXTENSIONS[content_type],
     )
     try:
-        upload_id = store.documents_store().multipart_start(key=key, content_type=content_type)
+        upload_id = store.documents_store().multipart_start(
+            key=key, content_type=content_type, checksums=part_checksums is not None
+        )
     except STORE_ERRORS as exc:
         raise StorageUnavailable(f"Could not start the upload: {exc}") from exc
     upload = MultipartUpload(
@@ -197,19 +277,25 @@ def multipart_upload_start(
         sha256=sha256,
         content_type=content_type,
         replacing=replacing is not None,
-        part_size=_part_size(size_bytes),
+        part_size=part_size,
         subject_ref=subject_ref,
+        checksums_digest=_digest(part_checksums) if part_checksums is not None else "",
+        part_checksums=part_checksums or [],
     )
     upload.part_urls = _presign_parts(upload, list(range(1, upload.part_count + 1)))
     return upload
 
 
 def multipart_upload_part_urls(
-    *, tenant: Tenant, upload: MultipartUpload, part_numbers: list[int]
+    *,
+    tenant: Tenant,
+    upload: MultipartUpload,
+    part_numbers: list[int],
+    part_checksums: list[str] | None = None,
 ) -> dict[int, str]:
     """Fresh presigned URLs for some parts of this tenant's upload."""
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
-    return _presign_parts(upload, part_numbers)
+    return _presign_parts(_with_checksums(upload, part_checksums), part_numbers)
 
 
 def multipart_upload_abort(*, tenant: Tenant, upload: MultipartUpload) -> None:
@@ -227,21 +313,59 @@ def _abort_quietly(upload: MultipartUpload) -> None:
         store.documents_store().multipart_abort(key=upload.key, upload_id=upload.upload_id)
 
 
+def _parts_to_complete(upload: MultipartUpload, listed: list[dict], named: list[dict]) -> list:
+    """The part list to complete with. With declared checksums it is S3's own listing, each
+    part the size the layout says, with its checksum: the client's list does not choose which
+    parts make the object. Without, the parts the client named, as before."""
+    if not upload.checksums_digest:
+        return [
+            {"PartNumber": int(part["PartNumber"]), "ETag": str(part["ETag"])}
+            for part in sorted(named, key=lambda part: int(part["PartNumber"]))
+        ]
+    by_number = {int(part["PartNumber"]): part for part in listed}
+    missing = sorted(set(range(1, upload.part_count + 1)) - set(by_number))
+    if missing or len(by_number) != upload.part_count:
+        raise DocumentRejected(
+            f"Parts {', '.join(map(str, missing[:10]))} have not arrived; send them or start "
+            "again.",
+            code="size_mismatch",
+        )
+    complete = []
+    for number in range(1, upload.part_count + 1):
+        expected = min(upload.part_size, upload.size_bytes - (number - 1) * upload.part_size)
+        if by_number[number]["Size"] != expected:
+            raise DocumentRejected(
+                f"Part {number} holds {by_number[number]['Size']} bytes, not {expected}.",
+                code="size_mismatch",
+            )
+        complete.append(
+            {
+                "PartNumber": number,
+                "ETag": by_number[number]["ETag"],
+                "ChecksumSHA256": upload.part_checksums[number - 1],
+            }
+        )
+    return complete
+
+
 @db.tenant_context_required(tenant="tenant")
 def multipart_upload_complete(
     *,
     tenant: Tenant,
     upload: MultipartUpload,
     parts: list[dict],
+    part_checksums: list[str] | None = None,
     user: TenantUser | None = None,
     staff: AbstractBaseUser | None = None,
     ip_address: str | None = None,
 ) -> Document:
     """Complete the upload, verify the stored bytes server-side, then create the Document.
 
-    `parts` is `[{"PartNumber": n, "ETag": "..."}]` as the client received them from S3.
+    `parts` is `[{"PartNumber": n, "ETag": "..."}]` as the client received them from S3;
+    `part_checksums` the list the upload started with, when it started with one.
     """
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
+    upload = _with_checksums(upload, part_checksums)
     documents = store.documents_store()
     try:
         listed = documents.multipart_parts(key=upload.key, upload_id=upload.upload_id)
@@ -254,14 +378,10 @@ def multipart_upload_complete(
             "send the missing parts or start again.",
             code="size_mismatch",
         )
+    complete = _parts_to_complete(upload, listed, parts)
     try:
-        documents.multipart_complete(
-            key=upload.key,
-            upload_id=upload.upload_id,
-            parts=[
-                {"PartNumber": int(part["PartNumber"]), "ETag": str(part["ETag"])}
-                for part in sorted(parts, key=lambda part: int(part["PartNumber"]))
-            ],
+        completed = documents.multipart_complete(
+            key=upload.key, upload_id=upload.upload_id, parts=complete
         )
     except STORE_ERRORS as exc:
         _abort_quietly(upload)
@@ -269,13 +389,17 @@ def multipart_upload_complete(
         raise DocumentRejected(
             f"S3 refused to complete the upload: {exc}", code="incomplete"
         ) from exc
+    version_id = completed.get("VersionId") or ""
+    version_id = "" if version_id == "null" else version_id
     try:
-        facts = _verify(upload)
-        head = documents.head(upload.key) or {}
+        if upload.checksums_digest:
+            facts = multipart_verify.verify_in_place(upload, version_id=version_id)
+        else:
+            facts = multipart_verify.verify_read_back(upload)
+            version_id = version_id or ((documents.head(upload.key) or {}).get("VersionId") or "")
     except BaseException:
         documents.purge_quietly(upload.key)
         raise
-    version_id = head.get("VersionId") or ""
     replacing = None
     if upload.replacing:
         replacing = Document.objects.for_tenant(tenant).get(pk=upload.document_id)
@@ -293,43 +417,3 @@ def multipart_upload_complete(
         ip_address=ip_address,
         subject_ref=upload.subject_ref,
     )
-
-
-# The object is read back to disk, never held in memory past this size.
-_SPOOL_IN_MEMORY = 2_621_440
-
-
-def _verify(upload: MultipartUpload) -> FileFacts:
-    """Read the stored object back and check it is what was declared, byte for byte, and that
-    its content is well formed (the same checks as a page upload, on the same kind of file)."""
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as copy:
-        facts = inspect_chunks(
-            _tee(store.documents_store().chunks(upload.key), copy),
-            document_type=upload.document_type,
-        )
-        if facts.size_bytes != upload.size_bytes:
-            raise DocumentRejected(
-                f"The stored file has {facts.size_bytes} bytes, not the {upload.size_bytes} "
-                "declared.",
-                code="size_mismatch",
-            )
-        if facts.sha256 != upload.sha256:
-            raise DocumentRejected(
-                "The stored file's SHA-256 does not match the one declared: it was corrupted or "
-                "changed in transit. Nothing was kept; upload it again.",
-                code="checksum_mismatch",
-            )
-        if facts.content_type != upload.content_type:
-            raise DocumentRejected(
-                f"The file was declared as {upload.content_type} but its content is "
-                f"{facts.content_type}.",
-                code="content_mismatch",
-            )
-        check_content(copy, content_type=facts.content_type)
-    return facts
-
-
-def _tee(chunks: Iterator[bytes], copy: BinaryIO) -> Iterator[bytes]:
-    for chunk in chunks:
-        copy.write(chunk)
-        yield chunk
