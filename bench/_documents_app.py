@@ -7,6 +7,7 @@ Not a benchmark itself (the leading underscore keeps `make bench`-style globbing
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -21,10 +22,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -111,6 +114,7 @@ class TenantSession:
 
     def __init__(self, port: int, host: str, email: str) -> None:
         self.port, self.host, self.cookies = port, host, SimpleCookie()
+        self._cookies_lock = threading.Lock()  # upload_browser_style's lanes share the session
         page = self.request("GET", "/login/")
         token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page[2]).group(1)
         form = urllib.parse.urlencode(
@@ -125,7 +129,8 @@ class TenantSession:
         assert status == 302, status
 
     def _headers(self, extra: dict) -> dict:
-        cookie = "; ".join(f"{k}={v.value}" for k, v in self.cookies.items())
+        with self._cookies_lock:
+            cookie = "; ".join(f"{k}={v.value}" for k, v in self.cookies.items())
         headers = {"Host": self.host, "Cookie": cookie, **extra}
         if "csrftoken" in self.cookies:
             headers["X-CSRFToken"] = self.cookies["csrftoken"].value
@@ -136,8 +141,9 @@ class TenantSession:
         connection.request(method, path, body=body, headers=self._headers(headers or {}))
         response = connection.getresponse()
         data = response.read()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            self.cookies.load(header)
+        with self._cookies_lock:
+            for header in response.headers.get_all("Set-Cookie") or []:
+                self.cookies.load(header)
         connection.close()
         return response.status, response.headers, data
 
@@ -207,11 +213,72 @@ class TenantSession:
             "/documents/multipart/complete/", {"ticket": started["ticket"], "parts": parts}
         )
 
+    def upload_browser_style(self, path: Path, *, parallel: int = 4, part_size: int = 8 * MiB):
+        """What documents/static/documents/upload.js does, from Python: start a checksummed
+        upload; `parallel` lanes each take the next part, hash it (SHA-256), ask the app for its
+        URL with that digest, PUT it to S3 with the digest; the file's SHA-256 is computed
+        alongside; then complete. Same part size and concurrency as the page."""
+        size = path.stat().st_size
+        started = self.post_json(
+            "/documents/multipart/start/",
+            {
+                "document_type": "bank-statement",
+                "filename": path.name,
+                "size": size,
+                "content_type": "application/pdf",
+                "part_size": part_size,
+                "checksummed": True,
+            },
+        )
+        count = started["part_count"]
+        numbers = iter(range(1, count + 1))
+        lock = threading.Lock()
+        checksums: list[str] = [""] * count
+        etags: dict[int, str] = {}
 
-def put(url: str, data: bytes) -> str:
+        def lane() -> None:
+            with open(path, "rb") as file:
+                while True:
+                    with lock:
+                        number = next(numbers, None)
+                    if number is None:
+                        return
+                    file.seek((number - 1) * part_size)
+                    data = file.read(part_size)
+                    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+                    checksums[number - 1] = checksum
+                    answer = self.post_json(
+                        "/documents/multipart/parts/",
+                        {
+                            "ticket": started["ticket"],
+                            "part_numbers": [number],
+                            "part_checksums": [checksum],
+                        },
+                    )
+                    etags[number] = put(
+                        answer["parts"][0]["url"], data, {"x-amz-checksum-sha256": checksum}
+                    )
+
+        with ThreadPoolExecutor(max_workers=parallel + 1) as pool:
+            whole = pool.submit(sha256_of, path)
+            for future in [pool.submit(lane) for _ in range(min(parallel, count))]:
+                future.result()
+            sha256 = whole.result()
+        return self.post_json(
+            "/documents/multipart/complete/",
+            {
+                "ticket": started["ticket"],
+                "sha256": sha256,
+                "part_checksums": checksums,
+                "parts": [{"number": n, "etag": etags[n]} for n in sorted(etags)],
+            },
+        )
+
+
+def put(url: str, data: bytes, headers: dict | None = None) -> str:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
-    connection.request("PUT", f"{parts.path}?{parts.query}", body=data)
+    connection.request("PUT", f"{parts.path}?{parts.query}", body=data, headers=headers or {})
     response = connection.getresponse()
     response.read()
     assert response.status == 200, response.status

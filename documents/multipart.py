@@ -9,17 +9,20 @@
    verifies what was stored, and only then creates the Document (through
    services.record_stored_object). A refusal deletes the object; nothing else was written.
 
-Two ways to verify, chosen by what the client declared at the start:
+Two ways, chosen at the start:
 
-- With `part_checksums` (the upload page does this): the SHA-256 of every part, each signed into
-  that part's URL, so S3 itself refuses a part whose bytes do not match (and the client can
-  neither drop nor change the header). The server builds the part list from S3's own listing
-  (every part present, each the size the layout says), completes with those checksums, then
-  checks the type and content where the object lies, by ranged reads (the magic bytes; a PDF
-  parses, an image decodes): the bytes never pass through the app, and a large PDF costs a few
-  small GETs. The whole file's SHA-256 recorded is the one declared, which the client computed
-  over the same bytes as the part digests S3 checked.
-- Without: the object is read back whole (into a temporary file) to verify size, SHA-256, the
+- `checksummed` (the upload page): no file digest is needed to start, so the client hashes each
+  part just before sending it (and the whole file alongside) instead of reading the file twice.
+  It asks for each part's URL with that part's SHA-256 (`multipart_upload_part_urls`), which is
+  signed into the URL: S3 itself refuses a part whose bytes do not match, and the client can
+  neither drop nor change the header. At completion the client declares the file's SHA-256 (the
+  duplicate check runs then) and the part digests; the server builds the part list from S3's
+  own listing (every part present, each the size the layout says), completes, and checks the
+  type and content where the object lies, by ranged reads (magic bytes; a PDF parses, an image
+  decodes). The bytes never pass through the app. The whole file's SHA-256 recorded is the one
+  the client declared over the same bytes whose part digests S3 checked.
+- Otherwise the SHA-256 is declared at the start, the part URLs come with the ticket, and the
+  completed object is read back whole (into a temporary file) to verify size, SHA-256, the
   sniffed content type and the content itself.
 
 The ticket (django.core.signing) binds tenant, key and upload id, so a client can neither pick
@@ -31,7 +34,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import math
 import re
 import uuid
@@ -86,11 +88,9 @@ class MultipartUpload:
     replacing: bool
     part_size: int
     subject_ref: str = ""
-    # SHA-256 over the declared part checksums ("" when none were declared): the ticket stays
-    # small however many parts there are, and binds the list the client sends again.
-    checksums_digest: str = ""
+    # Every part URL of this upload carries the part's SHA-256 (S3 checks the bytes on arrival).
+    checksummed: bool = False
     part_urls: dict[int, str] = field(default_factory=dict)
-    part_checksums: list[str] = field(default_factory=list)
 
     @property
     def part_count(self) -> int:
@@ -115,7 +115,7 @@ _TICKET_FIELDS = (
     "replacing",
     "part_size",
     "subject_ref",
-    "checksums_digest",
+    "checksummed",
 )
 
 
@@ -150,16 +150,11 @@ def _part_size(size_bytes: int, declared: int | None = None) -> int:
     return declared
 
 
-def _digest(checksums: list[str]) -> str:
-    return hashlib.sha256(",".join(checksums).encode()).hexdigest()
-
-
-def _checked_checksums(checksums: list[str], *, part_count: int) -> list[str]:
-    """The declared part checksums if there is one per part, each a base64 SHA-256."""
-    if len(checksums) != part_count:
+def _checked_checksums(checksums: list[str], *, count: int) -> list[str]:
+    """The part checksums if there is one per part named, each a base64 SHA-256."""
+    if len(checksums) != count:
         raise DocumentRejected(
-            f"Give one SHA-256 per part: the file has {part_count} parts, "
-            f"{len(checksums)} checksums came.",
+            f"Give one SHA-256 per part: {count} parts, {len(checksums)} checksums.",
             code="bad_part_checksums",
         )
     for number, checksum in enumerate(checksums, start=1):
@@ -169,39 +164,37 @@ def _checked_checksums(checksums: list[str], *, part_count: int) -> list[str]:
             raw = b""
         if len(raw) != 32 or base64.b64encode(raw).decode() != checksum:
             raise DocumentRejected(
-                f"The checksum of part {number} is not a base64 SHA-256 (44 characters).",
+                f"Checksum {number} is not a base64 SHA-256 (44 characters).",
                 code="bad_part_checksums",
             )
     return checksums
 
 
-def _with_checksums(upload: MultipartUpload, checksums: list[str] | None) -> MultipartUpload:
-    """Attach the part checksums the client sent again, if they are the ones declared."""
-    if not upload.checksums_digest:
-        return upload
-    if checksums is None or _digest(checksums) != upload.checksums_digest:
-        raise DocumentRejected(
-            "Send the same part checksums (“part_checksums”) that started this upload.",
-            code="bad_part_checksums",
-        )
-    upload.part_checksums = checksums
-    return upload
+def _checked_sha256(sha256: str) -> str:
+    sha256 = (sha256 or "").lower()
+    if not _SHA256.match(sha256):
+        raise DocumentRejected("Give the file's SHA-256 as 64 hex digits.", code="bad_checksum")
+    return sha256
 
 
-def _presign_parts(upload: MultipartUpload, part_numbers: list[int]) -> dict[int, str]:
+def _presign_parts(
+    upload: MultipartUpload, part_numbers: list[int], checksums: list[str] | None = None
+) -> dict[int, str]:
+    """URLs for `part_numbers`; a checksummed upload's each signed with its part's digest."""
+    if upload.checksummed:
+        checksums = _checked_checksums(checksums or [], count=len(part_numbers))
     documents = store.documents_store()
     urls = {}
-    for number in part_numbers:
+    for at, number in enumerate(part_numbers):
         if not 1 <= number <= upload.part_count:
             raise DocumentRejected(
                 f"Part {number} is outside 1..{upload.part_count}.", code="bad_part"
             )
-        checksum = upload.part_checksums[number - 1] if upload.checksums_digest else ""
         urls[number] = documents.multipart_part_url(
             key=upload.key,
             upload_id=upload.upload_id,
             part_number=number,
-            checksum_sha256=checksum,
+            checksum_sha256=checksums[at] if upload.checksummed and checksums else "",
         )
     return urls
 
@@ -218,13 +211,13 @@ def multipart_upload_start(
     replacing: Document | None = None,
     subject_ref: str = "",
     part_size: int | None = None,
-    part_checksums: list[str] | None = None,
+    checksummed: bool = False,
 ) -> MultipartUpload:
     """Open a multipart upload at a server-chosen key; return its ticket and part URLs.
 
     `subject_ref` (the borrower a new document is about) travels in the signed ticket.
-    `part_checksums` (base64 SHA-256 of each `part_size` slice) are signed into the part URLs
-    and let the completion verify without reading the object back.
+    `checksummed`: the part URLs are asked for part by part with each part's SHA-256, the
+    file's SHA-256 may wait until the completion, and no part URL comes with the ticket.
     """
     if replacing is not None:
         if replacing.tenant_id != tenant.pk:
@@ -236,9 +229,7 @@ def multipart_upload_start(
     check_size(size_bytes)
     check_filename(filename)
     subject_ref = check_subject_ref(subject_ref) if replacing is None else ""
-    sha256 = (sha256 or "").lower()
-    if not _SHA256.match(sha256):
-        raise DocumentRejected("Give the file's SHA-256 as 64 hex digits.", code="bad_checksum")
+    sha256 = "" if checksummed and not sha256 else _checked_sha256(sha256)
     if content_type not in EXTENSIONS:
         raise DocumentRejected(
             f"The content type “{content_type[:100]}” is not accepted; declare one of "
@@ -248,11 +239,8 @@ def multipart_upload_start(
     # The rule the bytes will face at completion, said now rather than after the upload.
     check_allowed(content_type=content_type, document_type=document_type)
     part_size = _part_size(size_bytes, part_size)
-    if part_checksums is not None:
-        part_checksums = _checked_checksums(
-            part_checksums, part_count=max(1, math.ceil(size_bytes / part_size))
-        )
-    services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
+    if sha256:
+        services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
     document_id = replacing.pk if replacing is not None else uuid.uuid4()
     key = keys.document_key(
         tenant_id=tenant.pk,
@@ -262,7 +250,7 @@ def multipart_upload_start(
     )
     try:
         upload_id = store.documents_store().multipart_start(
-            key=key, content_type=content_type, checksums=part_checksums is not None
+            key=key, content_type=content_type, checksums=checksummed
         )
     except STORE_ERRORS as exc:
         raise StorageUnavailable(f"Could not start the upload: {exc}") from exc
@@ -279,10 +267,10 @@ def multipart_upload_start(
         replacing=replacing is not None,
         part_size=part_size,
         subject_ref=subject_ref,
-        checksums_digest=_digest(part_checksums) if part_checksums is not None else "",
-        part_checksums=part_checksums or [],
+        checksummed=checksummed,
     )
-    upload.part_urls = _presign_parts(upload, list(range(1, upload.part_count + 1)))
+    if not checksummed:
+        upload.part_urls = _presign_parts(upload, list(range(1, upload.part_count + 1)))
     return upload
 
 
@@ -293,9 +281,10 @@ def multipart_upload_part_urls(
     part_numbers: list[int],
     part_checksums: list[str] | None = None,
 ) -> dict[int, str]:
-    """Fresh presigned URLs for some parts of this tenant's upload."""
+    """Presigned URLs for some parts of this tenant's upload (with `part_checksums`, one per
+    part number, when the upload is checksummed)."""
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
-    return _presign_parts(_with_checksums(upload, part_checksums), part_numbers)
+    return _presign_parts(upload, part_numbers, part_checksums)
 
 
 def multipart_upload_abort(*, tenant: Tenant, upload: MultipartUpload) -> None:
@@ -313,11 +302,13 @@ def _abort_quietly(upload: MultipartUpload) -> None:
         store.documents_store().multipart_abort(key=upload.key, upload_id=upload.upload_id)
 
 
-def _parts_to_complete(upload: MultipartUpload, listed: list[dict], named: list[dict]) -> list:
+def _parts_to_complete(
+    upload: MultipartUpload, listed: list[dict], named: list[dict], checksums: list[str]
+) -> list:
     """The part list to complete with. With declared checksums it is S3's own listing, each
     part the size the layout says, with its checksum: the client's list does not choose which
     parts make the object. Without, the parts the client named, as before."""
-    if not upload.checksums_digest:
+    if not upload.checksummed:
         return [
             {"PartNumber": int(part["PartNumber"]), "ETag": str(part["ETag"])}
             for part in sorted(named, key=lambda part: int(part["PartNumber"]))
@@ -342,7 +333,7 @@ def _parts_to_complete(upload: MultipartUpload, listed: list[dict], named: list[
             {
                 "PartNumber": number,
                 "ETag": by_number[number]["ETag"],
-                "ChecksumSHA256": upload.part_checksums[number - 1],
+                "ChecksumSHA256": checksums[number - 1],
             }
         )
     return complete
@@ -355,17 +346,27 @@ def multipart_upload_complete(
     upload: MultipartUpload,
     parts: list[dict],
     part_checksums: list[str] | None = None,
+    sha256: str = "",
     user: TenantUser | None = None,
     staff: AbstractBaseUser | None = None,
     ip_address: str | None = None,
 ) -> Document:
     """Complete the upload, verify the stored bytes server-side, then create the Document.
 
-    `parts` is `[{"PartNumber": n, "ETag": "..."}]` as the client received them from S3;
-    `part_checksums` the list the upload started with, when it started with one.
+    `parts` is `[{"PartNumber": n, "ETag": "..."}]` as the client received them from S3. A
+    checksummed upload gives every part's SHA-256 (`part_checksums`, which S3 wants again to
+    complete) and the file's `sha256` unless it was declared at the start.
     """
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
-    upload = _with_checksums(upload, part_checksums)
+    checksums: list[str] = []
+    if upload.checksummed:
+        checksums = _checked_checksums(part_checksums or [], count=upload.part_count)
+        declared = _checked_sha256(sha256 or upload.sha256)
+        if upload.sha256 and declared != upload.sha256:
+            raise DocumentRejected(
+                "The SHA-256 differs from the one this upload started with.", code="bad_checksum"
+            )
+        upload.sha256 = declared
     documents = store.documents_store()
     try:
         listed = documents.multipart_parts(key=upload.key, upload_id=upload.upload_id)
@@ -378,7 +379,7 @@ def multipart_upload_complete(
             "send the missing parts or start again.",
             code="size_mismatch",
         )
-    complete = _parts_to_complete(upload, listed, parts)
+    complete = _parts_to_complete(upload, listed, parts, checksums)
     try:
         completed = documents.multipart_complete(
             key=upload.key, upload_id=upload.upload_id, parts=complete
@@ -392,7 +393,7 @@ def multipart_upload_complete(
     version_id = completed.get("VersionId") or ""
     version_id = "" if version_id == "null" else version_id
     try:
-        if upload.checksums_digest:
+        if upload.checksummed:
             facts = multipart_verify.verify_in_place(upload, version_id=version_id)
         else:
             facts = multipart_verify.verify_read_back(upload)

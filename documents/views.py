@@ -221,10 +221,9 @@ _DECLARATIONS = {
         "content_not_allowed": "content_type",
         "bad_subject_ref": "subject_ref",
         "bad_part_size": "part_size",
-        "bad_part_checksums": "part_checksums",
     },
     "multipart_parts_view": {"bad_part_checksums": "part_checksums"},
-    "multipart_complete_view": {"bad_part_checksums": "part_checksums"},
+    "multipart_complete_view": {"bad_part_checksums": "part_checksums", "bad_checksum": "sha256"},
 }
 
 
@@ -336,6 +335,7 @@ def _parts(urls: dict[int, str]) -> list[dict]:
 @json_endpoint
 def multipart_start_view(request: HttpRequest, body: dict) -> HttpResponse:
     replacing = None
+    checksummed = body.get("checksummed", False) is True
     document_id = _text(body, "document_id", max_chars=36, required=False)
     if document_id:
         replacing = _document_or_404(request, _uuid(document_id, "document_id"))
@@ -344,14 +344,14 @@ def multipart_start_view(request: HttpRequest, body: dict) -> HttpResponse:
         document_type=_text(body, "document_type", max_chars=40, required=replacing is None) or "",
         filename=_text(body, "filename"),
         size_bytes=_integer(body.get("size"), "size"),
-        sha256=_text(body, "sha256", max_chars=64),
+        sha256=_text(body, "sha256", max_chars=64, required=not checksummed) or "",
         content_type=_text(body, "content_type", max_chars=100),
         replacing=replacing,
         subject_ref=_text(body, "subject_ref", max_chars=100, required=False) or "",
         part_size=None
         if body.get("part_size") is None
         else _integer(body["part_size"], "part_size"),
-        part_checksums=_checksums(body),
+        checksummed=checksummed,
     )
     return JsonResponse(
         {
@@ -387,15 +387,15 @@ def _part(part) -> dict:
 @json_endpoint
 def multipart_complete_view(request: HttpRequest, body: dict) -> HttpResponse:
     upload = _ticket(request, body)
-    checksums = _checksums(body)
-    # With part checksums S3's own listing names the parts; a list sent anyway is still checked.
-    named = body.get("parts") if checksums is not None else _items(body, "parts")
+    # A checksummed upload is completed from S3's own listing; a part list is not needed.
+    named = body.get("parts") if upload.checksummed else _items(body, "parts")
     parts = [_part(part) for part in (_items(body, "parts") if named else [])]
     document = multipart.multipart_upload_complete(
         tenant=request.tenant,
         upload=upload,
         parts=parts,
-        part_checksums=checksums,
+        part_checksums=_checksums(body),
+        sha256=_text(body, "sha256", max_chars=64, required=False) or "",
         **_actor(request),
     )
     url = reverse("documents:detail", args=[document.pk])

@@ -25,20 +25,26 @@ def checksums(content: bytes, part_size: int = PART) -> list[str]:
     return [base64.b64encode(hashlib.sha256(part).digest()).decode() for part in slices]
 
 
-def start(client, content: bytes, *, declared: bytes | None = None, **overrides):
-    """Start an upload of `content`, declaring the digests of `declared` (default: content)."""
-    declared = content if declared is None else declared
+def start(client, content: bytes, **overrides):
+    """Start a checksummed upload of `content`, as the page does: no digest yet."""
     body = {
         "document_type": "bank-statement",
         "filename": "statement.pdf",
         "size": len(content),
-        "sha256": hashlib.sha256(declared).hexdigest(),
         "content_type": "application/pdf",
         "part_size": PART,
-        "part_checksums": checksums(declared),
+        "checksummed": True,
         **overrides,
     }
     return post_json(client, "/documents/multipart/start/", body)
+
+
+def part_urls(client, started: dict, numbers: list[int], sums: list[str]):
+    return post_json(
+        client,
+        "/documents/multipart/parts/",
+        {"ticket": started["ticket"], "part_numbers": numbers, "part_checksums": sums},
+    )
 
 
 def put_part(url: str, data: bytes, checksum: str | None) -> str:
@@ -48,24 +54,34 @@ def put_part(url: str, data: bytes, checksum: str | None) -> str:
         return response.headers["ETag"]
 
 
-def send(started: dict, content: bytes, sums: list[str]) -> list[dict]:
+def send(client, started: dict, content: bytes, sums: list[str], numbers=None) -> list[dict]:
+    """Ask for each part's URL with its digest, then PUT the part with it."""
+    numbers = numbers or list(range(1, started["part_count"] + 1))
+    status, answer = part_urls(client, started, numbers, [sums[n - 1] for n in numbers])
+    assert status == 200, answer
     size = started["part_size"]
     return [
         {
             "number": part["number"],
             "etag": put_part(
-                part["url"], content[(n) * size : (n + 1) * size], sums[part["number"] - 1]
+                part["url"],
+                content[(part["number"] - 1) * size : part["number"] * size],
+                sums[part["number"] - 1],
             ),
         }
-        for n, part in enumerate(started["parts"])
+        for part in answer["parts"]
     ]
 
 
-def complete(client, started: dict, sums: list[str], parts: list[dict] | None = None):
-    body = {"ticket": started["ticket"], "part_checksums": sums}
+def complete(client, started: dict, sums: list[str], sha256: str, parts: list | None = None):
+    body = {"ticket": started["ticket"], "part_checksums": sums, "sha256": sha256}
     if parts is not None:
         body["parts"] = parts
     return post_json(client, "/documents/multipart/complete/", body)
+
+
+def sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 def test_checksummed_upload_is_stored_byte_for_byte_and_recorded(
@@ -76,9 +92,11 @@ def test_checksummed_upload_is_stored_byte_for_byte_and_recorded(
     status, started = start(tenant_client, content)
     assert status == 201, started
     assert started["part_count"] == 3 and started["key"].startswith(f"tenants/{tenant.pk}/")
-    send(started, content, sums)
+    assert started["parts"] == []  # each part's URL is asked for with its digest
+    send(tenant_client, started, content, sums)
 
-    status, done = complete(tenant_client, started, sums)  # no part list: S3's listing is used
+    # No part list: S3's own listing is used.
+    status, done = complete(tenant_client, started, sums, sha(content))
 
     assert status == 201, done
     with db.tenant_context(tenant.pk):
@@ -120,7 +138,7 @@ def test_the_content_check_reads_a_large_pdf_by_a_few_ranges(s3_bucket, tenant):
         from documents.validation import check_content
 
         check_content(stored, content_type="application/pdf")
-    assert raw.requests <= 8  # of 160 the whole object would take at this buffer size
+    assert raw.requests <= 12  # of 160 the whole object would take at this buffer size
 
 
 def test_s3_refuses_a_part_whose_bytes_do_not_match_its_signed_checksum(
@@ -129,7 +147,8 @@ def test_s3_refuses_a_part_whose_bytes_do_not_match_its_signed_checksum(
     content = pdf_bytes(size=9 * MiB)
     sums = checksums(content)
     _, started = start(tenant_client, content)
-    first = started["parts"][0]
+    _, answer = part_urls(tenant_client, started, [1], sums[:1])
+    first = answer["parts"][0]
     corrupted = b"X" + content[1:PART]
     with pytest.raises(urllib.error.HTTPError) as bad_body:
         put_part(first["url"], corrupted, sums[0])
@@ -146,9 +165,9 @@ def test_a_missing_part_is_refused_and_leaves_nothing(s3_bucket, s3_server, tena
     content = pdf_bytes(size=9 * MiB)
     sums = checksums(content)
     _, started = start(tenant_client, content)
-    put_part(started["parts"][0]["url"], content[:PART], sums[0])
+    send(tenant_client, started, content, sums, numbers=[1])
 
-    status, error = complete(tenant_client, started, sums)
+    status, error = complete(tenant_client, started, sums, sha(content))
 
     assert (status, error["code"]) == (400, "size_mismatch")
     assert bucket_keys(s3_server, s3_bucket) == []
@@ -156,27 +175,49 @@ def test_a_missing_part_is_refused_and_leaves_nothing(s3_bucket, s3_server, tena
         assert not Document.objects.exists()
 
 
-def test_other_part_checksums_at_completion_are_refused(s3_bucket, tenant_client):
-    content = pdf_bytes()
+def test_completion_needs_one_digest_per_part_and_the_files_sha256(s3_bucket, tenant_client):
+    content = pdf_bytes(size=9 * MiB)
     sums = checksums(content)
     _, started = start(tenant_client, content)
-    send(started, content, sums)
-    status, error = complete(tenant_client, started, checksums(pdf_bytes()))
+    send(tenant_client, started, content, sums)
+    status, error = complete(tenant_client, started, sums[:1], sha(content))
     assert (status, error["code"], error["field"]) == (400, "bad_part_checksums", "part_checksums")
+    status, error = complete(tenant_client, started, sums, "abc")
+    assert (status, error["code"], error["field"]) == (400, "bad_checksum", "sha256")
+    status, done = complete(tenant_client, started, sums, sha(content))
+    assert status == 201, done
 
 
-@pytest.mark.parametrize(
-    ("overrides", "field"),
-    [
-        ({"part_checksums": ["abc"]}, "part_checksums"),
-        ({"part_checksums": []}, "part_checksums"),
-        ({"part_size": 1024}, "part_size"),
-        ({"part_size": 1024 * MiB}, "part_size"),
-    ],
-)
-def test_start_refuses_bad_part_declarations(s3_bucket, tenant_client, overrides, field):
-    status, error = start(tenant_client, pdf_bytes(), **overrides)
-    assert (status, error["field"]) == (400, field), error
+def test_part_urls_of_a_checksummed_upload_need_a_digest_each(s3_bucket, tenant_client):
+    content = pdf_bytes()
+    _, started = start(tenant_client, content)
+    for sums in (["abc"], [], None):
+        body = {"ticket": started["ticket"], "part_numbers": [1]}
+        if sums is not None:
+            body["part_checksums"] = sums
+        status, error = post_json(tenant_client, "/documents/multipart/parts/", body)
+        assert (status, error["field"]) == (400, "part_checksums"), error
+
+
+@pytest.mark.parametrize("part_size", [1024, 1024 * MiB])
+def test_start_refuses_a_part_size_out_of_bounds(s3_bucket, tenant_client, part_size):
+    status, error = start(tenant_client, pdf_bytes(), part_size=part_size)
+    assert (status, error["field"]) == (400, "part_size"), error
+
+
+def test_a_duplicate_is_refused_at_completion_and_leaves_no_object(
+    s3_bucket, s3_server, tenant_client, tenant
+):
+    from tests.documents.conftest import upload
+
+    content = pdf_bytes()
+    upload(tenant, content)
+    sums = checksums(content)
+    _, started = start(tenant_client, content)
+    send(tenant_client, started, content, sums)
+    status, error = complete(tenant_client, started, sums, sha(content))
+    assert (status, error["code"]) == (400, "duplicate"), error
+    assert started["key"] not in bucket_keys(s3_server, s3_bucket)
 
 
 def test_a_damaged_pdf_is_refused_at_completion_and_leaves_no_object_and_no_row(
@@ -185,9 +226,9 @@ def test_a_damaged_pdf_is_refused_at_completion_and_leaves_no_object_and_no_row(
     content = b"%PDF-1.7\n" + b"not a pdf at all\n" * 1000 + b"%%EOF\n"
     sums = checksums(content)
     _, started = start(tenant_client, content)
-    send(started, content, sums)
+    send(tenant_client, started, content, sums)
 
-    status, error = complete(tenant_client, started, sums)
+    status, error = complete(tenant_client, started, sums, sha(content))
 
     assert (status, error["code"]) == (400, "unreadable"), error
     assert bucket_keys(s3_server, s3_bucket) == []
@@ -201,8 +242,8 @@ def test_content_sniffed_as_another_type_than_declared_is_refused(
     content = png_bytes()
     sums = checksums(content)
     _, started = start(tenant_client, content, document_type="pan")  # declared a PDF
-    send(started, content, sums)
-    status, error = complete(tenant_client, started, sums)
+    send(tenant_client, started, content, sums)
+    status, error = complete(tenant_client, started, sums, sha(content))
     assert (status, error["code"]) == (400, "content_mismatch")
     assert bucket_keys(s3_server, s3_bucket) == []
 
@@ -211,8 +252,8 @@ def test_an_image_is_decoded_where_it_lies(s3_bucket, tenant_client, tenant):
     content = png_bytes()
     sums = checksums(content)
     _, started = start(tenant_client, content, document_type="image", content_type="image/png")
-    send(started, content, sums)
-    status, done = complete(tenant_client, started, sums)
+    send(tenant_client, started, content, sums)
+    status, done = complete(tenant_client, started, sums, sha(content))
     assert status == 201, done
     with db.tenant_context(tenant.pk):
         assert Document.objects.get(pk=done["id"]).content_type == "image/png"
@@ -227,8 +268,8 @@ def test_another_tenant_can_neither_complete_nor_abort_nor_refresh_a_checksummed
     content = pdf_bytes()
     sums = checksums(content)
     _, mine = start(tenant_client, content)
-    send(mine, content, sums)
-    ticket = {"ticket": mine["ticket"], "part_checksums": sums}
+    send(tenant_client, mine, content, sums)
+    ticket = {"ticket": mine["ticket"], "part_checksums": sums, "sha256": sha(content)}
 
     for path, extra in [
         ("/documents/multipart/parts/", {"part_numbers": [1]}),
@@ -242,7 +283,7 @@ def test_another_tenant_can_neither_complete_nor_abort_nor_refresh_a_checksummed
     assert [upload["Key"] for upload in uploads] == [mine["key"]]  # untouched
     with db.tenant_context(other_tenant.pk):
         assert not Document.objects.exists()
-    status, done = complete(tenant_client, mine, sums)
+    status, done = complete(tenant_client, mine, sums, sha(content))
     assert status == 201, done
     with db.tenant_context(tenant.pk):
         assert Document.objects.get(pk=done["id"]).storage_key == mine["key"]
@@ -254,5 +295,6 @@ def test_a_client_cannot_choose_the_key(s3_bucket, tenant_client, tenant, other_
     status, started = start(tenant_client, content, key=outside, tenant_id=str(other_tenant.pk))
     assert status == 201
     assert started["key"].startswith(f"tenants/{tenant.pk}/documents/bank-statements/")
-    for part in started["parts"]:
+    _, answer = part_urls(tenant_client, started, [1], checksums(content))
+    for part in answer["parts"]:
         assert f"/tenants/{tenant.pk}/" in part["url"] and str(other_tenant.pk) not in part["url"]

@@ -1,10 +1,11 @@
 // Drag-and-drop upload with a progress bar: plain JavaScript, no library, no CDN, no build step.
 //
 // Where the page offers it (data-multipart-start) and the browser can hash (crypto.subtle), the
-// file goes straight to the object store: the page hashes it (the whole file and each part,
-// SHA-256), starts a presigned multipart upload, PUTs the parts to S3 a few at a time (each with
-// its checksum, which S3 checks), then asks the server to complete and verify it. Otherwise, or
-// if the store cannot be reached from the browser, the form is posted to the app as before.
+// file goes straight to the object store: the page starts a presigned multipart upload, then
+// sends the parts a few at a time, each hashed (SHA-256) just before it goes and PUT to S3 with
+// that digest, which S3 checks; the whole file's SHA-256 is computed alongside, and the server
+// completes and verifies the upload. Otherwise, or if the store cannot be reached from the
+// browser, the form is posted to the app as before.
 // Progressive enhancement: without JavaScript the form posts as usual.
 (function () {
   "use strict";
@@ -127,69 +128,62 @@
       });
     }
 
-    // Hash the file (the whole of it and each part): the server declares nothing it has not seen,
-    // S3 checks every part against its digest. The buffer is dropped before the parts are sent.
-    function digests(file, partSize) {
-      return file.arrayBuffer().then(function (buffer) {
-        var slices = [];
-        for (var at = 0; at < buffer.byteLength || at === 0; at += partSize) {
-          slices.push(crypto.subtle.digest("SHA-256", new Uint8Array(buffer, at, Math.min(partSize, buffer.byteLength - at))));
-          if (buffer.byteLength === 0) { break; }
-        }
-        return Promise.all([crypto.subtle.digest("SHA-256", buffer), Promise.all(slices)]).then(function (done) {
-          return {
-            sha256: hex(done[0]),
-            parts: done[1].map(base64),
-            contentType: sniff(new Uint8Array(buffer, 0, Math.min(16, buffer.byteLength))),
-          };
-        });
-      });
+    function digest(blob) {
+      return blob.arrayBuffer().then(function (buffer) { return crypto.subtle.digest("SHA-256", buffer); });
     }
 
+    // Each lane takes the next part, hashes it, asks the app for its URL (the digest signed in),
+    // and PUTs it: hashing one part overlaps sending others, and the file is read once per part.
     function sendParts(file, started, checksums) {
       var parallel = parseInt(zone.dataset.parallelParts, 10) || 4;
       var loaded = {};
-      var queue = started.parts.slice();
+      var next = 1;
       var sent = [];
       function report() {
         var total = 0;
         Object.keys(loaded).forEach(function (n) { total += loaded[n]; });
         progress(Math.min(total / Math.max(file.size, 1), 0.99), file.name);
       }
-      function worker() {
-        var part = queue.shift();
-        if (!part) { return Promise.resolve(); }
-        var start = (part.number - 1) * started.part_size;
+      function lane() {
+        if (next > started.part_count) { return Promise.resolve(); }
+        var number = next++;
+        var start = (number - 1) * started.part_size;
         var blob = file.slice(start, Math.min(file.size, start + started.part_size));
-        return putPart(part.url, blob, checksums[part.number - 1], function (bytes) {
-          loaded[part.number] = bytes;
-          report();
+        return digest(blob).then(function (hash) {
+          checksums[number - 1] = base64(hash);
+          return postJson(zone.dataset.multipartParts, {
+            ticket: started.ticket, part_numbers: [number], part_checksums: [checksums[number - 1]],
+          });
+        }).then(function (answer) {
+          return putPart(answer.parts[0].url, blob, checksums[number - 1], function (bytes) {
+            loaded[number] = bytes;
+            report();
+          });
         }).then(function (etag) {
-          loaded[part.number] = blob.size;
-          sent.push({number: part.number, etag: etag});
-          return worker();
+          loaded[number] = blob.size;
+          sent.push({number: number, etag: etag});
+          return lane();
         });
       }
-      var workers = [];
-      for (var i = 0; i < Math.min(parallel, started.parts.length); i++) { workers.push(worker()); }
-      return Promise.all(workers).then(function () {
+      var lanes = [];
+      for (var i = 0; i < Math.min(parallel, started.part_count); i++) { lanes.push(lane()); }
+      return Promise.all(lanes).then(function () {
         return sent.sort(function (a, b) { return a.number - b.number; });
       });
     }
 
     function sendToStore(file) {
-      var partSize = parseInt(zone.dataset.partSize, 10);
       var ticket = null;
       begin();
-      show("Checking " + file.name + "…");
-      digests(file, partSize).then(function (hashed) {
+      // The file's own SHA-256 (declared at completion) is computed while the parts go out.
+      var whole = digest(file).then(hex);
+      file.slice(0, 16).arrayBuffer().then(function (head) {
         var declaration = {
+          checksummed: true,
           filename: file.name,
           size: file.size,
-          sha256: hashed.sha256,
-          content_type: hashed.contentType,
-          part_size: partSize,
-          part_checksums: hashed.parts,
+          content_type: sniff(new Uint8Array(head)),
+          part_size: parseInt(zone.dataset.partSize, 10),
         };
         if (zone.dataset.documentId) {
           declaration.document_id = zone.dataset.documentId;
@@ -198,11 +192,16 @@
           var subject = form.querySelector("[name=subject_ref]");
           if (subject && subject.value) { declaration.subject_ref = subject.value; }
         }
-        return postJson(zone.dataset.multipartStart, declaration).then(function (started) {
-          ticket = started.ticket;
-          return sendParts(file, started, hashed.parts).then(function (parts) {
-            show("Verifying " + file.name + "…");
-            return postJson(zone.dataset.multipartComplete, {ticket: ticket, part_checksums: hashed.parts, parts: parts});
+        return postJson(zone.dataset.multipartStart, declaration);
+      }).then(function (started) {
+        ticket = started.ticket;
+        var checksums = [];
+        return sendParts(file, started, checksums).then(function (parts) {
+          show("Verifying " + file.name + "…");
+          return whole.then(function (sha256) {
+            return postJson(zone.dataset.multipartComplete, {
+              ticket: ticket, sha256: sha256, part_checksums: checksums, parts: parts,
+            });
           });
         });
       }).then(function (done) {
