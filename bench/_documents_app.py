@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import os
+import queue
 import random
 import re
 import shutil
@@ -215,9 +216,10 @@ class TenantSession:
 
     def upload_browser_style(self, path: Path, *, parallel: int = 4, part_size: int = 8 * MiB):
         """What documents/static/documents/upload.js does, from Python: start a checksummed
-        upload; `parallel` lanes each take the next part, hash it (SHA-256), ask the app for its
-        URL with that digest, PUT it to S3 with the digest; the file's SHA-256 is computed
-        alongside; then complete. Same part size and concurrency as the page."""
+        upload; one reader hashes the parts in order (and the whole file in the same pass),
+        asking the app for their URLs with the digests a few parts at a time; `parallel` lanes
+        PUT the parts to S3 with their digests as the URLs come; then complete. Same part size
+        and concurrency as the page."""
         size = path.stat().st_size
         started = self.post_json(
             "/documents/multipart/start/",
@@ -231,39 +233,57 @@ class TenantSession:
             },
         )
         count = started["part_count"]
-        numbers = iter(range(1, count + 1))
-        lock = threading.Lock()
+        ready: queue.Queue = queue.Queue()
         checksums: list[str] = [""] * count
         etags: dict[int, str] = {}
 
+        def signer() -> str:
+            whole = hashlib.sha256()
+            batch: list[int] = []
+            try:
+                read_and_sign(whole, batch)
+            finally:  # the lanes stop, also when signing failed
+                for _ in range(parallel):
+                    ready.put(None)
+            return whole.hexdigest()
+
+        def read_and_sign(whole, batch: list[int]) -> None:
+            with open(path, "rb") as file:
+                for number in range(1, count + 1):
+                    data = file.read(part_size)
+                    whole.update(data)
+                    checksums[number - 1] = base64.b64encode(hashlib.sha256(data).digest()).decode()
+                    batch.append(number)
+                    # The first part alone, so the lanes start at once; then a lane-full at a time.
+                    if number == 1 or len(batch) == parallel or number == count:
+                        answer = self.post_json(
+                            "/documents/multipart/parts/",
+                            {
+                                "ticket": started["ticket"],
+                                "part_numbers": batch,
+                                "part_checksums": [checksums[n - 1] for n in batch],
+                            },
+                        )
+                        for part in answer["parts"]:
+                            ready.put((part["number"], part["url"]))
+                        batch.clear()
+
         def lane() -> None:
             with open(path, "rb") as file:
-                while True:
-                    with lock:
-                        number = next(numbers, None)
-                    if number is None:
-                        return
+                while (item := ready.get()) is not None:
+                    number, url = item
                     file.seek((number - 1) * part_size)
-                    data = file.read(part_size)
-                    checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
-                    checksums[number - 1] = checksum
-                    answer = self.post_json(
-                        "/documents/multipart/parts/",
-                        {
-                            "ticket": started["ticket"],
-                            "part_numbers": [number],
-                            "part_checksums": [checksum],
-                        },
-                    )
                     etags[number] = put(
-                        answer["parts"][0]["url"], data, {"x-amz-checksum-sha256": checksum}
+                        url,
+                        file.read(part_size),
+                        {"x-amz-checksum-sha256": checksums[number - 1]},
                     )
 
         with ThreadPoolExecutor(max_workers=parallel + 1) as pool:
-            whole = pool.submit(sha256_of, path)
-            for future in [pool.submit(lane) for _ in range(min(parallel, count))]:
+            signed = pool.submit(signer)
+            for future in [pool.submit(lane) for _ in range(parallel)]:
                 future.result()
-            sha256 = whole.result()
+            sha256 = signed.result()
         return self.post_json(
             "/documents/multipart/complete/",
             {

@@ -24,10 +24,6 @@ from metis.objectstore import ranged, store
 if TYPE_CHECKING:
     from documents.multipart import MultipartUpload
 
-# Each refill of the ranged reader is one GET: large enough for a PDF's trailer and
-# cross-reference section, small enough that a jump costs little.
-_RANGED_BUFFER = 256 * 1024
-
 
 def verify_in_place(upload: MultipartUpload, *, version_id: str) -> FileFacts:
     """Check the completed object where it lies: its type by its magic bytes, then its content
@@ -38,7 +34,6 @@ def verify_in_place(upload: MultipartUpload, *, version_id: str) -> FileFacts:
         upload.key,
         size=upload.size_bytes,
         version_id=version_id,
-        buffer_size=_RANGED_BUFFER,
     ) as stored:
         head = stored.read(SNIFF_BYTES)
         content_type = check_content_type(head=head, document_type=upload.document_type)

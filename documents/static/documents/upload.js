@@ -132,42 +132,72 @@
       return blob.arrayBuffer().then(function (buffer) { return crypto.subtle.digest("SHA-256", buffer); });
     }
 
-    // Each lane takes the next part, hashes it, asks the app for its URL (the digest signed in),
-    // and PUTs it: hashing one part overlaps sending others, and the file is read once per part.
+    // One reader hashes the parts in order and asks the app for their URLs (each part's digest
+    // signed into its URL), the first part alone so sending starts at once, then a few at a
+    // time; `parallel` lanes PUT the parts as their URLs come. Hashing runs ahead of sending.
     function sendParts(file, started, checksums) {
       var parallel = parseInt(zone.dataset.parallelParts, 10) || 4;
       var loaded = {};
-      var next = 1;
+      var ready = [];
+      var waiting = [];
       var sent = [];
+      function offer(item) {
+        if (waiting.length) { waiting.shift()(item); } else { ready.push(item); }
+      }
+      function take() {
+        if (ready.length) { return Promise.resolve(ready.shift()); }
+        return new Promise(function (resolve) { waiting.push(resolve); });
+      }
+      function slice(number) {
+        var start = (number - 1) * started.part_size;
+        return file.slice(start, Math.min(file.size, start + started.part_size));
+      }
       function report() {
         var total = 0;
         Object.keys(loaded).forEach(function (n) { total += loaded[n]; });
         progress(Math.min(total / Math.max(file.size, 1), 0.99), file.name);
       }
-      function lane() {
-        if (next > started.part_count) { return Promise.resolve(); }
-        var number = next++;
-        var start = (number - 1) * started.part_size;
-        var blob = file.slice(start, Math.min(file.size, start + started.part_size));
-        return digest(blob).then(function (hash) {
-          checksums[number - 1] = base64(hash);
+      function sign(from) {
+        if (from > started.part_count) { return Promise.resolve(); }
+        var last = Math.min(started.part_count, from === 1 ? 1 : from + parallel - 1);
+        var numbers = [];
+        for (var n = from; n <= last; n++) { numbers.push(n); }
+        return Promise.all(numbers.map(function (number) {
+          return digest(slice(number)).then(function (hash) { checksums[number - 1] = base64(hash); });
+        })).then(function () {
           return postJson(zone.dataset.multipartParts, {
-            ticket: started.ticket, part_numbers: [number], part_checksums: [checksums[number - 1]],
+            ticket: started.ticket,
+            part_numbers: numbers,
+            part_checksums: numbers.map(function (number) { return checksums[number - 1]; }),
           });
         }).then(function (answer) {
-          return putPart(answer.parts[0].url, blob, checksums[number - 1], function (bytes) {
-            loaded[number] = bytes;
+          answer.parts.forEach(offer);
+          return sign(last + 1);
+        });
+      }
+      function lane() {
+        return take().then(function (part) {
+          if (!part) { return; }
+          var blob = slice(part.number);
+          return putPart(part.url, blob, checksums[part.number - 1], function (bytes) {
+            loaded[part.number] = bytes;
             report();
+          }).then(function (etag) {
+            loaded[part.number] = blob.size;
+            sent.push({number: part.number, etag: etag});
+            return lane();
           });
-        }).then(function (etag) {
-          loaded[number] = blob.size;
-          sent.push({number: number, etag: etag});
-          return lane();
         });
       }
       var lanes = [];
-      for (var i = 0; i < Math.min(parallel, started.part_count); i++) { lanes.push(lane()); }
-      return Promise.all(lanes).then(function () {
+      for (var i = 0; i < parallel; i++) { lanes.push(lane()); }
+      var signing = sign(1).then(function () {
+        for (var j = 0; j < parallel; j++) { offer(null); }  // no more parts: the lanes stop
+      }, function (error) {
+        for (var j = 0; j < parallel; j++) { offer(null); }
+        throw error;
+      });
+      return Promise.all([signing].concat(lanes)).then(function () {
         return sent.sort(function (a, b) { return a.number - b.number; });
       });
     }
