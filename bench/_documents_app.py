@@ -7,6 +7,7 @@ Not a benchmark itself (the leading underscore keeps `make bench`-style globbing
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -14,6 +15,7 @@ import io
 import itertools
 import json
 import os
+import queue
 import random
 import re
 import shutil
@@ -21,10 +23,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -111,6 +115,7 @@ class TenantSession:
 
     def __init__(self, port: int, host: str, email: str) -> None:
         self.port, self.host, self.cookies = port, host, SimpleCookie()
+        self._cookies_lock = threading.Lock()  # upload_browser_style's lanes share the session
         page = self.request("GET", "/login/")
         token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page[2]).group(1)
         form = urllib.parse.urlencode(
@@ -125,7 +130,8 @@ class TenantSession:
         assert status == 302, status
 
     def _headers(self, extra: dict) -> dict:
-        cookie = "; ".join(f"{k}={v.value}" for k, v in self.cookies.items())
+        with self._cookies_lock:
+            cookie = "; ".join(f"{k}={v.value}" for k, v in self.cookies.items())
         headers = {"Host": self.host, "Cookie": cookie, **extra}
         if "csrftoken" in self.cookies:
             headers["X-CSRFToken"] = self.cookies["csrftoken"].value
@@ -136,8 +142,9 @@ class TenantSession:
         connection.request(method, path, body=body, headers=self._headers(headers or {}))
         response = connection.getresponse()
         data = response.read()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            self.cookies.load(header)
+        with self._cookies_lock:
+            for header in response.headers.get_all("Set-Cookie") or []:
+                self.cookies.load(header)
         connection.close()
         return response.status, response.headers, data
 
@@ -207,11 +214,91 @@ class TenantSession:
             "/documents/multipart/complete/", {"ticket": started["ticket"], "parts": parts}
         )
 
+    def upload_browser_style(self, path: Path, *, parallel: int = 4, part_size: int = 8 * MiB):
+        """What documents/static/documents/upload.js does, from Python: start a checksummed
+        upload; one reader hashes the parts in order (and the whole file in the same pass),
+        asking the app for their URLs with the digests a few parts at a time; `parallel` lanes
+        PUT the parts to S3 with their digests as the URLs come; then complete. Same part size
+        and concurrency as the page."""
+        size = path.stat().st_size
+        started = self.post_json(
+            "/documents/multipart/start/",
+            {
+                "document_type": "bank-statement",
+                "filename": path.name,
+                "size": size,
+                "content_type": "application/pdf",
+                "part_size": part_size,
+                "checksummed": True,
+            },
+        )
+        count = started["part_count"]
+        ready: queue.Queue = queue.Queue()
+        checksums: list[str] = [""] * count
+        etags: dict[int, str] = {}
 
-def put(url: str, data: bytes) -> str:
+        def signer() -> str:
+            whole = hashlib.sha256()
+            batch: list[int] = []
+            try:
+                read_and_sign(whole, batch)
+            finally:  # the lanes stop, also when signing failed
+                for _ in range(parallel):
+                    ready.put(None)
+            return whole.hexdigest()
+
+        def read_and_sign(whole, batch: list[int]) -> None:
+            with open(path, "rb") as file:
+                for number in range(1, count + 1):
+                    data = file.read(part_size)
+                    whole.update(data)
+                    checksums[number - 1] = base64.b64encode(hashlib.sha256(data).digest()).decode()
+                    batch.append(number)
+                    # The first part alone, so the lanes start at once; then a lane-full at a time.
+                    if number == 1 or len(batch) == parallel or number == count:
+                        answer = self.post_json(
+                            "/documents/multipart/parts/",
+                            {
+                                "ticket": started["ticket"],
+                                "part_numbers": batch,
+                                "part_checksums": [checksums[n - 1] for n in batch],
+                            },
+                        )
+                        for part in answer["parts"]:
+                            ready.put((part["number"], part["url"]))
+                        batch.clear()
+
+        def lane() -> None:
+            with open(path, "rb") as file:
+                while (item := ready.get()) is not None:
+                    number, url = item
+                    file.seek((number - 1) * part_size)
+                    etags[number] = put(
+                        url,
+                        file.read(part_size),
+                        {"x-amz-checksum-sha256": checksums[number - 1]},
+                    )
+
+        with ThreadPoolExecutor(max_workers=parallel + 1) as pool:
+            signed = pool.submit(signer)
+            for future in [pool.submit(lane) for _ in range(parallel)]:
+                future.result()
+            sha256 = signed.result()
+        return self.post_json(
+            "/documents/multipart/complete/",
+            {
+                "ticket": started["ticket"],
+                "sha256": sha256,
+                "part_checksums": checksums,
+                "parts": [{"number": n, "etag": etags[n]} for n in sorted(etags)],
+            },
+        )
+
+
+def put(url: str, data: bytes, headers: dict | None = None) -> str:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
-    connection.request("PUT", f"{parts.path}?{parts.query}", body=data)
+    connection.request("PUT", f"{parts.path}?{parts.query}", body=data, headers=headers or {})
     response = connection.getresponse()
     response.read()
     assert response.status == 200, response.status

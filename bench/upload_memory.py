@@ -1,16 +1,19 @@
-"""Peak memory of the app while it takes a 200 MB upload, versus raw boto3 `upload_file`.
+"""Peak memory of the app while it takes uploads of 50 and 250 MiB, versus raw boto3
+`upload_file`: does the web process grow with the file?
 
 The app runs in its own process (wsgiref, against a scratch database and a private SeaweedFS
-with SSE); this script is only the client, streaming the file from disk. For each case the app
-process is warmed up (small uploads load boto3, the transfer threads, the templates), then:
-its resident set (VmRSS) is the baseline, its peak (VmHWM) is reset through
-/proc/<pid>/clear_refs, the 200 MB upload runs, and the new peak is read. The same is measured
-for a bare Python process doing boto3 `upload_file` of the same file to the same server: the
-floor any S3 upload costs. Figures: peak minus baseline, as MiB, as a share of the file size,
-and as a ratio to the raw boto3 process.
+with SSE); this script is only the client, streaming the file from disk. The app process is
+warmed up (a 20 MiB upload each way loads boto3, the transfer threads, the templates), then for
+each size and each way: its resident set (VmRSS) is the baseline, its peak (VmHWM) is reset
+through /proc/<pid>/clear_refs, the upload runs, and the new peak is read. The ways: the page
+(the form posted to the app), the presigned multipart API with read-back verification, and the
+page's own direct-to-S3 upload (bench/_documents_app.py, upload_browser_style). The same is
+measured for a bare Python process doing boto3 `upload_file` of the same file to the same
+server: the floor any S3 upload through a process costs. Figures: peak minus baseline, as MiB,
+as a share of the file size, and as a ratio to the raw boto3 process.
 
     .venv/bin/python scripts/local_services.py test
-    METIS_ENV_FILE=var/test.env .venv/bin/python bench/upload_memory.py [--size-mib 200]
+    METIS_ENV_FILE=var/test.env .venv/bin/python bench/upload_memory.py [--sizes-mib 50,250]
 """
 
 from __future__ import annotations
@@ -108,39 +111,52 @@ def raw_boto3(server, path: Path, warm: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size-mib", type=int, default=200)
+    parser.add_argument("--sizes-mib", default="50,250")
     args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes_mib.split(",")]
     work = Path(tempfile.mkdtemp(prefix="metis-bench-memory-"))
     server = SeaweedS3(data_dir=work / "seaweed").start()
     try:
         server.client().create_bucket(Bucket=common.BUCKET)
         scratch.scratch_database_create(DATABASE)
         _tenant, email = common.seed_tenant()
-        big, warm = work / "big-statement.pdf", work / "warm.pdf"
-        common.make_pdf(big, args.size_mib * common.MiB)
+        warm = work / "warm.pdf"
         common.make_pdf(warm, 20 * common.MiB)  # multipart too: loads the transfer machinery
-        results = {"raw boto3 upload_file": raw_boto3(server, big, warm)}
+        files = {size: work / f"statement-{size}.pdf" for size in sizes}
+        for size, path in files.items():
+            common.make_pdf(path, size * common.MiB)
+        results: dict[tuple[str, int], tuple[float, float]] = {}
+        for size, path in files.items():
+            results[("raw boto3 upload_file", size)] = raw_boto3(server, path, warm)
         print("raw boto3 measured", file=sys.stderr, flush=True)
         with common.app_server(common.app_environment(server, DATABASE)) as app:
             session = common.TenantSession(app.port, "bench.localhost", email)
-            for upload in (session.upload_page, session.upload_presigned):
+            ways = {
+                "app: browser direct to S3": session.upload_browser_style,
+                "app: presigned multipart": session.upload_presigned,
+                "app: page upload": session.upload_page,
+            }
+            for upload in ways.values():
                 common.make_unique(warm)
                 upload(warm)
-            common.make_unique(big)
-            results["app: page upload"] = measure(app.pid, lambda: session.upload_page(big))
-            print("page upload measured", file=sys.stderr, flush=True)
-            common.make_unique(big)
-            results["app: presigned multipart"] = measure(
-                app.pid, lambda: session.upload_presigned(big)
-            )
-        floor = results["raw boto3 upload_file"][1]
-        print(f"\nPeak RSS over baseline while uploading {args.size_mib} MiB (SSE AES256)")
-        print(f"  {'':28}{'baseline':>12}{'peak - baseline':>18}{'of file':>10}{'vs raw':>9}")
-        for name, (baseline, growth) in results.items():
-            print(
-                f"  {name:28}{baseline:8.1f} MiB{growth:14.1f} MiB"
-                f"{growth / args.size_mib:9.1%}{growth / floor:8.2f}x"
-            )
+            for size, path in files.items():
+                for name, upload in ways.items():
+                    common.make_unique(path)
+                    results[(name, size)] = measure(app.pid, lambda: upload(path))  # noqa: B023
+                    print(f"{name} {size} MiB measured", file=sys.stderr, flush=True)
+        print("\nPeak RSS over baseline while uploading (SSE AES256)")
+        print(
+            f"  {'':28}{'file':>9}{'baseline':>12}{'peak - baseline':>18}{'of file':>10}"
+            f"{'vs raw':>9}"
+        )
+        for name in ["raw boto3 upload_file", *ways]:
+            for size in sizes:
+                baseline, growth = results[(name, size)]
+                floor = results[("raw boto3 upload_file", size)][1]
+                print(
+                    f"  {name:28}{size:5d} MiB{baseline:8.1f} MiB{growth:14.1f} MiB"
+                    f"{growth / size:9.1%}{growth / floor:8.2f}x"
+                )
     finally:
         scratch.scratch_database_drop(DATABASE)
         server.stop()

@@ -1,14 +1,19 @@
 """Upload throughput through the app versus raw boto3 `upload_file`, same server, same run.
 
-Three ways to store the same file (random bytes that sniff as a PDF, SSE AES256 on every
+Four ways to store the same file (random bytes that sniff as a PDF, SSE AES256 on every
 write), alternated round by round so drift lands on all of them:
 
 - raw: boto3 `upload_file` straight to the bucket (multipart past 8 MiB): the baseline;
 - page: the tenant upload page over HTTP, streamed as multipart/form-data to the app, which
   spools it to a temporary file, hashes and sniffs it, uploads it (multipart, SSE) and writes
   the rows;
-- presigned: the presigned multipart flow: start (JSON), PUT every part straight to S3,
-  complete (the app reads the object back to verify size, SHA-256 and type, writes the rows).
+- presigned: the presigned multipart flow as an API client may use it: SHA-256 of the file,
+  start (JSON), PUT every part in turn straight to S3, complete (the app reads the object back
+  to verify size, SHA-256 and type, writes the rows);
+- browser: what the upload page's JavaScript does (documents/static/documents/upload.js), from
+  Python with the same part size (8 MiB) and concurrency (4 parts at a time): start, each part
+  hashed, its URL asked for with the digest and PUT with it (S3 checks it), the file's SHA-256
+  alongside, complete (the app checks S3's part listing, type and content by ranged reads).
 
 The app runs in a subprocess (wsgiref) against a scratch database and a private SeaweedFS.
 
@@ -35,11 +40,15 @@ django.setup()
 
 import _documents_app as common  # noqa: E402
 
+from documents import multipart  # noqa: E402
 from tests.support import scratch  # noqa: E402
 from tests.support.seaweedfs import SeaweedS3  # noqa: E402
 
 DATABASE = "bench_documents_throughput"
 ROUNDS = 5
+# The page's: the concurrency and the part size it renders (documents/views.py, direct_upload).
+PARALLEL_PARTS = multipart.PARALLEL_PARTS
+PART_SIZE = multipart.MIN_PART_SIZE
 
 
 def main() -> None:
@@ -61,6 +70,7 @@ def main() -> None:
             "raw boto3 upload_file": [],
             "app: page": [],
             "app: presigned multipart": [],
+            "app: browser direct to S3": [],
         }
         with common.app_server(common.app_environment(server, DATABASE)) as app:
             session = common.TenantSession(app.port, "bench.localhost", email)
@@ -73,13 +83,17 @@ def main() -> None:
                 ),
                 "app: page": lambda n: session.upload_page(path),
                 "app: presigned multipart": lambda n: session.upload_presigned(path),
+                "app: browser direct to S3": lambda n: session.upload_browser_style(
+                    path, parallel=PARALLEL_PARTS, part_size=PART_SIZE
+                ),
             }
             for name, upload in ways.items():  # warm-up, not kept
                 common.make_unique(path)
                 upload(f"warm-{name[:3]}")
             for round_number in range(args.rounds):
                 # Rotate the order each round, so no side always goes first.
-                names = list(ways)[round_number % 3 :] + list(ways)[: round_number % 3]
+                turn = round_number % len(ways)
+                names = list(ways)[turn:] + list(ways)[:turn]
                 for name in names:
                     common.make_unique(path)
                     start = time.perf_counter()

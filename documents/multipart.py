@@ -5,10 +5,25 @@
    (with the bucket's encryption) and returns a signed ticket plus presigned part URLs.
 2. The client PUTs each part to its URL (`multipart_upload_part_urls` refreshes them) and keeps
    each part's ETag.
-3. `multipart_upload_complete`: the server checks the parts' total size, completes the upload,
-   then reads the object back (into a temporary file) to verify size, SHA-256, the sniffed
-   content type and the content itself (a PDF parses, an image decodes), and only then creates
-   the Document (through services.record_stored_object). A refusal deletes the object.
+3. `multipart_upload_complete`: the server checks the parts' sizes, completes the upload,
+   verifies what was stored, and only then creates the Document (through
+   services.record_stored_object). A refusal deletes the object; nothing else was written.
+
+Two ways, chosen at the start:
+
+- `checksummed` (the upload page): no file digest is needed to start, so the client hashes each
+  part just before sending it (and the whole file alongside) instead of reading the file twice.
+  It asks for each part's URL with that part's SHA-256 (`multipart_upload_part_urls`), which is
+  signed into the URL: S3 itself refuses a part whose bytes do not match, and the client can
+  neither drop nor change the header. At completion the client declares the file's SHA-256 (the
+  duplicate check runs then) and the part digests; the server builds the part list from S3's
+  own listing (every part present, each the size the layout says), completes, and checks the
+  type and content where the object lies, by ranged reads (magic bytes; a PDF parses, an image
+  decodes). The bytes never pass through the app. The whole file's SHA-256 recorded is the one
+  the client declared over the same bytes whose part digests S3 checked.
+- Otherwise the SHA-256 is declared at the start, the part URLs come with the ticket, and the
+  completed object is read back whole (into a temporary file) to verify size, SHA-256, the
+  sniffed content type and the content itself.
 
 The ticket (django.core.signing) binds tenant, key and upload id, so a client can neither pick
 a key nor swap one; the services also check the key's tenant prefix on every call.
@@ -16,32 +31,28 @@ a key nor swap one; the services also check the key's tenant prefix on every cal
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import math
 import re
-import tempfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 
-from documents import keys, services
+from documents import keys, multipart_verify, services
 from documents.models import Document
 from documents.validation import (
     EXTENSIONS,
     DocumentRejected,
-    FileFacts,
     check_allowed,
-    check_content,
     check_document_type,
     check_filename,
     check_size,
     check_subject_ref,
     clean_filename,
-    inspect_chunks,
 )
 from metis.objectstore import prefixes, store
 from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable
@@ -51,7 +62,11 @@ from tenants.models import Tenant, TenantUser
 _SALT = "documents.multipart"
 TICKET_MAX_AGE = 24 * 60 * 60
 MIN_PART_SIZE = 8 * 1024 * 1024  # S3 needs >= 5 MiB for every part but the last
+MAX_PART_SIZE = 64 * 1024 * 1024  # what a client may choose; more only slows a retried part
 MAX_PARTS = 10_000
+# Parts the upload page sends at once: under a browser's six connections per host, and what
+# bench/upload_throughput.py's browser-style client uses too.
+PARALLEL_PARTS = 4
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -73,6 +88,8 @@ class MultipartUpload:
     replacing: bool
     part_size: int
     subject_ref: str = ""
+    # Every part URL of this upload carries the part's SHA-256 (S3 checks the bytes on arrival).
+    checksummed: bool = False
     part_urls: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -98,6 +115,7 @@ _TICKET_FIELDS = (
     "replacing",
     "part_size",
     "subject_ref",
+    "checksummed",
 )
 
 
@@ -119,20 +137,64 @@ def _check_owned(*, tenant: Tenant, key: str, tenant_id: str | None = None) -> N
         raise UploadRefused("This key is outside your organisation's storage.")
 
 
-def _part_size(size_bytes: int) -> int:
-    return max(MIN_PART_SIZE, math.ceil(size_bytes / MAX_PARTS))
+def _part_size(size_bytes: int, declared: int | None = None) -> int:
+    smallest = max(MIN_PART_SIZE, math.ceil(size_bytes / MAX_PARTS))
+    if declared is None:
+        return smallest
+    if not smallest <= declared <= MAX_PART_SIZE:
+        raise DocumentRejected(
+            f"A part size of {declared:,} bytes is not accepted for this file; give one from "
+            f"{smallest:,} to {MAX_PART_SIZE:,}.",
+            code="bad_part_size",
+        )
+    return declared
 
 
-def _presign_parts(upload: MultipartUpload, part_numbers: list[int]) -> dict[int, str]:
+def _checked_checksums(checksums: list[str], *, count: int) -> list[str]:
+    """The part checksums if there is one per part named, each a base64 SHA-256."""
+    if len(checksums) != count:
+        raise DocumentRejected(
+            f"Give one SHA-256 per part: {count} parts, {len(checksums)} checksums.",
+            code="bad_part_checksums",
+        )
+    for number, checksum in enumerate(checksums, start=1):
+        try:
+            raw = base64.b64decode(checksum, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32 or base64.b64encode(raw).decode() != checksum:
+            raise DocumentRejected(
+                f"Checksum {number} is not a base64 SHA-256 (44 characters).",
+                code="bad_part_checksums",
+            )
+    return checksums
+
+
+def _checked_sha256(sha256: str) -> str:
+    sha256 = (sha256 or "").lower()
+    if not _SHA256.match(sha256):
+        raise DocumentRejected("Give the file's SHA-256 as 64 hex digits.", code="bad_checksum")
+    return sha256
+
+
+def _presign_parts(
+    upload: MultipartUpload, part_numbers: list[int], checksums: list[str] | None = None
+) -> dict[int, str]:
+    """URLs for `part_numbers`; a checksummed upload's each signed with its part's digest."""
+    if upload.checksummed:
+        checksums = _checked_checksums(checksums or [], count=len(part_numbers))
     documents = store.documents_store()
     urls = {}
-    for number in part_numbers:
+    for at, number in enumerate(part_numbers):
         if not 1 <= number <= upload.part_count:
             raise DocumentRejected(
                 f"Part {number} is outside 1..{upload.part_count}.", code="bad_part"
             )
         urls[number] = documents.multipart_part_url(
-            key=upload.key, upload_id=upload.upload_id, part_number=number
+            key=upload.key,
+            upload_id=upload.upload_id,
+            part_number=number,
+            checksum_sha256=checksums[at] if upload.checksummed and checksums else "",
         )
     return urls
 
@@ -148,10 +210,14 @@ def multipart_upload_start(
     content_type: str,
     replacing: Document | None = None,
     subject_ref: str = "",
+    part_size: int | None = None,
+    checksummed: bool = False,
 ) -> MultipartUpload:
     """Open a multipart upload at a server-chosen key; return its ticket and part URLs.
 
     `subject_ref` (the borrower a new document is about) travels in the signed ticket.
+    `checksummed`: the part URLs are asked for part by part with each part's SHA-256, the
+    file's SHA-256 may wait until the completion, and no part URL comes with the ticket.
     """
     if replacing is not None:
         if replacing.tenant_id != tenant.pk:
@@ -163,9 +229,7 @@ def multipart_upload_start(
     check_size(size_bytes)
     check_filename(filename)
     subject_ref = check_subject_ref(subject_ref) if replacing is None else ""
-    sha256 = (sha256 or "").lower()
-    if not _SHA256.match(sha256):
-        raise DocumentRejected("Give the file's SHA-256 as 64 hex digits.", code="bad_checksum")
+    sha256 = "" if checksummed and not sha256 else _checked_sha256(sha256)
     if content_type not in EXTENSIONS:
         raise DocumentRejected(
             f"The content type “{content_type[:100]}” is not accepted; declare one of "
@@ -174,7 +238,9 @@ def multipart_upload_start(
         )
     # The rule the bytes will face at completion, said now rather than after the upload.
     check_allowed(content_type=content_type, document_type=document_type)
-    services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
+    part_size = _part_size(size_bytes, part_size)
+    if sha256:
+        services.refuse_duplicate(tenant=tenant, sha256=sha256, replacing=replacing)
     document_id = replacing.pk if replacing is not None else uuid.uuid4()
     key = keys.document_key(
         tenant_id=tenant.pk,
@@ -183,7 +249,9 @@ def multipart_upload_start(
         extension=EXTENSIONS[content_type],
     )
     try:
-        upload_id = store.documents_store().multipart_start(key=key, content_type=content_type)
+        upload_id = store.documents_store().multipart_start(
+            key=key, content_type=content_type, checksums=checksummed
+        )
     except STORE_ERRORS as exc:
         raise StorageUnavailable(f"Could not start the upload: {exc}") from exc
     upload = MultipartUpload(
@@ -197,19 +265,26 @@ def multipart_upload_start(
         sha256=sha256,
         content_type=content_type,
         replacing=replacing is not None,
-        part_size=_part_size(size_bytes),
+        part_size=part_size,
         subject_ref=subject_ref,
+        checksummed=checksummed,
     )
-    upload.part_urls = _presign_parts(upload, list(range(1, upload.part_count + 1)))
+    if not checksummed:
+        upload.part_urls = _presign_parts(upload, list(range(1, upload.part_count + 1)))
     return upload
 
 
 def multipart_upload_part_urls(
-    *, tenant: Tenant, upload: MultipartUpload, part_numbers: list[int]
+    *,
+    tenant: Tenant,
+    upload: MultipartUpload,
+    part_numbers: list[int],
+    part_checksums: list[str] | None = None,
 ) -> dict[int, str]:
-    """Fresh presigned URLs for some parts of this tenant's upload."""
+    """Presigned URLs for some parts of this tenant's upload (with `part_checksums`, one per
+    part number, when the upload is checksummed)."""
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
-    return _presign_parts(upload, part_numbers)
+    return _presign_parts(upload, part_numbers, part_checksums)
 
 
 def multipart_upload_abort(*, tenant: Tenant, upload: MultipartUpload) -> None:
@@ -227,21 +302,71 @@ def _abort_quietly(upload: MultipartUpload) -> None:
         store.documents_store().multipart_abort(key=upload.key, upload_id=upload.upload_id)
 
 
+def _parts_to_complete(
+    upload: MultipartUpload, listed: list[dict], named: list[dict], checksums: list[str]
+) -> list:
+    """The part list to complete with. With declared checksums it is S3's own listing, each
+    part the size the layout says, with its checksum: the client's list does not choose which
+    parts make the object. Without, the parts the client named, as before."""
+    if not upload.checksummed:
+        return [
+            {"PartNumber": int(part["PartNumber"]), "ETag": str(part["ETag"])}
+            for part in sorted(named, key=lambda part: int(part["PartNumber"]))
+        ]
+    by_number = {int(part["PartNumber"]): part for part in listed}
+    missing = sorted(set(range(1, upload.part_count + 1)) - set(by_number))
+    if missing or len(by_number) != upload.part_count:
+        raise DocumentRejected(
+            f"Parts {', '.join(map(str, missing[:10]))} have not arrived; send them or start "
+            "again.",
+            code="size_mismatch",
+        )
+    complete = []
+    for number in range(1, upload.part_count + 1):
+        expected = min(upload.part_size, upload.size_bytes - (number - 1) * upload.part_size)
+        if by_number[number]["Size"] != expected:
+            raise DocumentRejected(
+                f"Part {number} holds {by_number[number]['Size']} bytes, not {expected}.",
+                code="size_mismatch",
+            )
+        complete.append(
+            {
+                "PartNumber": number,
+                "ETag": by_number[number]["ETag"],
+                "ChecksumSHA256": checksums[number - 1],
+            }
+        )
+    return complete
+
+
 @db.tenant_context_required(tenant="tenant")
 def multipart_upload_complete(
     *,
     tenant: Tenant,
     upload: MultipartUpload,
     parts: list[dict],
+    part_checksums: list[str] | None = None,
+    sha256: str = "",
     user: TenantUser | None = None,
     staff: AbstractBaseUser | None = None,
     ip_address: str | None = None,
 ) -> Document:
     """Complete the upload, verify the stored bytes server-side, then create the Document.
 
-    `parts` is `[{"PartNumber": n, "ETag": "..."}]` as the client received them from S3.
+    `parts` is `[{"PartNumber": n, "ETag": "..."}]` as the client received them from S3. A
+    checksummed upload gives every part's SHA-256 (`part_checksums`, which S3 wants again to
+    complete) and the file's `sha256` unless it was declared at the start.
     """
     _check_owned(tenant=tenant, key=upload.key, tenant_id=upload.tenant_id)
+    checksums: list[str] = []
+    if upload.checksummed:
+        checksums = _checked_checksums(part_checksums or [], count=upload.part_count)
+        declared = _checked_sha256(sha256 or upload.sha256)
+        if upload.sha256 and declared != upload.sha256:
+            raise DocumentRejected(
+                "The SHA-256 differs from the one this upload started with.", code="bad_checksum"
+            )
+        upload.sha256 = declared
     documents = store.documents_store()
     try:
         listed = documents.multipart_parts(key=upload.key, upload_id=upload.upload_id)
@@ -254,14 +379,10 @@ def multipart_upload_complete(
             "send the missing parts or start again.",
             code="size_mismatch",
         )
+    complete = _parts_to_complete(upload, listed, parts, checksums)
     try:
-        documents.multipart_complete(
-            key=upload.key,
-            upload_id=upload.upload_id,
-            parts=[
-                {"PartNumber": int(part["PartNumber"]), "ETag": str(part["ETag"])}
-                for part in sorted(parts, key=lambda part: int(part["PartNumber"]))
-            ],
+        completed = documents.multipart_complete(
+            key=upload.key, upload_id=upload.upload_id, parts=complete
         )
     except STORE_ERRORS as exc:
         _abort_quietly(upload)
@@ -269,13 +390,17 @@ def multipart_upload_complete(
         raise DocumentRejected(
             f"S3 refused to complete the upload: {exc}", code="incomplete"
         ) from exc
+    version_id = completed.get("VersionId") or ""
+    version_id = "" if version_id == "null" else version_id
     try:
-        facts = _verify(upload)
-        head = documents.head(upload.key) or {}
+        if upload.checksummed:
+            facts = multipart_verify.verify_in_place(upload, version_id=version_id)
+        else:
+            facts = multipart_verify.verify_read_back(upload)
+            version_id = version_id or ((documents.head(upload.key) or {}).get("VersionId") or "")
     except BaseException:
         documents.purge_quietly(upload.key)
         raise
-    version_id = head.get("VersionId") or ""
     replacing = None
     if upload.replacing:
         replacing = Document.objects.for_tenant(tenant).get(pk=upload.document_id)
@@ -294,43 +419,3 @@ def multipart_upload_complete(
         ip_address=ip_address,
         subject_ref=upload.subject_ref,
     )
-
-
-# The object is read back to disk, never held in memory past this size.
-_SPOOL_IN_MEMORY = 2_621_440
-
-
-def _verify(upload: MultipartUpload) -> FileFacts:
-    """Read the stored object back and check it is what was declared, byte for byte, and that
-    its content is well formed (the same checks as a page upload, on the same kind of file)."""
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as copy:
-        facts = inspect_chunks(
-            _tee(store.documents_store().chunks(upload.key), copy),
-            document_type=upload.document_type,
-        )
-        if facts.size_bytes != upload.size_bytes:
-            raise DocumentRejected(
-                f"The stored file has {facts.size_bytes} bytes, not the {upload.size_bytes} "
-                "declared.",
-                code="size_mismatch",
-            )
-        if facts.sha256 != upload.sha256:
-            raise DocumentRejected(
-                "The stored file's SHA-256 does not match the one declared: it was corrupted or "
-                "changed in transit. Nothing was kept; upload it again.",
-                code="checksum_mismatch",
-            )
-        if facts.content_type != upload.content_type:
-            raise DocumentRejected(
-                f"The file was declared as {upload.content_type} but its content is "
-                f"{facts.content_type}.",
-                code="content_mismatch",
-            )
-        check_content(copy, content_type=facts.content_type)
-    return facts
-
-
-def _tee(chunks: Iterator[bytes], copy: BinaryIO) -> Iterator[bytes]:
-    for chunk in chunks:
-        copy.write(chunk)
-        yield chunk

@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from functools import wraps
 
+from csp.decorators import csp_update
 from django.contrib import messages
+from django.core.exceptions import ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -18,7 +20,8 @@ from documents import multipart, services, uploads
 from documents.forms import DocumentReplaceForm, DocumentUploadForm
 from documents.models import Document
 from documents.validation import DocumentRejected
-from metis.objectstore.errors import StorageUnavailable
+from metis.objectstore import store
+from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable
 from tenants import client_ip, json_body
 from tenants.views import tenant_login_required
 
@@ -74,8 +77,43 @@ def _upload_response(request, form, document, status, template, context) -> Http
         url = reverse("documents:detail", args=[document.pk])
         return JsonResponse({"id": str(document.pk), "url": url}, status=201)
     if document is None:
-        return render(request, template, {**context, "form": form}, status=status)
+        return _render(request, template, {**context, "form": form}, status=status)
     return redirect("documents:detail", document.pk)
+
+
+def _store_origin() -> str:
+    """Where the page's upload parts go (the presigned URLs' origin), or "" without a store."""
+    try:
+        return store.documents_store().presigned_origin()
+    except (ImproperlyConfigured, *STORE_ERRORS):
+        return ""
+
+
+def direct_upload(view):
+    """For pages with the upload widget: give the template what the widget needs to send files
+    straight to the object store, and let the page's scripts connect there (connect-src; both
+    headers, django-csp writes only the configured one). Without a store the widget posts the
+    form to the app, and the policy stays as strict as elsewhere."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        origin = _store_origin()
+        request.direct_upload = origin and {
+            "part_size": multipart.MIN_PART_SIZE,
+            "parallel_parts": multipart.PARALLEL_PARTS,
+        }
+        wrapped = view
+        if origin:
+            for report_only in (False, True):
+                wrapped = csp_update({"connect-src": [origin]}, REPORT_ONLY=report_only)(wrapped)
+        return wrapped(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _render(request: HttpRequest, template: str, context: dict, status: int = 200):
+    context = {"direct_upload": getattr(request, "direct_upload", None), **context}
+    return render(request, template, context, status=status)
 
 
 @tenant_login_required
@@ -88,9 +126,10 @@ def document_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_login_required
+@direct_upload
 def document_upload_view(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
-        return render(request, "documents/upload.html", {"form": DocumentUploadForm()})
+        return _render(request, "documents/upload.html", {"form": DocumentUploadForm()})
     form = DocumentUploadForm(request.POST, request.FILES)
     document, status = _store_file(
         request,
@@ -108,6 +147,7 @@ def document_upload_view(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_login_required
+@direct_upload
 def document_detail_view(request: HttpRequest, document_id) -> HttpResponse:
     document = _document_or_404(request, document_id)
     context = {
@@ -116,11 +156,12 @@ def document_detail_view(request: HttpRequest, document_id) -> HttpResponse:
         "form": DocumentReplaceForm(),
         "refusal": services.download_refusal(document),
     }
-    return render(request, "documents/detail.html", context)
+    return _render(request, "documents/detail.html", context)
 
 
 @tenant_login_required
 @require_POST
+@direct_upload
 def document_replace_view(request: HttpRequest, document_id) -> HttpResponse:
     document = _document_or_404(request, document_id)
     form = DocumentReplaceForm(request.POST, request.FILES)
@@ -179,7 +220,10 @@ _DECLARATIONS = {
         "unknown_content": "content_type",
         "content_not_allowed": "content_type",
         "bad_subject_ref": "subject_ref",
-    }
+        "bad_part_size": "part_size",
+    },
+    "multipart_parts_view": {"bad_part_checksums": "part_checksums"},
+    "multipart_complete_view": {"bad_part_checksums": "part_checksums", "bad_checksum": "sha256"},
 }
 
 
@@ -262,6 +306,16 @@ def _items(body: dict, name: str) -> list:
     return value
 
 
+def _checksums(body: dict) -> list[str] | None:
+    """The optional list of part checksums: base64 SHA-256 strings (the service checks them)."""
+    if body.get("part_checksums") is None:
+        return None
+    return [
+        _text({"part_checksums": item}, "part_checksums", max_chars=44)
+        for item in _items(body, "part_checksums")
+    ]
+
+
 def _uuid(value: str, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -281,6 +335,7 @@ def _parts(urls: dict[int, str]) -> list[dict]:
 @json_endpoint
 def multipart_start_view(request: HttpRequest, body: dict) -> HttpResponse:
     replacing = None
+    checksummed = body.get("checksummed", False) is True
     document_id = _text(body, "document_id", max_chars=36, required=False)
     if document_id:
         replacing = _document_or_404(request, _uuid(document_id, "document_id"))
@@ -289,10 +344,14 @@ def multipart_start_view(request: HttpRequest, body: dict) -> HttpResponse:
         document_type=_text(body, "document_type", max_chars=40, required=replacing is None) or "",
         filename=_text(body, "filename"),
         size_bytes=_integer(body.get("size"), "size"),
-        sha256=_text(body, "sha256", max_chars=64),
+        sha256=_text(body, "sha256", max_chars=64, required=not checksummed) or "",
         content_type=_text(body, "content_type", max_chars=100),
         replacing=replacing,
         subject_ref=_text(body, "subject_ref", max_chars=100, required=False) or "",
+        part_size=None
+        if body.get("part_size") is None
+        else _integer(body["part_size"], "part_size"),
+        checksummed=checksummed,
     )
     return JsonResponse(
         {
@@ -311,7 +370,7 @@ def multipart_parts_view(request: HttpRequest, body: dict) -> HttpResponse:
     upload = _ticket(request, body)
     numbers = [_integer(number, "part_numbers") for number in _items(body, "part_numbers")]
     urls = multipart.multipart_upload_part_urls(
-        tenant=request.tenant, upload=upload, part_numbers=numbers
+        tenant=request.tenant, upload=upload, part_numbers=numbers, part_checksums=_checksums(body)
     )
     return JsonResponse({"parts": _parts(urls)})
 
@@ -328,9 +387,16 @@ def _part(part) -> dict:
 @json_endpoint
 def multipart_complete_view(request: HttpRequest, body: dict) -> HttpResponse:
     upload = _ticket(request, body)
-    parts = [_part(part) for part in _items(body, "parts")]
+    # A checksummed upload is completed from S3's own listing; a part list is not needed.
+    named = body.get("parts") if upload.checksummed else _items(body, "parts")
+    parts = [_part(part) for part in (_items(body, "parts") if named else [])]
     document = multipart.multipart_upload_complete(
-        tenant=request.tenant, upload=upload, parts=parts, **_actor(request)
+        tenant=request.tenant,
+        upload=upload,
+        parts=parts,
+        part_checksums=_checksums(body),
+        sha256=_text(body, "sha256", max_chars=64, required=False) or "",
+        **_actor(request),
     )
     url = reverse("documents:detail", args=[document.pk])
     return JsonResponse({"id": str(document.pk), "url": url}, status=201)

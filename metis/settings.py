@@ -412,6 +412,18 @@ STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles
 # (host-only and Path=/, as Django sets both cookies here: a tenant's cookies never reach
 # another tenant's subdomain). Each can be set on its own. Off by default: `make run` is http.
 HTTPS = env.bool("DJANGO_HTTPS", default=False)
+# Origins whose pages may PUT upload parts straight into the documents bucket (its CORS rule,
+# written by `manage.py storage_setup`; the browser reads each part's ETag). One `*` each, as S3
+# allows: every tenant's subdomain over https, or over http (any port named) when HTTPS is off.
+AWS_S3_CORS_ORIGINS = env.list(
+    "AWS_S3_CORS_ORIGINS",
+    default=[f"https://*.{METIS_BASE_DOMAIN}"]
+    if HTTPS
+    else [
+        f"http://*.{METIS_BASE_DOMAIN}",
+        f"http://*.{METIS_BASE_DOMAIN}:{env('PORT', default='8000')}",
+    ],
+)
 # The header the proxy sets to say the client used https, e.g. HTTP_X_FORWARDED_PROTO. Only
 # behind a proxy that always sets (or strips) it: anyone else could claim https with it.
 _proxy_ssl_header = env("DJANGO_SECURE_PROXY_SSL_HEADER", default="")

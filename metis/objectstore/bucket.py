@@ -1,4 +1,4 @@
-"""Set up a bucket: existence, versioning, default encryption, policy, lifecycle.
+"""Set up a bucket: existence, versioning, default encryption, policy, lifecycle, CORS.
 
 `bucket_setup` compares each setting with what the server reports and writes only what
 differs, so a second run changes nothing. Every step ends as one of:
@@ -28,6 +28,7 @@ APPLIED, ALREADY, REFUSED, FAILED = "applied", "already", "refused", "failed"
 
 TIERING_RULE_ID = "metis-tenants-tiering"
 RETENTION_RULE_ID = "metis-tenants-retention"
+CORS_RULE_ID = "metis-browser-uploads"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,20 @@ def retention_rule() -> dict:
             "NoncurrentDays": settings.DOCUMENT_NONCURRENT_VERSION_DAYS
         },
         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
+    }
+
+
+def cors_rule() -> dict:
+    """Browsers on the tenant pages PUT upload parts straight here (presigned URLs) and read each
+    part's ETag, which the multipart completion names: so ETag is exposed, and the signed
+    checksum header may be sent. Nothing else: downloads are navigations, not fetches."""
+    return {
+        "ID": CORS_RULE_ID,
+        "AllowedOrigins": list(settings.AWS_S3_CORS_ORIGINS),
+        "AllowedMethods": ["PUT"],
+        "AllowedHeaders": ["content-type", "x-amz-checksum-sha256"],
+        "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": 3600,
     }
 
 
@@ -235,6 +250,26 @@ def _ensure_lifecycle(client, bucket: str, steps: _Steps) -> None:
         steps.error("lifecycle: retention", error)
 
 
+def _ensure_cors(client, bucket: str, steps: _Steps) -> None:
+    wanted = cors_rule()
+    detail = f"PUT from {', '.join(wanted['AllowedOrigins'])}, ETag exposed"
+    try:
+        current = client.get_bucket_cors(Bucket=bucket).get("CORSRules", [])
+    except ClientError as error:
+        if error_code(error) != "NoSuchCORSConfiguration":
+            steps.error("cors", error)
+            return
+        current = []
+    if _rules_match(current, [wanted]):
+        steps.add("cors", ALREADY, detail)
+        return
+    try:
+        client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [wanted]})
+        steps.add("cors", APPLIED, detail)
+    except ClientError as error:
+        steps.error("cors", error)
+
+
 def bucket_setup(
     *, store: ObjectStore, report: Callable[[SetupStep], None] = lambda step: None
 ) -> list[SetupStep]:
@@ -247,4 +282,5 @@ def bucket_setup(
     _ensure_encryption(client, bucket, steps)
     _ensure_policy(client, bucket, steps)
     _ensure_lifecycle(client, bucket, steps)
+    _ensure_cors(client, bucket, steps)
     return steps.done

@@ -500,31 +500,42 @@ class ObjectStore:
 
     # --- Multipart uploads -------------------------------------------------------------------
 
-    def multipart_start(self, *, key: str, content_type: str) -> str:
-        """Open a multipart upload at `key`; return its upload id."""
+    def multipart_start(self, *, key: str, content_type: str, checksums: bool = False) -> str:
+        """Open a multipart upload at `key`; return its upload id. With `checksums`, every part
+        must come with its SHA-256 (`x-amz-checksum-sha256`), which S3 checks on arrival."""
+        extra = {"ChecksumAlgorithm": "SHA256"} if checksums else {}
         opened = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type, **self.sse
+            Bucket=self.bucket, Key=key, ContentType=content_type, **self.sse, **extra
         )
         return opened["UploadId"]
 
-    def multipart_part_url(self, *, key: str, upload_id: str, part_number: int) -> str:
+    def multipart_part_url(
+        self, *, key: str, upload_id: str, part_number: int, checksum_sha256: str = ""
+    ) -> str:
+        """A PUT URL for one part. With `checksum_sha256` (base64) the header is signed in: the
+        client must send exactly that digest, and S3 refuses a body that does not match it."""
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": part_number,
+        }
+        if checksum_sha256:
+            params["ChecksumSHA256"] = checksum_sha256
         return self.client.generate_presigned_url(
-            "upload_part",
-            Params={
-                "Bucket": self.bucket,
-                "Key": key,
-                "UploadId": upload_id,
-                "PartNumber": part_number,
-            },
-            ExpiresIn=settings.PRESIGNED_URL_EXPIRES,
+            "upload_part", Params=params, ExpiresIn=settings.PRESIGNED_URL_EXPIRES
         )
 
     def multipart_parts(self, *, key: str, upload_id: str) -> list[dict]:
-        listed = self.client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        return listed.get("Parts", [])
+        """Every part S3 holds for the upload (PartNumber, Size, ETag), over all listing pages."""
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=key, UploadId=upload_id
+        )
+        return [part for page in pages for part in page.get("Parts", [])]
 
-    def multipart_complete(self, *, key: str, upload_id: str, parts: Iterable[dict]) -> None:
-        self.client.complete_multipart_upload(
+    def multipart_complete(self, *, key: str, upload_id: str, parts: Iterable[dict]) -> dict:
+        """Complete the upload; return S3's answer (its VersionId among it)."""
+        return self.client.complete_multipart_upload(
             Bucket=self.bucket,
             Key=key,
             UploadId=upload_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import json
 import re
@@ -54,6 +55,7 @@ def test_storage_setup_applies_everything_and_reports_the_lifecycle_refusal(
         "bucket policy": "applied",
         "lifecycle: tier transitions": "refused",
         "lifecycle: retention": "applied",
+        "cors": "applied",
     }
     refusal = next(line for line in lines if line.startswith("lifecycle: tier transitions"))
     assert "501 NotImplemented" in refusal
@@ -99,6 +101,7 @@ def test_storage_setup_twice_reports_everything_already_applied(s3_server, missi
         "bucket policy": "already",
         "lifecycle: tier transitions": "refused",  # asked again, refused again, nothing lost
         "lifecycle: retention": "already",
+        "cors": "already",
     }
 
 
@@ -115,6 +118,52 @@ def test_storage_setup_rewrites_only_what_the_settings_changed(s3_server, missin
     client = s3_server.client()
     rule = client.get_bucket_lifecycle_configuration(Bucket=missing_bucket)["Rules"][0]
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 3650}
+
+
+def preflight(s3_server, bucket_name: str, origin: str) -> dict[str, str]:
+    """What the S3 server answers a browser's CORS preflight for a part PUT from `origin`."""
+    connection = http.client.HTTPConnection("127.0.0.1", s3_server.ports["s3.port"], timeout=10)
+    connection.request(
+        "OPTIONS",
+        f"/{bucket_name}/tenants/x/part?uploadId=u&partNumber=1",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "x-amz-checksum-sha256",
+        },
+    )
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return {"status": str(response.status), **{k.lower(): v for k, v in response.headers.items()}}
+
+
+def test_storage_setup_lets_tenant_pages_put_parts_and_read_their_etag(
+    s3_server, missing_bucket, settings
+):
+    settings.AWS_S3_CORS_ORIGINS = ["https://*.metis.example"]
+    storage_setup()
+
+    allowed = preflight(s3_server, missing_bucket, "https://acme.metis.example")
+    assert allowed["status"] == "200"
+    assert allowed["access-control-allow-origin"] == "https://acme.metis.example"
+    assert "ETag" in allowed["access-control-expose-headers"]
+    assert "x-amz-checksum-sha256" in allowed["access-control-allow-headers"].lower()
+    foreign = preflight(s3_server, missing_bucket, "https://evil.example")
+    assert "access-control-allow-origin" not in foreign
+
+
+def test_storage_setup_rewrites_the_cors_rule_when_the_origins_change(
+    s3_server, missing_bucket, settings
+):
+    settings.AWS_S3_CORS_ORIGINS = ["https://*.metis.example"]
+    storage_setup()
+    settings.AWS_S3_CORS_ORIGINS = ["https://*.metis.example", "https://*.metis.test"]
+
+    assert outcomes(storage_setup())["cors"] == "applied"
+    assert outcomes(storage_setup())["cors"] == "already"
+    rules = s3_server.client().get_bucket_cors(Bucket=missing_bucket)["CORSRules"]
+    assert rules[0]["AllowedOrigins"] == ["https://*.metis.example", "https://*.metis.test"]
 
 
 def test_storage_setup_fails_loudly_when_the_server_denies_access(
