@@ -412,7 +412,7 @@ def multipart_upload_complete(
         facts=facts,
         key=upload.key,
         version_id="" if version_id == "null" else version_id,
-        etag=head.get("ETag") or "",
+        etag=completed.get("ETag") or "",
         replacing=replacing,
         user=user,
         staff=staff,
