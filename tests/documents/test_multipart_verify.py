@@ -109,6 +109,7 @@ def test_checksummed_upload_is_stored_byte_for_byte_and_recorded(
     assert document.version_id == (
         "" if stored.get("VersionId") in (None, "null") else stored["VersionId"]
     )
+    assert document.etag == stored["ETag"]  # tiering's copy precondition
     assert s3_server.client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
 
 
