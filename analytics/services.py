@@ -30,12 +30,13 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -164,8 +165,8 @@ def _claimed_rows(tenant_id: uuid.UUID, token: uuid.UUID) -> list[ClaimedEvent]:
     return rows
 
 
-def _mark_sent(tenant_id: uuid.UUID, token: uuid.UUID) -> None:
-    EventOutbox.objects.for_tenant(tenant_id).pending().filter(batch_token=token).update(
+def _mark_sent(tenant_id: uuid.UUID, tokens: list[uuid.UUID]) -> None:
+    EventOutbox.objects.for_tenant(tenant_id).pending().filter(batch_token__in=tokens).update(
         status=OutboxStatus.SENT,
         sent_at=timezone.now(),
         attempts=F("attempts") + 1,
@@ -174,19 +175,19 @@ def _mark_sent(tenant_id: uuid.UUID, token: uuid.UUID) -> None:
 
 
 def _claim_batch(
-    tenant_id: uuid.UUID, size: int, *, delivered: uuid.UUID | None = None
+    tenant_id: uuid.UUID, size: int, *, delivered: tuple[uuid.UUID, ...] = ()
 ) -> Batch | None:
     """Return the next batch to send, claimed and committed; None if there is none.
 
     A batch claimed earlier and not delivered (its claim released after a failure, or older
     than CLAIM_TIMEOUT: its drain died) goes first, with its original token and rows.
-    `delivered`: the token of the batch ClickHouse just took, marked sent in the same
-    transaction (one commit per batch, not two).
+    `delivered`: tokens of batches ClickHouse took, marked sent in the same transaction (one
+    commit per batch, not two).
     """
     now = timezone.now()
     with db.tenant_context(tenant_id), connection.cursor() as cursor:
-        if delivered is not None:
-            _mark_sent(tenant_id, delivered)
+        if delivered:
+            _mark_sent(tenant_id, list(delivered))
         retry = (
             EventOutbox.objects.for_tenant(tenant_id)
             .pending()
@@ -311,36 +312,57 @@ def outbox_drain_tenant(
     size = batch_size or settings.ANALYTICS_OUTBOX_BATCH_SIZE
     total = DrainResult()
     batches = 0
-    delivered: uuid.UUID | None = None  # in ClickHouse, not yet marked sent
-    with ExitStack() as held:
-        opened, hold = 0.0, 0.0
-        while max_batches is None or batches < max_batches:
-            batch = _claim_batch(tenant_id, size, delivered=delivered)
-            delivered = None
-            if batch is None:
-                break
-            if time.monotonic() - opened > hold:
-                # Keep ClickHouse open across batches (opening the embedded engine costs
-                # 0.1 s or more), then let go so the web and other processes get their turn.
-                held.close()
-                opening = time.monotonic()
-                try:
-                    held.enter_context(clickhouse.session())
-                except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                    _release_after_failure(tenant_id, error, rows=Q(batch_token=batch.token))
-                    total.unavailable = str(exc) or type(exc).__name__
+    delivered: list[uuid.UUID] = []  # in ClickHouse, not yet marked sent
+    next_claim: Future[Batch | None] | None = None
+    # One thread claims the next batch (and marks the ones before) while ClickHouse takes this
+    # one: PostgreSQL and ClickHouse work at the same time (chdb lets go of the GIL).
+    with ExitStack() as held, ThreadPoolExecutor(max_workers=1) as claimer:
+        try:
+            opened, hold = 0.0, 0.0
+            next_claim = claimer.submit(_claim_batch, tenant_id, size)
+            while next_claim is not None:
+                batch, next_claim = next_claim.result(), None
+                if batch is None:
                     break
-                opened = time.monotonic()
-                hold = min(max(10 * (opened - opening), SESSION_SECONDS[0]), SESSION_SECONDS[1])
-            batches += 1
-            result, whole = _deliver(tenant_id, batch)
-            total.add(result)
-            if whole:
-                delivered = batch.token
-            if result.unavailable:
-                break
-    if delivered is not None:
+                if time.monotonic() - opened > hold:
+                    # Keep ClickHouse open across batches (opening the embedded engine costs
+                    # 0.1 s or more), then let go so the web and other processes get their turn.
+                    held.close()
+                    opening = time.monotonic()
+                    try:
+                        held.enter_context(clickhouse.session())
+                    except Exception as exc:
+                        error = f"{type(exc).__name__}: {exc}"
+                        _release_after_failure(tenant_id, error, rows=Q(batch_token=batch.token))
+                        total.unavailable = str(exc) or type(exc).__name__
+                        break
+                    opened = time.monotonic()
+                    hold = min(max(10 * (opened - opening), SESSION_SECONDS[0]), SESSION_SECONDS[1])
+                batches += 1
+                if max_batches is None or batches < max_batches:
+                    next_claim = claimer.submit(
+                        _claim_batch, tenant_id, size, delivered=tuple(delivered)
+                    )
+                    delivered = []
+                result, whole = _deliver(tenant_id, batch)
+                total.add(result)
+                if whole:
+                    delivered.append(batch.token)
+                if result.unavailable:
+                    break
+        finally:
+            # A batch claimed ahead and never sent goes back to the queue as it is (same token,
+            # no attempt counted); then the claiming thread's connection is closed.
+            unsent = None
+            if next_claim is not None and next_claim.exception() is None:
+                unsent = next_claim.result()
+            if unsent is not None:
+                with db.tenant_context(tenant_id):
+                    EventOutbox.objects.for_tenant(tenant_id).pending().filter(
+                        batch_token=unsent.token
+                    ).update(claimed_at=None)
+            claimer.submit(connections.close_all).result()
+    if delivered:
         with db.tenant_context(tenant_id):
             _mark_sent(tenant_id, delivered)
     if total.sent:
