@@ -3,14 +3,17 @@
 Per tenant, in batches, each in three steps:
 
 1. **Claim** (one committed PostgreSQL transaction): pick up to N pending rows and stamp them with
-   a new `batch_token`. A batch that was claimed before and not delivered (ClickHouse was down, or
-   the process died) is re-sent first, with the same rows and the same token.
+   a new `batch_token`; the statement answers with the batch as ClickHouse input text. A batch
+   that was claimed before and not delivered (ClickHouse was down, or the process died) is
+   re-sent first, with the same rows and the same token.
 2. **Insert** into ClickHouse with `insert_deduplication_token = batch_token`. ClickHouse keeps
    the recent tokens (`non_replicated_deduplication_window`, or the replicated log on a cluster)
    and ignores a block whose token it has already seen, so a batch delivered but not yet marked
    (a crash between steps 2 and 3) is not counted twice when it is re-sent.
-3. **Mark** the rows sent (another transaction), and bump the tenant's dashboard generation so
-   its cached charts are recomputed.
+3. **Mark** the rows sent (in the next claim's transaction), and bump the tenant's dashboard
+   generation so its cached charts are recomputed.
+
+A second thread claims the next batch while ClickHouse takes the current one.
 
 ClickHouse unreachable: the rows stay pending (the claim is released, the token kept) with the
 error and attempt count, and the next run tries again. ClickHouse rejecting the data (a
