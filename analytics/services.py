@@ -3,14 +3,17 @@
 Per tenant, in batches, each in three steps:
 
 1. **Claim** (one committed PostgreSQL transaction): pick up to N pending rows and stamp them with
-   a new `batch_token`. A batch that was claimed before and not delivered (ClickHouse was down, or
-   the process died) is re-sent first, with the same rows and the same token.
+   a new `batch_token`; the statement answers with the batch as ClickHouse input text. A batch
+   that was claimed before and not delivered (ClickHouse was down, or the process died) is
+   re-sent first, with the same rows and the same token.
 2. **Insert** into ClickHouse with `insert_deduplication_token = batch_token`. ClickHouse keeps
    the recent tokens (`non_replicated_deduplication_window`, or the replicated log on a cluster)
    and ignores a block whose token it has already seen, so a batch delivered but not yet marked
    (a crash between steps 2 and 3) is not counted twice when it is re-sent.
-3. **Mark** the rows sent (another transaction), and bump the tenant's dashboard generation so
-   its cached charts are recomputed.
+3. **Mark** the rows sent (in the next claim's transaction), and bump the tenant's dashboard
+   generation so its cached charts are recomputed.
+
+A second thread claims the next batch while ClickHouse takes the current one.
 
 ClickHouse unreachable: the rows stay pending (the claim is released, the token kept) with the
 error and attempt count, and the next run tries again. ClickHouse rejecting the data (a
@@ -28,13 +31,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -50,7 +55,9 @@ EVENT_COLUMNS = ["event_id", "tenant_id", "event_type", "event_data", "user_id",
 # A claim older than this is presumed abandoned (its process died) and is re-sent.
 CLAIM_TIMEOUT = timedelta(minutes=2)
 MAX_ERROR_CHARS = 2000
-SESSION_BATCHES = 10  # batches sent per opening of ClickHouse
+# How long the drain keeps the embedded engine open across batches before letting others in:
+# ten times what opening it took (a tenth of the time at most goes to opening), within bounds.
+SESSION_SECONDS = (1.0, 10.0)
 
 
 @dataclass
@@ -82,25 +89,62 @@ def event_row(event: EventOutbox | ClaimedEvent) -> list:
     ]
 
 
-# Claim in one statement: lock (skipping rows another drain holds), stamp and return the batch.
-# Raw SQL because Django's UPDATE cannot RETURNING; RLS still applies (tenant_context).
-_CLAIM_SQL = """
-    UPDATE analytics_event_outbox SET batch_token = %(token)s, claimed_at = %(now)s
-    WHERE id IN (
-        SELECT id FROM analytics_event_outbox
-        WHERE tenant_id = %(tenant)s AND status = 'pending' AND {condition}
-        ORDER BY occurred_at, id LIMIT %(size)s
-        FOR UPDATE SKIP LOCKED
+# Claim in one statement whose answer is already ClickHouse's input: the UPDATE ... RETURNING
+# feeds an aggregate that writes the whole batch as one TabSeparated text (one row, one round
+# trip; no row becomes a Python object). The columns are EVENT_COLUMNS as event_row makes them:
+# data with staff_id added (jsonb's text: any JSON reader gets what json.dumps gave), the time
+# as Unix seconds (no time zone to agree on). TabSeparated escapes \, tab, newline and CR (jsonb
+# text holds no raw control characters) and writes NULL as \N. Raw SQL because Django's UPDATE
+# cannot RETURNING; RLS still applies (tenant_context). `= ANY(ARRAY(...))` finds the picked
+# rows by primary key (`IN (...)` let the planner hash-join against a scan of the whole table,
+# sent rows included).
+_CLAIM_SQL = r"""
+    WITH claimed AS (
+        UPDATE analytics_event_outbox SET batch_token = %(token)s, claimed_at = %(now)s
+        WHERE id = ANY(ARRAY(
+            SELECT id FROM analytics_event_outbox
+            WHERE tenant_id = %(tenant)s AND status = 'pending' AND {condition}
+            ORDER BY occurred_at, id LIMIT %(size)s
+            FOR UPDATE SKIP LOCKED
+        ))
+        RETURNING id, tenant_id, event_type, user_id, occurred_at,
+            (CASE WHEN jsonb_typeof(data) <> 'object' THEN jsonb_build_object('value', data)
+                  WHEN staff_id IS NULL OR data ? 'staff_id' THEN data
+                  ELSE data || jsonb_build_object('staff_id', staff_id) END)::text AS event_data
     )
-    RETURNING id, tenant_id, event_type, data, user_id, staff_id, occurred_at, attempts
+    SELECT count(*), string_agg(concat_ws(E'\t',
+        id,
+        tenant_id,
+        replace(replace(replace(replace(event_type, '\', '\\'), E'\t', '\t'), E'\n', '\n'),
+                E'\r', '\r'),
+        replace(event_data, '\', '\\'),
+        coalesce(user_id::text, '\N'),
+        extract(epoch FROM occurred_at)
+    ) || E'\n', '')
+    FROM claimed
 """
 _NEW_ROWS = "batch_token IS NULL"
 _RETRY_ROWS = "batch_token = %(token)s"
+_ROWS_SQL = """
+    SELECT id, tenant_id, event_type, data, user_id, staff_id, occurred_at, attempts
+    FROM analytics_event_outbox
+    WHERE tenant_id = %(tenant)s AND status = 'pending' AND batch_token = %(token)s
+    ORDER BY occurred_at, id
+"""
+
+
+@dataclass(slots=True)
+class Batch:
+    """A claimed batch: its token and its rows as ClickHouse TabSeparated input."""
+
+    token: uuid.UUID
+    tsv: bytes
+    size: int
 
 
 @dataclass(slots=True)
 class ClaimedEvent:
-    """An outbox row as the drain holds it (lighter than a model instance)."""
+    """An outbox row as the row-by-row pass holds it (lighter than a model instance)."""
 
     pk: uuid.UUID
     tenant_id: uuid.UUID
@@ -113,23 +157,40 @@ class ClaimedEvent:
     batch_token: uuid.UUID | None = None
 
 
-def _claimed(cursor) -> list[ClaimedEvent]:
-    rows = [ClaimedEvent(*row) for row in cursor.fetchall()]
+def _claimed_rows(tenant_id: uuid.UUID, token: uuid.UUID) -> list[ClaimedEvent]:
+    """Return the rows of the claimed batch `token`, oldest first."""
+    with db.tenant_context(tenant_id), connection.cursor() as cursor:
+        cursor.execute(_ROWS_SQL, {"tenant": tenant_id, "token": token})
+        rows = [ClaimedEvent(*row) for row in cursor.fetchall()]
     for row in rows:
         if isinstance(row.data, str):  # Django hands jsonb over as text
             row.data = json.loads(row.data)
-    rows.sort(key=lambda row: (row.occurred_at, str(row.pk)))
     return rows
 
 
-def _claim_batch(tenant_id: uuid.UUID, size: int) -> tuple[uuid.UUID | None, list[ClaimedEvent]]:
-    """Return (token, rows) of the next batch to send, claimed and committed; (None, []) if none.
+def _mark_sent(tenant_id: uuid.UUID, tokens: list[uuid.UUID]) -> None:
+    EventOutbox.objects.for_tenant(tenant_id).pending().filter(batch_token__in=tokens).update(
+        status=OutboxStatus.SENT,
+        sent_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        last_error="",
+    )
+
+
+def _claim_batch(
+    tenant_id: uuid.UUID, size: int, *, delivered: tuple[uuid.UUID, ...] = ()
+) -> Batch | None:
+    """Return the next batch to send, claimed and committed; None if there is none.
 
     A batch claimed earlier and not delivered (its claim released after a failure, or older
     than CLAIM_TIMEOUT: its drain died) goes first, with its original token and rows.
+    `delivered`: tokens of batches ClickHouse took, marked sent in the same transaction (one
+    commit per batch, not two).
     """
     now = timezone.now()
     with db.tenant_context(tenant_id), connection.cursor() as cursor:
+        if delivered:
+            _mark_sent(tenant_id, list(delivered))
         retry = (
             EventOutbox.objects.for_tenant(tenant_id)
             .pending()
@@ -142,8 +203,8 @@ def _claim_batch(tenant_id: uuid.UUID, size: int) -> tuple[uuid.UUID | None, lis
         token, condition = (retry, _RETRY_ROWS) if retry else (uuid.uuid4(), _NEW_ROWS)
         parameters = {"token": token, "now": now, "tenant": tenant_id, "size": size}
         cursor.execute(_CLAIM_SQL.format(condition=condition), parameters)
-        rows = _claimed(cursor)
-    return (token, rows) if rows else (None, [])
+        rows, tsv = cursor.fetchone()
+    return Batch(token=token, tsv=tsv.encode(), size=rows) if rows else None
 
 
 def _mark(tenant_id: uuid.UUID, ids: list[uuid.UUID], **values) -> None:
@@ -151,12 +212,12 @@ def _mark(tenant_id: uuid.UUID, ids: list[uuid.UUID], **values) -> None:
         EventOutbox.objects.for_tenant(tenant_id).filter(pk__in=ids).update(**values)
 
 
-def _release_after_failure(tenant_id: uuid.UUID, rows: list[ClaimedEvent], error: str) -> None:
-    """Keep the rows pending (and their token) for the next run, noting the error."""
+def _release_after_failure(tenant_id: uuid.UUID, error: str, *, rows: Q) -> None:
+    """Keep the `rows` pending (and their tokens) for the next run, noting the error."""
     with db.tenant_context(tenant_id):
-        EventOutbox.objects.for_tenant(tenant_id).pending().filter(
-            pk__in=[r.pk for r in rows]
-        ).update(claimed_at=None, attempts=F("attempts") + 1, last_error=error[:MAX_ERROR_CHARS])
+        EventOutbox.objects.for_tenant(tenant_id).pending().filter(rows).update(
+            claimed_at=None, attempts=F("attempts") + 1, last_error=error[:MAX_ERROR_CHARS]
+        )
 
 
 def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[ClaimedEvent]) -> DrainResult:
@@ -181,7 +242,8 @@ def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[ClaimedEvent]) 
             )
         except Exception as exc:
             if not clickhouse.is_rejection(exc):  # the rest waits for the next run
-                _release_after_failure(tenant_id, rows[index:], f"{type(exc).__name__}: {exc}")
+                unsent = Q(pk__in=[r.pk for r in rows[index:]])
+                _release_after_failure(tenant_id, f"{type(exc).__name__}: {exc}", rows=unsent)
                 result.unavailable = str(exc) or type(exc).__name__
                 return result
             logger.warning("ClickHouse rejected event %s: %s", row.pk, exc)
@@ -207,33 +269,36 @@ def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[ClaimedEvent]) 
     return result
 
 
-def _deliver(tenant_id: uuid.UUID, token: uuid.UUID, rows: list[ClaimedEvent]) -> DrainResult:
+def _deliver(tenant_id: uuid.UUID, batch: Batch) -> tuple[DrainResult, bool]:
+    """Insert `batch` into ClickHouse under its token; return (result, whether to mark it).
+
+    True: ClickHouse took the whole batch, and the caller marks it sent (with its next claim).
+    A batch ClickHouse refuses goes row by row, which marks its own rows.
+    """
     try:
         with clickhouse.session() as client:
             try:
-                client.insert(
+                client.raw_insert(
                     "events",
-                    [event_row(r) for r in rows],
-                    column_names=EVENT_COLUMNS,
-                    settings={"insert_deduplication_token": str(token)},
+                    EVENT_COLUMNS,
+                    insert_block=batch.tsv,
+                    fmt="TabSeparated",
+                    settings={"insert_deduplication_token": str(batch.token)},
                 )
             except Exception as exc:
                 if not clickhouse.is_rejection(exc):
                     raise
-                logger.info("ClickHouse refused batch %s (%s); retrying row by row", token, exc)
-                return _deliver_row_by_row(client, tenant_id, rows)
+                logger.info("ClickHouse refused batch %s (%s); row by row now", batch.token, exc)
+                rows = _claimed_rows(tenant_id, batch.token)
+                return _deliver_row_by_row(client, tenant_id, rows), False
     except Exception as exc:  # unreachable, or a server error that may pass: try again later
-        logger.warning("ClickHouse did not take batch %s of tenant %s: %s", token, tenant_id, exc)
-        _release_after_failure(tenant_id, rows, f"{type(exc).__name__}: {exc}")
-        return DrainResult(unavailable=str(exc) or type(exc).__name__)
-    with db.tenant_context(tenant_id):
-        EventOutbox.objects.for_tenant(tenant_id).pending().filter(batch_token=token).update(
-            status=OutboxStatus.SENT,
-            sent_at=timezone.now(),
-            attempts=F("attempts") + 1,
-            last_error="",
+        logger.warning(
+            "ClickHouse did not take batch %s of tenant %s: %s", batch.token, tenant_id, exc
         )
-    return DrainResult(sent=len(rows))
+        error = f"{type(exc).__name__}: {exc}"
+        _release_after_failure(tenant_id, error, rows=Q(batch_token=batch.token))
+        return DrainResult(unavailable=str(exc) or type(exc).__name__), False
+    return DrainResult(sent=batch.size), True
 
 
 def outbox_drain_tenant(
@@ -250,26 +315,59 @@ def outbox_drain_tenant(
     size = batch_size or settings.ANALYTICS_OUTBOX_BATCH_SIZE
     total = DrainResult()
     batches = 0
-    with ExitStack() as held:
-        while max_batches is None or batches < max_batches:
-            token, rows = _claim_batch(tenant_id, size)
-            if not rows:
-                break
-            if batches % SESSION_BATCHES == 0:
-                # Keep ClickHouse open across a few batches (opening the embedded engine costs
-                # ~0.1 s), then let go so the web and other processes get their turn.
-                held.close()
-                try:
-                    held.enter_context(clickhouse.session())
-                except Exception as exc:
-                    _release_after_failure(tenant_id, rows, f"{type(exc).__name__}: {exc}")
-                    total.unavailable = str(exc) or type(exc).__name__
+    delivered: list[uuid.UUID] = []  # in ClickHouse, not yet marked sent
+    next_claim: Future[Batch | None] | None = None
+    # One thread claims the next batch (and marks the ones before) while ClickHouse takes this
+    # one: PostgreSQL and ClickHouse work at the same time (chdb lets go of the GIL).
+    with ExitStack() as held, ThreadPoolExecutor(max_workers=1) as claimer:
+        try:
+            opened, hold = 0.0, 0.0
+            next_claim = claimer.submit(_claim_batch, tenant_id, size)
+            while next_claim is not None:
+                batch, next_claim = next_claim.result(), None
+                if batch is None:
                     break
-            batches += 1
-            result = _deliver(tenant_id, token, rows)
-            total.add(result)
-            if result.unavailable:
-                break
+                if time.monotonic() - opened > hold:
+                    # Keep ClickHouse open across batches (opening the embedded engine costs
+                    # 0.1 s or more), then let go so the web and other processes get their turn.
+                    held.close()
+                    opening = time.monotonic()
+                    try:
+                        held.enter_context(clickhouse.session())
+                    except Exception as exc:
+                        error = f"{type(exc).__name__}: {exc}"
+                        _release_after_failure(tenant_id, error, rows=Q(batch_token=batch.token))
+                        total.unavailable = str(exc) or type(exc).__name__
+                        break
+                    opened = time.monotonic()
+                    hold = min(max(10 * (opened - opening), SESSION_SECONDS[0]), SESSION_SECONDS[1])
+                batches += 1
+                if max_batches is None or batches < max_batches:
+                    next_claim = claimer.submit(
+                        _claim_batch, tenant_id, size, delivered=tuple(delivered)
+                    )
+                    delivered = []
+                result, whole = _deliver(tenant_id, batch)
+                total.add(result)
+                if whole:
+                    delivered.append(batch.token)
+                if result.unavailable:
+                    break
+        finally:
+            # A batch claimed ahead and never sent goes back to the queue as it is (same token,
+            # no attempt counted); then the claiming thread's connection is closed.
+            unsent = None
+            if next_claim is not None and next_claim.exception() is None:
+                unsent = next_claim.result()
+            if unsent is not None:
+                with db.tenant_context(tenant_id):
+                    EventOutbox.objects.for_tenant(tenant_id).pending().filter(
+                        batch_token=unsent.token
+                    ).update(claimed_at=None)
+            claimer.submit(connections.close_all).result()
+    if delivered:
+        with db.tenant_context(tenant_id):
+            _mark_sent(tenant_id, delivered)
     if total.sent:
         total.tenants.append(tenant_id)
         dashboards.invalidate(tenant_id)

@@ -1,8 +1,9 @@
 """The outbox drain: every committed event reaches ClickHouse once; none is lost."""
 
+import json
 import socket
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.db import transaction
 
@@ -10,7 +11,7 @@ from analytics import services
 from metis.events import recorder
 from metis.events.models import EventOutbox, OutboxStatus
 from tenants import db, events
-from tests.analytics.conftest import events_in_clickhouse
+from tests.analytics.conftest import clickhouse_rows, events_in_clickhouse
 from tests.factories import TenantUserFactory, event_record
 
 
@@ -69,10 +70,10 @@ def test_a_batch_delivered_twice_counts_once(clickhouse_db, acme):
 
 def test_a_fresh_claim_by_another_drain_is_left_alone(clickhouse_db, acme):
     record(acme, 2)
-    token, rows = services._claim_batch(acme.pk, 100)  # another drain is busy with these
-    assert len(rows) == 2
+    batch = services._claim_batch(acme.pk, 100)  # another drain is busy with these
+    assert batch.size == 2
     assert services.outbox_drain_tenant(tenant_id=acme.pk).sent == 0
-    assert services._deliver(acme.pk, token, rows).sent == 2
+    assert services._deliver(acme.pk, batch)[0].sent == 2
     assert events_in_clickhouse(acme.pk) == 2
 
 
@@ -168,11 +169,11 @@ def test_row_by_row_delivery_cut_short_is_finished_later_without_doubles(
     calls = {"n": 0}
 
     def flaky_event_row(event):
-        # The whole batch goes first (rejected for the bad row); then row by row, and the
-        # connection drops before the third single row.
+        # The whole batch goes first (rejected for the bad row, without event_row); then row
+        # by row, and the connection drops before the third single row.
         if not isinstance(event, EventOutbox) and event.pk != bad.pk:
             calls["n"] += 1
-            if calls["n"] == 5:
+            if calls["n"] == 2:
                 raise ConnectionError("network went away")
         return real_event_row(event)
 
@@ -194,3 +195,45 @@ def test_row_by_row_delivery_cut_short_is_finished_later_without_doubles(
     assert (second.sent, second.rejected) == (2, 0)
     assert events_in_clickhouse(acme.pk) == 3
     assert sorted(e.status for e in outbox(acme)) == ["rejected", "sent", "sent", "sent"]
+
+
+def test_drain_writes_each_event_as_event_row_makes_it(clickhouse_db, acme):
+    # The batch reaches ClickHouse as text PostgreSQL writes (TabSeparated): every awkward
+    # value must arrive as event_row would have sent it.
+    user = TenantUserFactory(tenant=acme)
+    awkward = 'tab\there, line\nbreak, back\\slash \\N, quote " and é€😀'
+    with db.tenant_context(acme.pk):
+        made = [
+            EventOutbox.objects.create(tenant=acme, event_type=events.SIGN_IN, data={"s": awkward}),
+            EventOutbox.objects.create(
+                tenant=acme, event_type=events.SIGN_IN, data={"n": 1.5, "x": None}, staff_id=7
+            ),
+            EventOutbox.objects.create(  # the row's own staff_id wins over the column
+                tenant=acme, event_type=events.SIGN_IN, data={"staff_id": "kept"}, staff_id=8
+            ),
+            EventOutbox.objects.create(tenant=acme, event_type=events.SIGN_IN, data=[1, "two"]),
+            EventOutbox.objects.create(
+                tenant=acme, event_type=events.SIGN_OUT, data={}, user_id=user.pk
+            ),
+        ]
+    assert services.outbox_drain_tenant(tenant_id=acme.pk).sent == 5
+
+    landed = {
+        row[0]: row
+        for row in clickhouse_rows(
+            "SELECT event_id, tenant_id, event_type, event_data, user_id, timestamp FROM events"
+        )
+    }
+    assert len(landed) == 5
+    for event in made:
+        event_id, tenant_id, event_type, event_data, user_id, timestamp = landed[event.pk]
+        expected = services.event_row(event)
+        assert (event_id, tenant_id, event_type, user_id) == (
+            expected[0],
+            expected[1],
+            expected[2],
+            expected[4],
+        )
+        assert json.loads(event_data) == json.loads(expected[3])
+        millis = event.occurred_at.replace(microsecond=event.occurred_at.microsecond // 1000 * 1000)
+        assert timestamp.replace(tzinfo=UTC) == millis
