@@ -50,7 +50,11 @@ def main() -> None:
         data_dir_bytes = du(copy_root)
         shutil.rmtree(copy_root)
 
-        result = drill.drill_run(force_wal_switch=True, on_step=print)
+        drill_started = time.monotonic()
+        result = drill.drill_run(
+            force_wal_switch=True,
+            on_step=lambda step: print(f"{time.monotonic() - drill_started:6.1f}s {step}"),
+        )
         print(
             f"\ndata directory without WAL {data_dir_bytes / 1e9:.2f} GB, "
             f"database {size / 1e9:.2f} GB"

@@ -23,13 +23,13 @@ def test_tuning_settings_reach_the_pgbackrest_options(settings, tmp_path):
         BACKUP_PROCESS_MAX=3,
         BACKUP_RESTORE_PROCESS_MAX=5,
         BACKUP_BUFFER_SIZE="4MiB",
-        BACKUP_REPO_BUNDLE=False,
+        BACKUP_REPO_BUNDLE=True,
     )
 
     glob = options["global"]
     assert glob["compress-type"] == "lz4" and glob["compress-level"] == "6"
     assert glob["process-max"] == "3" and glob["buffer-size"] == "4MiB"
-    assert "repo1-bundle" not in glob
+    assert glob["repo1-bundle"] == "y"
     assert options["global:restore"] == {"process-max": "5"}
 
 
@@ -39,4 +39,4 @@ def test_defaults_leave_pgbackrest_its_own_buffer_size_and_no_level_without_comp
     glob = _options(settings, tmp_path, BACKUP_COMPRESS_TYPE="none")["global"]
 
     assert "compress-level" not in glob  # a level means nothing without compression
-    assert "buffer-size" not in glob and glob["repo1-bundle"] == "y"
+    assert "buffer-size" not in glob and "repo1-bundle" not in glob

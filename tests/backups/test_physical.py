@@ -27,9 +27,7 @@ def test_full_backup_is_good_only_after_verification_and_a_restore_test(db, pg_s
 
 def _damage_one_file(box, label: str, how: str) -> tuple[str, bytes]:
     client = box.s3.client()
-    # Small files travel in bundles (repo1-bundle): damage one of them, or a file of its own.
-    keys = repo_keys(box, f"backup/{box.stanza}/{label}/")
-    key = next(k for k in keys if "/bundle/" in k or ("/pg_data/base/" in k and "/1" in k))
+    key = next(k for k in repo_keys(box, f"backup/{box.stanza}/{label}/pg_data/base/") if "/1" in k)
     original = client.get_object(Bucket=box.bucket, Key=key)["Body"].read()
     if how == "truncated":
         damaged = original[: len(original) // 2]
@@ -82,8 +80,7 @@ def test_encrypted_repository_does_not_contain_a_marker_rows_text(db, pg_sandbox
     assert found_in_data_dir
     client = pg_sandbox.s3.client()
     keys = repo_keys(pg_sandbox)
-    assert any("/archive/" in k for k in keys)
-    assert any("/pg_data/" in k or "/bundle/" in k for k in keys)
+    assert any("/archive/" in k for k in keys) and any("/pg_data/" in k for k in keys)
     wal = [k for k in keys if "/archive/" in k and k.rsplit("/", 1)[-1].startswith("0000")]
     assert any(not k.endswith(".zst") for k in wal)  # stored uncompressed: only encrypted
     leaking = [
