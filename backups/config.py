@@ -53,7 +53,16 @@ class Repo:
     secret_key: str = field(default="", repr=False)
     cipher_pass: str = field(default="", repr=False)
     compress_type: str = "zst"
+    # zst 1 stores these tables as small as zst 3 (entropy coding does the work) at half the
+    # CPU (docs/benchmarks.md, "Backups"). None: pgBackRest's default for the type (zst 3).
+    compress_level: int | None = None
     process_max: int = 2
+    restore_process_max: int = 2
+    buffer_size: str = ""  # "": pgBackRest's default (1MiB)
+    upload_chunk_size: str = ""  # S3 multipart part size; "": pgBackRest's default
+    # Small files in bundles: one S3 request per ~20 MiB, not per file. Off by default: with
+    # pgBackRest 2.45 `verify` of a truncated bundle hung (tests/backups/test_physical.py).
+    bundle: bool = False
 
     def location(self, suffix: str = "") -> str:
         base = f"s3://{self.bucket}{self.path}" if self.type == "s3" else self.path
@@ -85,7 +94,12 @@ def repo() -> Repo:
     common = {
         "cipher_pass": cipher_pass,
         "compress_type": settings.BACKUP_COMPRESS_TYPE,
+        "compress_level": settings.BACKUP_COMPRESS_LEVEL,
         "process_max": settings.BACKUP_PROCESS_MAX,
+        "restore_process_max": settings.BACKUP_RESTORE_PROCESS_MAX,
+        "buffer_size": settings.BACKUP_BUFFER_SIZE,
+        "upload_chunk_size": settings.BACKUP_S3_UPLOAD_CHUNK_SIZE,
+        "bundle": settings.BACKUP_REPO_BUNDLE,
     }
     if settings.BACKUP_REPO_TYPE == "posix":
         return Repo(type="posix", path=str(settings.BACKUP_REPO_LOCAL_PATH), **common)
@@ -130,6 +144,12 @@ def pgbackrest_options(repo: Repo, target: Target) -> dict[str, dict[str, str]]:
         "lock-path": str(work / "lock"),
         "spool-path": str(work / "spool"),
     }
+    if repo.compress_level is not None and repo.compress_type != "none":
+        glob["compress-level"] = str(repo.compress_level)
+    if repo.buffer_size:
+        glob["buffer-size"] = repo.buffer_size
+    if repo.bundle:
+        glob["repo1-bundle"] = "y"
     if repo.type == "s3":
         glob |= {
             "repo1-s3-bucket": repo.bucket,
@@ -139,13 +159,18 @@ def pgbackrest_options(repo: Repo, target: Target) -> dict[str, dict[str, str]]:
             "repo1-s3-uri-style": "path",
             "repo1-storage-verify-tls": "y" if repo.verify_tls else "n",
         }
+        if repo.upload_chunk_size:
+            glob["repo1-storage-upload-chunk-size"] = repo.upload_chunk_size
     stanza = {
         "pg1-path": str(target.data_dir),
         "pg1-port": str(target.port),
         "pg1-socket-path": str(target.socket_dir),
         "pg1-user": "postgres",
     }
-    return {"global": glob, target.stanza: stanza}
+    # A restore is decompress, decrypt and write, file by file: it has its own process count
+    # (pgBackRest reads `[global:restore]` for the restore command only).
+    restore = {"process-max": str(repo.restore_process_max)}
+    return {"global": glob, "global:restore": restore, target.stanza: stanza}
 
 
 def pgbackrest_config_text(repo: Repo, target: Target) -> str:

@@ -32,8 +32,16 @@ CATALOG_DATABASE = "bench_backups"
 
 
 @contextmanager
-def backup_sandbox(*, archive_timeout: str | None = None):
-    """Yield an archiving SandboxCluster (stanza created) with settings pointing at it."""
+def backup_sandbox(*, archive_timeout: str | None = None, overrides: dict | None = None):
+    """Yield an archiving SandboxCluster (stanza created) with settings pointing at it.
+
+    pgBackRest's tuning (process counts, compression, buffers) stays as configured (BACKUP_*,
+    .env.example) unless `overrides` says otherwise: the benches measure the shipped defaults.
+    """
+    tuning = {
+        name: getattr(settings, name)
+        for name in ("BACKUP_PROCESS_MAX", "BACKUP_RESTORE_PROCESS_MAX", "BACKUP_COMPRESS_TYPE")
+    }
     scratch.scratch_database_create(CATALOG_DATABASE)
     server, https_endpoint = sandbox.tls_s3_server()
     bucket = f"bench-backups-{uuid.uuid4().hex[:8]}"
@@ -48,7 +56,7 @@ def backup_sandbox(*, archive_timeout: str | None = None):
             https_endpoint=https_endpoint,
             bucket=bucket,
             work=work,
-            overrides={"BACKUP_PROCESS_MAX": 2},
+            overrides={**tuning, **(overrides or {})},
             postgresql={
                 **({"archive_timeout": archive_timeout} if archive_timeout else {}),
                 "shared_buffers": "256MB",
@@ -100,6 +108,10 @@ def wait_archive_idle(box, timeout: float = 600) -> None:
         sandbox.switch_wal_and_wait(conn, timeout=timeout)
 
 
+def postmaster_pid(box) -> int:
+    return int((box.target.data_dir / "postmaster.pid").read_text().split()[0])
+
+
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -108,4 +120,12 @@ def as_user(argv: list[str], box) -> list[str]:
     return config.as_os_user(argv, box.target.os_user)
 
 
-__all__ = ["as_user", "backup_sandbox", "cluster", "du", "load_table", "wait_archive_idle"]
+__all__ = [
+    "as_user",
+    "backup_sandbox",
+    "cluster",
+    "du",
+    "load_table",
+    "postmaster_pid",
+    "wait_archive_idle",
+]

@@ -520,7 +520,12 @@ BACKUP_LOGICAL_KEY = env("BACKUP_LOGICAL_KEY", default="")
 # Managed PostgreSQL (no file access): pg_dump/pg_restore connect here instead of the socket.
 BACKUP_LOGICAL_DATABASE_URL = env("BACKUP_LOGICAL_DATABASE_URL", default="")
 BACKUP_COMPRESS_TYPE = env("BACKUP_COMPRESS_TYPE", default="zst")
+BACKUP_COMPRESS_LEVEL = env.int("BACKUP_COMPRESS_LEVEL", default=1)
 BACKUP_PROCESS_MAX = env.int("BACKUP_PROCESS_MAX", default=2)
+BACKUP_RESTORE_PROCESS_MAX = env.int("BACKUP_RESTORE_PROCESS_MAX", default=2)
+BACKUP_BUFFER_SIZE = env("BACKUP_BUFFER_SIZE", default="")
+BACKUP_S3_UPLOAD_CHUNK_SIZE = env("BACKUP_S3_UPLOAD_CHUNK_SIZE", default="")
+BACKUP_REPO_BUNDLE = env.bool("BACKUP_REPO_BUNDLE", default=False)
 BACKUP_PGBACKREST_CONFIG = env(
     "BACKUP_PGBACKREST_CONFIG", default=str(VAR_DIR / "backups" / "pgbackrest.conf")
 )

@@ -27,6 +27,10 @@ def test_backup_configure_prints_the_settings_and_no_secret(settings, tmp_path):
     assert f"--config={tmp_path / 'pgbackrest.conf'} --stanza=metis archive-push %p" in text
     assert "repo1-s3-endpoint=s3.example.com" in text and "repo1-storage-port=9443" in text
     assert "PGBACKREST_REPO1_CIPHER_PASS=<secret>" in text
+    # The tuning (docs/benchmarks.md, "Backups"): zst level 1, parallel restore, no bundles.
+    assert "compress-type=zst" in text and "compress-level=1" in text
+    assert "repo1-bundle" not in text and "process-max=2" in text
+    assert "[global:restore]" in text
     assert "very-secret" not in text
     assert not (tmp_path / "pgbackrest.conf").exists()  # printing only, without --apply
 
