@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import cached_property
 
 from django.core import signing
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
@@ -113,7 +114,10 @@ def count_estimate(queryset: QuerySet) -> tuple[int, bool]:
     """Return `(count, is_estimate)`: the planner's row estimate for a large result, else the
     exact count. An exact COUNT(*) of a million rows reads them all (~0.1-0.5 s); the estimate
     comes from the table's statistics (ANALYZE, autovacuum) in well under a millisecond."""
-    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # queryset.none(): nothing to ask the database
+        return 0, False
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]
