@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("documents", "0015_schedule_tiering_sweep"),
+        ("documents", "0016_document_etag"),
         ("tenants", "0001_initial"),
     ]
 
