@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from documents import admin_actions, services
+from documents import admin_actions, pagination, services
 from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
 from documents.validation import SUBJECT_REF_MAX_CHARS, DocumentRejected, check_subject_ref
 from metis.objectstore import store
@@ -143,8 +143,13 @@ class DocumentAdmin(TenantOwnedAdmin):
         admin_actions.change_tier_to_glacier,
     ]
 
+    # A tenant may hold millions of documents: count pages by the planner's estimate, and skip
+    # the second, unfiltered count the admin would show beside a filtered one.
+    paginator = pagination.EstimatedCountPaginator
+    show_full_result_count = False
+
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).annotate(version_count=Count("versions"))
+        return super().get_queryset(request).with_version_count()
 
     def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.contrib.postgres.functions import RandomUUID
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Now
 
 from tenants.foreign_keys import TenantForeignKey, TenantKey
 from tenants.models import Tenant, TenantOwnedModel, TenantOwnedQuerySet, TenantUser
@@ -43,6 +44,18 @@ class DocumentQuerySet(TenantOwnedQuerySet):
 
     def in_tier(self, storage_class: str) -> DocumentQuerySet:
         return self.filter(storage_class=storage_class)
+
+    def with_version_count(self) -> DocumentQuerySet:
+        """Annotate `version_count`, counted for each row returned (a correlated subquery):
+        a join grouped by document would count every document's versions before a LIMIT."""
+        versions = (
+            DocumentVersion.objects.filter(document=OuterRef("pk"), tenant=OuterRef("tenant"))
+            .order_by()
+            .values("document")
+            .annotate(count=Count("*"))
+            .values("count")
+        )
+        return self.annotate(version_count=Coalesce(Subquery(versions), 0))
 
 
 class Document(TenantOwnedModel):
@@ -119,8 +132,11 @@ class Document(TenantOwnedModel):
             ),
         ]
         indexes = [
-            # Every list is one tenant's, newest first; tiering scans one class by age.
-            models.Index(fields=["tenant", "-created_at"], name="documents_tenant_created"),
+            # Every list is one tenant's, newest first, paged by keyset on (created_at, id)
+            # (documents/pagination.py); tiering scans one class by age.
+            models.Index(
+                fields=["tenant", "-created_at", "-id"], name="documents_tenant_created_id"
+            ),
             models.Index(fields=["tenant", "document_type"], name="documents_tenant_type"),
             models.Index(fields=["tenant", "sha256"], name="documents_tenant_sha256"),
             models.Index(fields=["storage_class", "created_at"], name="documents_class_created"),
@@ -180,7 +196,16 @@ class DocumentVersion(TenantOwnedModel):
             TenantForeignKey(field="document", name="document_versions_document_same_tenant"),
             TenantForeignKey(field="uploaded_by", name="document_versions_uploaded_by_same_tenant"),
         ]
-        indexes = [models.Index(fields=["tenant", "document"], name="document_versions_tenant")]
+        indexes = [
+            models.Index(fields=["tenant", "document"], name="document_versions_tenant"),
+            # A document's newest version, read per document by the tiering plan: an index-only
+            # probe (the policy's tenant_id is included), no sort of the document's versions.
+            models.Index(
+                fields=["document", "-created_at"],
+                include=["tenant"],
+                name="document_versions_newest",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.document_id} v{self.number}"

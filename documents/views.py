@@ -9,14 +9,12 @@ from functools import wraps
 from csp.decorators import csp_update
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
-from django.core.paginator import Paginator
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from documents import multipart, services, uploads
+from documents import multipart, pagination, services, uploads
 from documents.forms import DocumentReplaceForm, DocumentUploadForm
 from documents.models import Document
 from documents.validation import DocumentRejected
@@ -118,11 +116,16 @@ def _render(request: HttpRequest, template: str, context: dict, status: int = 20
 
 @tenant_login_required
 def document_list_view(request: HttpRequest) -> HttpResponse:
-    documents = (
-        _documents(request).annotate(version_count=Count("versions")).order_by("-created_at", "pk")
-    )
-    page = Paginator(documents, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "documents/list.html", {"documents": page})
+    documents = _documents(request).with_version_count()
+    try:
+        page = pagination.keyset_page(
+            documents, tenant_id=request.tenant.pk, cursor=request.GET.get("after"), size=PAGE_SIZE
+        )
+    except pagination.BadCursor as exc:
+        return render(request, "documents/bad_cursor.html", {"reason": exc}, status=400)
+    count, estimated = pagination.count_estimate(_documents(request))
+    context = {"documents": page, "count": count, "count_is_estimate": estimated}
+    return render(request, "documents/list.html", context)
 
 
 @tenant_login_required

@@ -204,6 +204,10 @@ OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Metis Storage")
 REDIS_URL = env("REDIS_URL", default="")
 
 _TENANT_KEY_FUNCTION = "tenants.cache.make_tenant_key"
+# How long a tenant host's lookup (tenants/lookup.py) may be served from the cache. Every ORM
+# write of a tenant drops its entries at once; this bounds only writes that bypass the ORM
+# (raw SQL, a database restore) or a drop lost while the cache was unreachable.
+TENANT_CACHE_SECONDS = env.int("TENANT_CACHE_SECONDS", default=60)
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -223,6 +227,13 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="metis") + ":throttle",
             "TIMEOUT": SIGN_IN_WINDOW_MINUTES * 60,
+        },
+        # Host → tenant, read before any tenant context exists: keys without the tenant scope.
+        "tenants": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="metis") + ":tenants",
+            "TIMEOUT": TENANT_CACHE_SECONDS,
         },
     }
     CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
@@ -244,6 +255,11 @@ else:
             "LOCATION": VAR_DIR / "cache" / "throttle",
             # Its increments re-set the entry with this timeout (Redis keeps a key's own TTL).
             "TIMEOUT": SIGN_IN_WINDOW_MINUTES * 60,
+        },
+        "tenants": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": VAR_DIR / "cache" / "tenants",
+            "TIMEOUT": TENANT_CACHE_SECONDS,
         },
     }
     CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")

@@ -11,10 +11,12 @@ class TenantsConfig(AppConfig):
         from tenants import (
             accounts_seal,
             checks,  # noqa: F401  (registers the system checks)
+            lookup,
         )
 
         post_migrate.connect(_seal_key_refresh, sender=self)
         accounts_seal.receivers_connect()
+        lookup.receivers_connect()
 
 
 def _seal_key_refresh(sender, using, plan=None, **kwargs) -> None:

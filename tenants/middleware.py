@@ -16,9 +16,9 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from tenants import auth, db, pool, staff
+from tenants import auth, db, lookup, pool, staff
 from tenants.http import MetisRequest, StaffRequest
-from tenants.models import DNS_LABEL, Tenant
+from tenants.models import DNS_LABEL
 
 _LABEL = re.compile(DNS_LABEL)
 
@@ -47,7 +47,7 @@ class TenantMiddleware:
         if not _LABEL.match(subdomain):
             # Django's 400 for a host it does not serve, rendered by the site's handler400.
             raise DisallowedHost(f"Malformed tenant host name: {host!r}")
-        tenant = Tenant.objects.filter(subdomain=subdomain).order_by().first()
+        tenant = lookup.tenant_for_subdomain(subdomain)
         if tenant is None:
             return render(request, "tenants/unknown_tenant.html", {"host": host}, status=404)
         if not tenant.is_active:

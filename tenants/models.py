@@ -49,12 +49,22 @@ class Tenant(models.Model):
 
     objects = TenantQuerySet.as_manager()
 
+    # The subdomain as last read from the database: a rename must also drop the cached lookup
+    # of the old name (tenants/lookup.py). None on a tenant not read from the database.
+    stored_subdomain: str | None = None
+
     class Meta:
         db_table = "tenants"
         ordering = ["name"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.subdomain})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values, **kwargs) -> Self:
+        tenant = super().from_db(db, field_names, values, **kwargs)
+        tenant.stored_subdomain = tenant.__dict__.get("subdomain")
+        return tenant
 
 
 class TenantOwnedQuerySet(models.QuerySet):

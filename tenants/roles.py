@@ -90,6 +90,12 @@ def database_roles_ensure(
             # (RESET ALL) keeps it, and no checkout needs a SET TIME ZONE again.
             "ALTER ROLE {app} SET timezone = 'UTC'",
             "ALTER ROLE {reader} SET timezone = 'UTC'",
+            # No JIT compilation: our queries are short, and the planner's cost of a query with
+            # the RLS policy and a correlated subquery over a million rows crosses jit_above_cost,
+            # whereupon compiling took 6-7 s of a 7-8 s tiering plan that runs in 1 s without it
+            # (bench/scale_documents.py).
+            "ALTER ROLE {app} SET jit = off",
+            "ALTER ROLE {reader} SET jit = off",
             "GRANT {all} TO {reader}",
             # Whoever granted it, the runtime role must have no path to every tenant.
             "REVOKE {all} FROM {app}",

@@ -150,6 +150,8 @@ def _own_sign_in_throttle(settings):
     Redis, all from 127.0.0.1, and one test's lockouts must not refuse another's sign-ins."""
     caches = copy.deepcopy(settings.CACHES)
     caches["throttle"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"
+    # The same for the host → tenant lookups: every test's "acme" is another tenant row.
+    caches["tenants"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"
     settings.CACHES = caches
 
 

@@ -61,6 +61,8 @@ def gunicorn(committed_db, chdb, tmp_path):
         "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
         "GUNICORN_WORKERS": "1",
         "GUNICORN_THREADS": "8",
+        # Its own cache keys: a host's cached tenant names a row of this test's database only.
+        "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
     }
     manage = [sys.executable, "manage.py"]
     # The release step's second half (the first, migrate, made the test database).
