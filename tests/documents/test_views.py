@@ -184,13 +184,13 @@ def test_large_page_upload_is_spooled_to_disk_and_sent_from_there(
 
     content = pdf_bytes(size=12 * 1024 * 1024)  # over FILE_UPLOAD_MAX_MEMORY_SIZE: a temp file
     sent_paths = []
-    put_file = ObjectStore.put_file
+    put_file_stored = ObjectStore.put_file_stored
 
-    def recording_put_file(self, **kwargs):
+    def recording_put_file_stored(self, **kwargs):
         sent_paths.append(kwargs["path"])
-        return put_file(self, **kwargs)
+        return put_file_stored(self, **kwargs)
 
-    monkeypatch.setattr(ObjectStore, "put_file", recording_put_file)
+    monkeypatch.setattr(ObjectStore, "put_file_stored", recording_put_file_stored)
     assert post_upload(tenant_client, content).status_code == 302
     assert len(sent_paths) == 1
     document = only_document(tenant)
