@@ -88,6 +88,19 @@ class TierChangeError(Exception):
 # --- Which documents are due -------------------------------------------------------------------
 
 
+def _outside_its_tenant(document: Document) -> bool:
+    """Whether the row's key is outside its tenant's prefix (logged: never tiered)."""
+    if prefixes.key_belongs_to_tenant(document.storage_key, document.tenant_id):
+        return False
+    logger.error(
+        "refusing to tier document %s: key %r is outside tenant %s's prefix",
+        document.pk,
+        document.storage_key,
+        document.tenant_id,
+    )
+    return True
+
+
 def _stored_at():
     newest_version = (
         DocumentVersion.objects.filter(document=OuterRef("pk"))
@@ -192,13 +205,7 @@ def _move(
     by_user: TenantUser | None = None,
     by_staff: AbstractBaseUser | None = None,
 ) -> str:
-    if not prefixes.key_belongs_to_tenant(document.storage_key, document.tenant_id):
-        logger.error(
-            "refusing to tier document %s: key %r is outside tenant %s's prefix",
-            document.pk,
-            document.storage_key,
-            document.tenant_id,
-        )
+    if _outside_its_tenant(document):
         return REFUSED
     try:
         change = documents.set_class(
@@ -248,13 +255,7 @@ class _Copy:
 
 def _copy(document: Document, target: str, *, documents: store.ObjectStore) -> _Copy:
     """Make one document's S3 move (in a pool thread: no database here)."""
-    if not prefixes.key_belongs_to_tenant(document.storage_key, document.tenant_id):
-        logger.error(
-            "refusing to tier document %s: key %r is outside tenant %s's prefix",
-            document.pk,
-            document.storage_key,
-            document.tenant_id,
-        )
+    if _outside_its_tenant(document):
         return _Copy(document, target, REFUSED)
     # A row claimed before (a run died holding it) may have had its copy made: check first.
     checked = document.tiering_started_at is not None or not document.etag
