@@ -83,7 +83,12 @@ lock: setup-dev
 		requirements-dev.in
 
 ## bench: every benchmark under bench/ (each prints ratios against a baseline of the same run).
+# The backup benches need pgBackRest, and their plain-tools baseline zstd and openssl (Debian).
 bench: setup-dev
+	@missing=""; for tool in pgbackrest zstd openssl; do \
+		command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 	$(PY) scripts/local_services.py test
 	for script in bench/[a-z]*.py; do echo "== $$script"; METIS_ENV_FILE=var/test.env $(PY) $$script || exit 1; done
 
