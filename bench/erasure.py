@@ -48,6 +48,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
 os.environ["CACHE_KEY_PREFIX"] = f"bench-erasure-{uuid.uuid4().hex[:8]}"
 django.setup()
 
+from _document_rows import document_row, version_row  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 
@@ -177,31 +178,27 @@ def create_rows(tenant, stored: list[list[tuple[str, str]]], ref: str) -> list[s
         document_id = uuid.UUID(folder[0][0].rsplit("/", 2)[-2])
         latest_key, latest_version = folder[-1]
         documents.append(
-            Document(
-                id=document_id,
-                tenant=tenant,
-                document_type="bank-statement",
-                original_filename="statement.pdf",
-                content_type="application/pdf",
-                size_bytes=OBJECT_BYTES,
-                sha256="0" * 64,
-                storage_key=latest_key,
+            document_row(
+                tenant,
+                document_id,
+                key=latest_key,
                 version_id=latest_version,
+                size=OBJECT_BYTES,
+                kind="bank-statement",
+                name="statement.pdf",
                 metadata={"subject_ref": ref},
             )
         )
         for number, (key, version_id) in enumerate(folder, start=1):
             versions.append(
-                DocumentVersion(
-                    tenant=tenant,
-                    document_id=document_id,
-                    number=number,
-                    original_filename="statement.pdf",
-                    content_type="application/pdf",
-                    size_bytes=OBJECT_BYTES,
-                    sha256="0" * 64,
-                    storage_key=key,
+                version_row(
+                    tenant,
+                    document_id,
+                    number,
+                    key=key,
                     version_id=version_id,
+                    size=OBJECT_BYTES,
+                    name="statement.pdf",
                 )
             )
             action = AccessAction.UPLOAD if number == 1 else AccessAction.REPLACE

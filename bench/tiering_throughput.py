@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "metis.settings")
 django.setup()
 
+from _document_rows import document_row, version_row  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -94,31 +95,27 @@ def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str, str]]) -> None:
     stored_at = timezone.now() - timedelta(days=40)
     with db.tenant_context(tenant.pk):
         Document.objects.bulk_create(
-            Document(
-                id=document_id,
-                tenant=tenant,
-                document_type="pan",
-                original_filename="pan.pdf",
-                content_type="application/pdf",
-                size_bytes=OBJECT_BYTES,
-                sha256="0" * 64,
-                storage_key=key,
+            document_row(
+                tenant,
+                document_id,
+                key=key,
                 version_id=version_id,
+                size=OBJECT_BYTES,
+                kind="pan",
+                name="pan.pdf",
                 etag=etag,
             )
             for document_id, key, version_id, etag in stored
         )
         DocumentVersion.objects.bulk_create(
-            DocumentVersion(
-                tenant=tenant,
-                document_id=document_id,
-                number=1,
-                original_filename="pan.pdf",
-                content_type="application/pdf",
-                size_bytes=OBJECT_BYTES,
-                sha256="0" * 64,
-                storage_key=key,
+            version_row(
+                tenant,
+                document_id,
+                1,
+                key=key,
                 version_id=version_id,
+                size=OBJECT_BYTES,
+                name="pan.pdf",
             )
             for document_id, key, version_id, _ in stored
         )
