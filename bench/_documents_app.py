@@ -215,47 +215,46 @@ class TenantSession:
         )
 
     def upload_browser_style(self, path: Path, *, parallel: int = 4, part_size: int = 8 * MiB):
-        """What documents/static/documents/upload.js does, from Python: start a checksummed
-        upload; one reader hashes the parts in order (and the whole file in the same pass),
-        asking the app for their URLs with the digests a few parts at a time; `parallel` lanes
-        PUT the parts to S3 with their digests as the URLs come; then complete. Same part size
-        and concurrency as the page."""
+        """What documents/static/documents/upload.js does, from Python: the file's SHA-256
+        starts at once, beside everything else (`digest(file)`); start a checksummed upload;
+        the parts are hashed a batch at a time, the batch's digests side by side (the page's
+        `Promise.all` of `crypto.subtle.digest`), and their URLs asked for with the digests, the
+        first part alone and then a lane-full at a time; `parallel` lanes PUT the parts to S3
+        with their digests as the URLs come; then complete. Same part size and concurrency as
+        the page."""
         size = path.stat().st_size
-        started = self.post_json(
-            "/documents/multipart/start/",
-            {
-                "document_type": "bank-statement",
-                "filename": path.name,
-                "size": size,
-                "content_type": "application/pdf",
-                "part_size": part_size,
-                "checksummed": True,
-            },
-        )
-        count = started["part_count"]
-        ready: queue.Queue = queue.Queue()
-        checksums: list[str] = [""] * count
-        etags: dict[int, str] = {}
+        with ThreadPoolExecutor(max_workers=2 * parallel + 2) as pool:
+            whole = pool.submit(sha256_of, path)
+            started = self.post_json(
+                "/documents/multipart/start/",
+                {
+                    "document_type": "bank-statement",
+                    "filename": path.name,
+                    "size": size,
+                    "content_type": "application/pdf",
+                    "part_size": part_size,
+                    "checksummed": True,
+                },
+            )
+            count = started["part_count"]
+            ready: queue.Queue = queue.Queue()
+            checksums: list[str] = [""] * count
+            etags: dict[int, str] = {}
 
-        def signer() -> str:
-            whole = hashlib.sha256()
-            batch: list[int] = []
-            try:
-                read_and_sign(whole, batch)
-            finally:  # the lanes stop, also when signing failed
-                for _ in range(parallel):
-                    ready.put(None)
-            return whole.hexdigest()
+            def part_digest(number: int) -> str:
+                with open(path, "rb") as file:
+                    file.seek((number - 1) * part_size)
+                    return base64.b64encode(hashlib.sha256(file.read(part_size)).digest()).decode()
 
-        def read_and_sign(whole, batch: list[int]) -> None:
-            with open(path, "rb") as file:
-                for number in range(1, count + 1):
-                    data = file.read(part_size)
-                    whole.update(data)
-                    checksums[number - 1] = base64.b64encode(hashlib.sha256(data).digest()).decode()
-                    batch.append(number)
-                    # The first part alone, so the lanes start at once; then a lane-full at a time.
-                    if number == 1 or len(batch) == parallel or number == count:
+            def signer() -> None:
+                try:
+                    first = 1
+                    while first <= count:
+                        last = min(count, first if first == 1 else first + parallel - 1)
+                        batch = list(range(first, last + 1))
+                        digests = hashers.map(part_digest, batch)
+                        for number, digest in zip(batch, digests, strict=True):
+                            checksums[number - 1] = digest
                         answer = self.post_json(
                             "/documents/multipart/parts/",
                             {
@@ -266,24 +265,28 @@ class TenantSession:
                         )
                         for part in answer["parts"]:
                             ready.put((part["number"], part["url"]))
-                        batch.clear()
+                        first = last + 1
+                finally:  # the lanes stop, also when signing failed
+                    for _ in range(parallel):
+                        ready.put(None)
 
-        def lane() -> None:
-            with open(path, "rb") as file:
-                while (item := ready.get()) is not None:
-                    number, url = item
-                    file.seek((number - 1) * part_size)
-                    etags[number] = put(
-                        url,
-                        file.read(part_size),
-                        {"x-amz-checksum-sha256": checksums[number - 1]},
-                    )
+            def lane() -> None:
+                with open(path, "rb") as file:
+                    while (item := ready.get()) is not None:
+                        number, url = item
+                        file.seek((number - 1) * part_size)
+                        etags[number] = put(
+                            url,
+                            file.read(part_size),
+                            {"x-amz-checksum-sha256": checksums[number - 1]},
+                        )
 
-        with ThreadPoolExecutor(max_workers=parallel + 1) as pool:
-            signed = pool.submit(signer)
-            for future in [pool.submit(lane) for _ in range(parallel)]:
-                future.result()
-            sha256 = signed.result()
+            with ThreadPoolExecutor(max_workers=parallel) as hashers:
+                signed = pool.submit(signer)
+                for future in [pool.submit(lane) for _ in range(parallel)]:
+                    future.result()
+                signed.result()
+            sha256 = whole.result()
         return self.post_json(
             "/documents/multipart/complete/",
             {
