@@ -42,7 +42,7 @@ def test_scoped_sql_binds_the_tenant_as_a_parameter_and_always_limits():
             assert "tenant_id = {tenant_id:UUID}" in sql
             assert parameters["tenant_id"] == str(tenant_id)
         assert sql.endswith(
-            "SETTINGS readonly=1, max_execution_time=10, max_result_rows=10000, "
+            "SETTINGS readonly=1, max_execution_time=10, max_result_rows=50000, "
             "result_overflow_mode='throw'"
         )
 
