@@ -73,27 +73,34 @@ def backup_sandbox(*, archive_timeout: str | None = None, overrides: dict | None
         scratch.scratch_database_drop(CATALOG_DATABASE)
 
 
-def load_table(box, *, megabytes: int, table: str = "ledger") -> int:
-    """Fill a tenant table with ~`megabytes` of moderately compressible rows; return its size.
+def load_table(box, *, megabytes: int, table: str = "ledger", tables: int = 1) -> int:
+    """Fill tenant tables with ~`megabytes` of moderately compressible rows; return the
+    database's size.
 
     Rows carry hex digests (about 2:1 under compression), like ids and hashes in real tables.
+    `tables` > 1 spreads the same bytes over that many tables (`ledger_1`, ...), as a real
+    database spreads them over tables, partitions and indexes: each is its own files, which
+    pgBackRest's processes share out (one file is one process's work).
     """
     rows = megabytes * 1024 * 1024 // 300
     tenants = [str(uuid.uuid4()) for _ in range(10)]
+    names = [table] if tables == 1 else [f"{table}_{n}" for n in range(1, tables + 1)]
     with box.connect(autocommit=True) as conn:
-        conn.execute(
-            f"CREATE TABLE {table} (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, "
-            "body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-        )
         started = time.monotonic()
-        conn.execute(
-            f"INSERT INTO {table} (id, tenant_id, body) "
-            "SELECT g, (%s::uuid[])[1 + g %% 10], "
-            "md5(g::text) || md5((g * 3)::text) || md5((g * 7)::text) || md5((g * 11)::text) "
-            "|| md5((g * 13)::text) || md5((g * 17)::text) || md5((g * 19)::text) "
-            "FROM generate_series(1, %s) g",
-            [tenants, rows],
-        )
+        for index, name in enumerate(names):
+            conn.execute(
+                f"CREATE TABLE {name} (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, "
+                "body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+            )
+            first, last = index * rows // len(names) + 1, (index + 1) * rows // len(names)
+            conn.execute(
+                f"INSERT INTO {name} (id, tenant_id, body) "
+                "SELECT g, (%s::uuid[])[1 + g %% 10], "
+                "md5(g::text) || md5((g * 3)::text) || md5((g * 7)::text) "
+                "|| md5((g * 11)::text) || md5((g * 13)::text) || md5((g * 17)::text) "
+                "|| md5((g * 19)::text) FROM generate_series(%s, %s) g",
+                [tenants, first, last],
+            )
         conn.execute("CHECKPOINT")
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     print(

@@ -14,7 +14,7 @@ the CPU seconds each spent per database GB, split by process (tools, S3 server, 
 a limit set by the two shared cores shows as CPU time. Run:
 
     METIS_ENV_FILE=var/test.env .venv/bin/python bench/backup_throughput.py [--mb 1024]
-        [--rounds 2] [--process-max N] [--compress-type zst] [--compress-level N]
+        [--rounds 2] [--tables 1] [--process-max N] [--compress-type zst] [--compress-level N]
         [--buffer-size 1MiB] [--upload-chunk-size 16MiB]
 """
 
@@ -162,6 +162,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=2)
+    # The same bytes in one table (one 1 GB file: one pgBackRest process) or spread over several.
+    parser.add_argument("--tables", type=int, default=1)
     parser.add_argument("--compress-type", choices=["zst", "lz4", "gz", "none"])
     parser.add_argument("--compress-level", type=int)
     parser.add_argument("--process-max", type=int)
@@ -183,7 +185,7 @@ def main() -> None:
                 )
             )
         )
-        size = load_table(box, megabytes=args.mb)
+        size = load_table(box, megabytes=args.mb, tables=args.tables)
         wait_archive_idle(box)
         meter = CpuMeter(box)
         results: dict[str, list[Sample]] = {"pipeline": [], "pgbackrest": []}
