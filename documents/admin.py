@@ -7,7 +7,7 @@ from csp.decorators import csp_update
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Sum
+from django.db.models import Count, Min, Sum
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import filesizeformat
@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from documents import admin_actions, pagination, services
+from documents import admin_actions, pagination, replication, services
 from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
 from documents.validation import SUBJECT_REF_MAX_CHARS, DocumentRejected, check_subject_ref
 from metis.objectstore import store
@@ -179,7 +179,7 @@ class DocumentAdmin(TenantOwnedAdmin):
         versions = document.versions.for_tenant(document.tenant_id).order_by("-number")
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     v.number,
@@ -187,11 +187,15 @@ class DocumentAdmin(TenantOwnedAdmin):
                     filesizeformat(v.size_bytes),
                     v.sha256[:12],
                     f"{v.created_at:%Y-%m-%d %H:%M}",
+                    _dr_state(v),
                 )
                 for v in versions
             ),
         )
-        header = "<tr><th>#</th><th>File</th><th>Size</th><th>SHA-256</th><th>Stored</th></tr>"
+        header = (
+            "<tr><th>#</th><th>File</th><th>Size</th><th>SHA-256</th><th>Stored</th>"
+            "<th>DR copy</th></tr>"
+        )
         return format_html("<table>{}{}</table>", mark_safe(header), rows)
 
     @admin.display(description="Type")
@@ -269,6 +273,14 @@ class DocumentAdmin(TenantOwnedAdmin):
         return view(request, extra_context)
 
 
+def _dr_state(version: DocumentVersion) -> str:
+    if not replication.dr_enabled():
+        return "no DR bucket"
+    if version.is_replicated():
+        return f"copied {version.dr_replicated_at:%Y-%m-%d %H:%M}"
+    return f"due since {version.dr_pending_since:%Y-%m-%d %H:%M}"
+
+
 def _store_origin() -> str:
     """The object store's origin for presigned downloads, or "" when there is no store to reach
     (then the download action fails on its own, and the policy stays as strict as elsewhere)."""
@@ -294,7 +306,17 @@ def storage_summary(documents) -> dict:
         .annotate(versions=Count("id"), stored_bytes=Sum("size_bytes"))
         .order_by("tenant__name")
     )
-    return {"by_tier": list(by_tier), "all_versions": list(all_versions)}
+    summary = {"by_tier": list(by_tier), "all_versions": list(all_versions)}
+    if replication.dr_enabled():
+        summary["dr_lag"] = list(
+            DocumentVersion.objects.filter(tenant_id__in=tenant_ids)
+            .unreplicated()
+            .order_by()
+            .values("tenant__name")
+            .annotate(pending=Count("id"), oldest=Min("dr_pending_since"))
+            .order_by("tenant__name")
+        )
+    return summary
 
 
 @admin.register(DocumentAccess)

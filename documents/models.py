@@ -58,6 +58,12 @@ class DocumentQuerySet(TenantOwnedQuerySet):
         return self.annotate(version_count=Coalesce(Subquery(versions), 0))
 
 
+class DocumentVersionQuerySet(TenantOwnedQuerySet):
+    def unreplicated(self) -> DocumentVersionQuerySet:
+        """Versions whose copy in the DR bucket is still to be made (or remade)."""
+        return self.filter(dr_replicated_at__isnull=True)
+
+
 class Document(TenantOwnedModel):
     """One KYC document; its fields describe the current version (see DocumentVersion)."""
 
@@ -184,6 +190,16 @@ class DocumentVersion(TenantOwnedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(db_default=Now(), editable=False)
+    # The copy in the disaster-recovery bucket (documents/replication.py): which primary version
+    # it copies (tiering rewrites a version in place, giving it a new id), its own version id
+    # there, and when it was verified. NULL `dr_replicated_at` means a copy is due, since
+    # `dr_pending_since` (the lag figure's clock).
+    dr_source_version_id = models.CharField(max_length=200, default="", db_default="", blank=True)
+    dr_version_id = models.CharField(max_length=200, default="", db_default="", blank=True)
+    dr_replicated_at = models.DateTimeField(null=True, blank=True)
+    dr_pending_since = models.DateTimeField(db_default=Now(), editable=False)
+
+    objects = DocumentVersionQuerySet.as_manager()
 
     class Meta:
         db_table = "document_versions"
@@ -205,10 +221,21 @@ class DocumentVersion(TenantOwnedModel):
                 include=["tenant"],
                 name="document_versions_newest",
             ),
+            # The replicator's sweep and the lag figure read only versions still to copy.
+            models.Index(
+                fields=["dr_pending_since"],
+                include=["tenant"],
+                name="document_versions_dr_pending",
+                condition=models.Q(dr_replicated_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.document_id} v{self.number}"
+
+    def is_replicated(self) -> bool:
+        """Whether the DR bucket holds a verified copy of this version as it is now."""
+        return self.dr_replicated_at is not None and self.dr_source_version_id == self.version_id
 
 
 class AccessAction(models.TextChoices):

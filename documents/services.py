@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from documents import consistency, keys
+from documents import consistency, keys, replication
 from documents.audit import document_access_record
 from documents.models import (
     AccessAction,
@@ -39,6 +39,16 @@ from tenants.models import Tenant, TenantUser
 
 class DocumentNotDownloadable(RuntimeError):
     """The document exists but its bytes cannot be handed out now (archived, deleted)."""
+
+
+class DocumentUnavailable(DocumentNotDownloadable):
+    """The primary store is down and the DR bucket has no copy of this version yet."""
+
+
+PRIMARY_DOWN_NO_COPY = (
+    "Primary storage is unavailable and this version has not reached the disaster-recovery "
+    "copy yet. Try again later."
+)
 
 
 # --- Reads shared by the write paths -----------------------------------------------------------
@@ -153,13 +163,14 @@ def record_stored_object(
                     setattr(document, name, value)
                 document.save()
                 action = AccessAction.REPLACE
-            DocumentVersion.objects.create(
+            version = DocumentVersion.objects.create(
                 tenant=tenant,
                 document=document,
                 number=number,
                 **fields,
                 **_actor_fields(user, staff),
             )
+            replication.versions_replicate_later(tenant_id=tenant.pk, version_ids=[version.pk])
             document_access_record(
                 document=document,
                 action=action,
@@ -349,10 +360,26 @@ def document_download_url(
 
     The caller has checked the tenant and the permission; this checks the document itself.
     The URL is presigned (PRESIGNED_URL_EXPIRES seconds) and pinned to the current version.
+    While the primary store does not answer, the URL is the DR bucket's copy of that version
+    (DocumentUnavailable when it has none yet).
     """
     refusal = download_refusal(document)
     if refusal:
         raise DocumentNotDownloadable(refusal)
+    fallback = None
+    if replication.primary_down():
+        version = (
+            DocumentVersion.objects.for_tenant(document.tenant_id)
+            .filter(document=document, storage_key=document.storage_key)
+            .first()
+        )
+        fallback = version and replication.dr_download_url(
+            version=version,
+            filename=document.original_filename,
+            content_type=document.content_type,
+        )
+        if not fallback:
+            raise DocumentUnavailable(PRIMARY_DOWN_NO_COPY)
     with transaction.atomic():
         document_access_record(
             document=document,
@@ -364,6 +391,8 @@ def document_download_url(
         Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(
             last_accessed_at=timezone.now()
         )
+    if fallback:
+        return fallback
     return store.documents_store().presigned_get_url(
         key=document.storage_key,
         version_id=document.version_id,

@@ -1,4 +1,5 @@
-"""Celery tasks for documents: the daily tiering run, the periodic restore check and its mail.
+"""Celery tasks for documents: the daily tiering run, the periodic restore check and its mail,
+the copies to the DR bucket.
 
 Beat starts the fan-out tasks (schedules in migration 0010, editable in the admin); each sends
 one TenantTask per active tenant, which runs inside that tenant's context.
@@ -11,7 +12,7 @@ import smtplib
 from celery import shared_task
 from django.conf import settings
 
-from documents import restore, restore_mail, tiering
+from documents import replication, restore, restore_mail, tiering
 from tenants import db
 from tenants.models import Tenant
 from tenants.tasks import RETRY_TRANSIENT, TRANSIENT_ERRORS, TenantTask, enqueue_for_tenant
@@ -99,3 +100,39 @@ def mail_restore_ready(document_id: str) -> bool:
     once per restore (restore_notified_at, under the row's lock); retried while the mail
     server is away."""
     return restore_mail.restore_ready_mail_send(document_id=document_id)
+
+
+@shared_task(
+    base=TenantTask,
+    name="documents.replicate_versions",
+    tenant_transaction=False,
+    **RETRY_TRANSIENT,
+)
+def replicate_versions(version_ids: list[int]) -> dict[str, int]:
+    """Copy these stored versions to the DR bucket, verified. Idempotent: a version already
+    copied is skipped; a retry after a lost connection copies only what was not recorded."""
+    return dict(replication.versions_replicate(version_ids=version_ids).outcomes)
+
+
+@shared_task(name="documents.replicate_all_tenants", **RETRY_TRANSIENT)
+def replicate_all_tenants() -> int:
+    """Send one DR sweep per active tenant (none without a DR bucket); return how many.
+    Idempotent."""
+    if not replication.dr_enabled():
+        return 0
+    tenant_ids = _active_tenant_ids()
+    for tenant_id in tenant_ids:
+        enqueue_for_tenant(replicate_tenant, tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(
+    base=TenantTask, name="documents.replicate_tenant", tenant_transaction=False, **RETRY_TRANSIENT
+)
+def replicate_tenant() -> dict[str, int]:
+    """Copy a batch of the tenant's versions not yet in the DR bucket, oldest first; send the
+    next batch if more are due. Idempotent."""
+    report = replication.versions_replicate()
+    if report.more:
+        enqueue_for_tenant(replicate_tenant, report.tenant_id)
+    return dict(report.outcomes)

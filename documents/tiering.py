@@ -52,6 +52,7 @@ from django.db.models import Case, Count, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from documents import replication
 from documents.audit import document_access_record, documents_access_record_many
 from documents.models import (
     AccessAction,
@@ -181,9 +182,11 @@ def _record_class(
         changes.update(restore_status="", restore_requested_at=None, restore_expires_at=None)
     if version_id:
         changes["version_id"] = version_id
+        # A new object version: its copy in the DR bucket is due again.
         DocumentVersion.objects.for_tenant(document.tenant_id).filter(
             document_id=document.pk, storage_key=document.storage_key
-        ).update(version_id=version_id)
+        ).update(version_id=version_id, dr_replicated_at=None, dr_pending_since=now)
+        replication.document_replicate_later(tenant_id=document.tenant_id, document_id=document.pk)
     Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(**changes)
     document_access_record(
         document=document,
@@ -337,11 +340,14 @@ _DOCUMENTS_RECORD = """
 """
 _VERSIONS_RECORD = """
     UPDATE document_versions AS dv
-       SET version_id = v.version_id
+       SET version_id = v.version_id,
+           -- a new object version: its copy in the DR bucket is due again
+           dr_replicated_at = NULL, dr_pending_since = %(now)s
       FROM unnest(%(ids)s::uuid[], %(keys)s::text[], %(versions)s::text[])
            AS v(document_id, storage_key, version_id)
      WHERE dv.tenant_id = %(tenant)s AND dv.document_id = v.document_id
        AND dv.storage_key = v.storage_key
+ RETURNING dv.id
 """
 
 
@@ -369,11 +375,14 @@ def _classes_record(tenant_id: uuid.UUID, copies: list[_Copy], now: datetime) ->
                 _VERSIONS_RECORD,
                 {
                     "tenant": tenant_id,
+                    "now": now,
                     "ids": [document.pk for document, _ in versioned],
                     "keys": [document.storage_key for document, _ in versioned],
                     "versions": [change.version_id for _, change in versioned],
                 },
             )
+            rewritten = [row[0] for row in cursor.fetchall()]
+            replication.versions_replicate_later(tenant_id=tenant_id, version_ids=rewritten)
     documents_access_record_many(
         tenant_id=tenant_id,
         action=AccessAction.TIER_CHANGE,

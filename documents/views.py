@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from documents import multipart, pagination, services, uploads
+from documents import multipart, pagination, replication, services, uploads
 from documents.forms import DocumentReplaceForm, DocumentUploadForm
 from documents.models import Document
 from documents.validation import DocumentRejected
@@ -25,6 +25,9 @@ from tenants.views import tenant_login_required
 
 PAGE_SIZE = 50
 STORE_DOWN = "The document store is not reachable right now; nothing was saved. Try again."
+UPLOADS_PAUSED = (
+    "Primary storage is unavailable: uploads are paused until it is back; nothing was saved."
+)
 
 
 def _documents(request: HttpRequest):
@@ -58,6 +61,9 @@ def _store_file(request: HttpRequest, form, store) -> tuple[Document | None, int
     if not form.is_valid():
         return None, 400
     file = form.cleaned_data["file"]
+    if replication.primary_down():  # the probe said so moments ago: no upload to time out
+        form.add_error(None, UPLOADS_PAUSED)
+        return None, 503
     try:
         return store(file), 201
     except DocumentRejected as exc:
@@ -203,7 +209,7 @@ def document_download_view(request: HttpRequest, document_id) -> HttpResponse:
             request,
             "documents/not_downloadable.html",
             {"document": document, "reason": exc},
-            status=409,
+            status=503 if isinstance(exc, services.DocumentUnavailable) else 409,
         )
     return redirect(url)
 

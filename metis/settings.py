@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "documents.context_processors.primary_storage",
             ],
         },
     },
@@ -345,6 +346,24 @@ AWS_S3_CONNECT_TIMEOUT = env.float("AWS_S3_CONNECT_TIMEOUT", default=3)
 AWS_S3_READ_TIMEOUT = env.float("AWS_S3_READ_TIMEOUT", default=30)
 AWS_S3_MAX_ATTEMPTS = env.int("AWS_S3_MAX_ATTEMPTS", default=3)
 AWS_S3_RETRY_MODE = env("AWS_S3_RETRY_MODE", default="standard")  # or legacy, adaptive
+
+# --- Documents: a second region (disaster recovery) ------------------------------------------
+# Every stored version is copied to DOCUMENTS_DR_BUCKET (empty: no DR copy). The endpoint,
+# region and keys default to the primary's; set them for a bucket on another server or region.
+# On AWS, storage_setup writes the bucket's replication rule (DOCUMENTS_DR_REPLICATION_ROLE_ARN);
+# elsewhere the documents.replicate_* tasks copy each version (documents/replication.py).
+DOCUMENTS_DR_BUCKET = env("DOCUMENTS_DR_BUCKET", default="")
+DOCUMENTS_DR_S3_ENDPOINT_URL = env("DOCUMENTS_DR_S3_ENDPOINT_URL", default="")
+DOCUMENTS_DR_S3_REGION_NAME = env("DOCUMENTS_DR_S3_REGION_NAME", default="")
+DOCUMENTS_DR_ACCESS_KEY_ID = env("DOCUMENTS_DR_ACCESS_KEY_ID", default="")
+DOCUMENTS_DR_SECRET_ACCESS_KEY = env("DOCUMENTS_DR_SECRET_ACCESS_KEY", default="")
+# With AWS_S3_SSE=aws:kms: the DR region's key (a KMS key lives in one region); empty: the same.
+DOCUMENTS_DR_SSE_KMS_KEY_ID = env("DOCUMENTS_DR_SSE_KMS_KEY_ID", default="")
+DOCUMENTS_DR_REPLICATION_ROLE_ARN = env("DOCUMENTS_DR_REPLICATION_ROLE_ARN", default="")
+# How long one answer about the primary endpoint (up or down) is trusted, and how long the
+# probe may take: the download page asks, so a dead server must not hold it.
+DOCUMENTS_PRIMARY_CHECK_SECONDS = env.int("DOCUMENTS_PRIMARY_CHECK_SECONDS", default=5)
+DOCUMENTS_PRIMARY_PROBE_TIMEOUT = env.float("DOCUMENTS_PRIMARY_PROBE_TIMEOUT", default=1)
 
 STORAGES = {
     "default": {"BACKEND": "metis.objectstore.django_storage.DocumentsStorage"},

@@ -20,6 +20,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from documents import replication
 from documents.models import Document
 from monitoring import figures
 from tenants import db
@@ -180,10 +181,29 @@ def _celery() -> list[Family]:
     return [depth]
 
 
+def _replication() -> list[Family]:
+    """The DR bucket's lag (documents/replication.py); absent without a DR bucket."""
+    pending = Family(
+        "metis_dr_replication_pending_versions",
+        "Stored document versions not yet copied to the DR bucket; absent: no DR bucket.",
+    )
+    oldest = Family(
+        "metis_dr_replication_lag_seconds",
+        "How long the oldest version not yet in the DR bucket has waited (0: none).",
+    )
+    if replication.dr_enabled():
+        with db.all_tenants_context():
+            lag = replication.replication_lag()
+        pending.add(lag.pending)
+        oldest.add(lag.oldest_seconds)
+    return [pending, oldest]
+
+
 def _sections(now: datetime.datetime) -> dict[str, Callable[[], list[Family]]]:
     return {
         "database": _database,
         "storage": _storage,
+        "replication": _replication,
         "outbox": lambda: _outbox(now),
         "backups": lambda: _backups(now),
         "celery": _celery,

@@ -7,7 +7,11 @@ differs, so a second run changes nothing. Every step ends as one of:
 - already: the server already had it;
 - refused: the server does not implement it (SeaweedFS answers 501 NotImplemented to lifecycle
   Transitions); the rest is still applied;
-- failed: any other error (access denied, a bad key id...); the run goes on and reports it.
+- failed: any other error (access denied, a bad key id...); the run goes on and reports it;
+- noted: nothing to write here, and why (the DR replication rule without a role to assume).
+
+`dr_bucket_setup` does the same for the disaster-recovery bucket (versioning, encryption) and
+writes the primary's replication rule where S3 replication can run (AWS, with a role).
 """
 
 from __future__ import annotations
@@ -25,16 +29,18 @@ from metis.objectstore.errors import describe, error_code, error_status, is_unsu
 from metis.objectstore.store import ObjectStore
 
 APPLIED, ALREADY, REFUSED, FAILED = "applied", "already", "refused", "failed"
+NOTED = "noted"
 
 TIERING_RULE_ID = "metis-tenants-tiering"
 RETENTION_RULE_ID = "metis-tenants-retention"
 CORS_RULE_ID = "metis-browser-uploads"
+REPLICATION_RULE_ID = "metis-documents-dr"
 
 
 @dataclass(frozen=True)
 class SetupStep:
     name: str
-    outcome: str  # APPLIED, ALREADY, REFUSED or FAILED
+    outcome: str  # APPLIED, ALREADY, REFUSED, FAILED or NOTED
     detail: str = ""
 
     def __str__(self) -> str:
@@ -126,7 +132,7 @@ class _Steps:
         return self.add(name, REFUSED if is_unsupported(error) else FAILED, describe(error))
 
 
-def _ensure_bucket(client, bucket: str, steps: _Steps) -> bool:
+def _ensure_bucket(client, bucket: str, steps: _Steps, *, region: str = "") -> bool:
     try:
         client.head_bucket(Bucket=bucket)
         steps.add("bucket", ALREADY, bucket)
@@ -136,7 +142,7 @@ def _ensure_bucket(client, bucket: str, steps: _Steps) -> bool:
             steps.error("bucket", error)
             return False
     arguments: dict[str, Any] = {"Bucket": bucket}
-    region = settings.AWS_S3_REGION_NAME
+    region = region or settings.AWS_S3_REGION_NAME
     if region and region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
         arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
     try:
@@ -160,8 +166,10 @@ def _ensure_versioning(client, bucket: str, steps: _Steps) -> None:
         steps.error("versioning", error)
 
 
-def _ensure_encryption(client, bucket: str, steps: _Steps) -> None:
+def _ensure_encryption(client, bucket: str, steps: _Steps, *, kms_key_id: str = "") -> None:
     wanted = encryption.default_encryption_rule()
+    if kms_key_id and wanted["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms":
+        wanted["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] = kms_key_id
     algorithm = wanted["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
     try:
         current = client.get_bucket_encryption(Bucket=bucket)
@@ -283,4 +291,78 @@ def bucket_setup(
     _ensure_policy(client, bucket, steps)
     _ensure_lifecycle(client, bucket, steps)
     _ensure_cors(client, bucket, steps)
+    return steps.done
+
+
+def replication_configuration(*, dr_bucket: str) -> dict:
+    """S3 replication of every new version under `tenants/` to the DR bucket, encrypted as the
+    source is (a KMS-encrypted object with the DR region's key). Deletes are not replicated:
+    erasure deletes in both buckets itself, naming each version."""
+    destination: dict[str, Any] = {"Bucket": f"arn:aws:s3:::{dr_bucket}"}
+    rule: dict[str, Any] = {
+        "ID": REPLICATION_RULE_ID,
+        "Status": "Enabled",
+        "Priority": 1,
+        "Filter": {"Prefix": "tenants/"},
+        "DeleteMarkerReplication": {"Status": "Disabled"},
+        "Destination": destination,
+    }
+    if settings.AWS_S3_SSE == "aws:kms":
+        key = settings.DOCUMENTS_DR_SSE_KMS_KEY_ID or settings.AWS_S3_SSE_KMS_KEY_ID
+        rule["SourceSelectionCriteria"] = {"SseKmsEncryptedObjects": {"Status": "Enabled"}}
+        destination["EncryptionConfiguration"] = {"ReplicaKmsKeyID": key}
+    return {"Role": settings.DOCUMENTS_DR_REPLICATION_ROLE_ARN, "Rules": [rule]}
+
+
+def _ensure_replication(client, bucket: str, dr_bucket: str, steps: _Steps) -> None:
+    if not settings.DOCUMENTS_DR_REPLICATION_ROLE_ARN:
+        steps.add(
+            "replication",
+            NOTED,
+            "no DOCUMENTS_DR_REPLICATION_ROLE_ARN (S3 replication needs one, AWS only): the "
+            "Celery replicator (documents.replicate_*) copies each version",
+        )
+        return
+    wanted = replication_configuration(dr_bucket=dr_bucket)
+    detail = f"tenants/ to {dr_bucket} as {wanted['Role']}"
+    try:
+        current = client.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]
+        if current.get("Role") == wanted["Role"] and _rules_match(
+            current.get("Rules", []), wanted["Rules"]
+        ):
+            steps.add("replication", ALREADY, detail)
+            return
+    except ClientError as error:
+        if error_code(error) != "ReplicationConfigurationNotFoundError":
+            steps.error("replication", error)
+            return
+    try:
+        client.put_bucket_replication(Bucket=bucket, ReplicationConfiguration=wanted)
+        steps.add("replication", APPLIED, detail)
+    except ClientError as error:
+        if is_unsupported(error):
+            steps.add(
+                "replication",
+                REFUSED,
+                f"{describe(error)}; the Celery replicator copies each version instead",
+            )
+            return
+        steps.error("replication", error)
+
+
+def dr_bucket_setup(
+    *,
+    store: ObjectStore,
+    dr_store: ObjectStore,
+    report: Callable[[SetupStep], None] = lambda step: None,
+) -> list[SetupStep]:
+    """Bring the DR bucket to the configured state (it exists, versioned, encrypted as the
+    primary) and write the primary bucket's replication rule; return every step."""
+    client, bucket = dr_store.client, dr_store.bucket
+    steps = _Steps(report)
+    if not _ensure_bucket(client, bucket, steps, region=dr_store.endpoint.region):
+        return steps.done
+    _ensure_versioning(client, bucket, steps)
+    _ensure_encryption(client, bucket, steps, kms_key_id=settings.DOCUMENTS_DR_SSE_KMS_KEY_ID)
+    _ensure_replication(store.client, store.bucket, bucket, steps)
     return steps.done

@@ -8,6 +8,7 @@ StorageUnavailable after removing whatever half-arrived.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -611,4 +612,44 @@ def audit_store() -> ObjectStore:
         ),
         endpoint=_endpoint(),
         encryption=tuple(encryption.sse_parameters().items()),
+    )
+
+
+def documents_dr_store() -> ObjectStore | None:
+    """The disaster-recovery copy of the documents bucket (DOCUMENTS_DR_BUCKET), or None when
+    there is none. Endpoint, region and keys default to the primary's."""
+    if not settings.DOCUMENTS_DR_BUCKET:
+        return None
+    primary = _endpoint()
+    endpoint = clients.Endpoint(
+        url=settings.DOCUMENTS_DR_S3_ENDPOINT_URL or primary.url,
+        region=settings.DOCUMENTS_DR_S3_REGION_NAME or primary.region,
+        access_key=settings.DOCUMENTS_DR_ACCESS_KEY_ID or primary.access_key,
+        secret_key=settings.DOCUMENTS_DR_SECRET_ACCESS_KEY or primary.secret_key,
+        addressing_style=primary.addressing_style,
+        connect_timeout=primary.connect_timeout,
+        read_timeout=primary.read_timeout,
+        max_attempts=primary.max_attempts,
+        retry_mode=primary.retry_mode,
+    )
+    parameters = encryption.sse_parameters()
+    if parameters.get("SSEKMSKeyId") and settings.DOCUMENTS_DR_SSE_KMS_KEY_ID:
+        parameters["SSEKMSKeyId"] = settings.DOCUMENTS_DR_SSE_KMS_KEY_ID
+    return ObjectStore(
+        bucket=settings.DOCUMENTS_DR_BUCKET,
+        endpoint=endpoint,
+        encryption=tuple(parameters.items()),
+    )
+
+
+def documents_probe_store() -> ObjectStore:
+    """The documents bucket through a client that gives up fast: one attempt, short timeouts.
+    For asking "is the primary up?" where a caller waits for the answer."""
+    primary = documents_store()
+    timeout = settings.DOCUMENTS_PRIMARY_PROBE_TIMEOUT
+    return dataclasses.replace(
+        primary,
+        endpoint=dataclasses.replace(
+            primary.endpoint, connect_timeout=timeout, read_timeout=timeout, max_attempts=1
+        ),
     )

@@ -108,7 +108,7 @@ def erasure_run(
 
 
 def _erase(plan: ErasurePlan) -> dict:
-    erased: dict = {"s3": stores.objects_erase(plan)}
+    erased: dict = {"s3": stores.objects_erase(plan), "s3_dr": stores.dr_objects_erase(plan)}
     erased["portability_exports"] = stores.export_files_erase(plan)
     with db.tenant_context(plan.tenant_uuid), connection.cursor() as cursor:
         erased["postgresql"] = postgres.rows_erase(cursor, plan)
@@ -124,6 +124,7 @@ def _verify(plan: ErasurePlan) -> dict:
         remaining = {f"postgresql.{t}": n for t, n in postgres.rows_remaining(cursor, plan).items()}
         remaining["postgresql.django_session"] = stores.sessions_remaining(plan)
     remaining["s3.versions_and_markers"] = stores.objects_remaining(plan)
+    remaining["s3_dr.versions_and_markers"] = stores.dr_objects_remaining(plan)
     remaining["portability_exports.versions_and_markers"] = stores.export_files_remaining(plan)
     remaining["clickhouse.events"] = stores.events_remaining(plan)
     remaining["cache.dashboard_entries"] = stores.caches_remaining(plan)

@@ -77,6 +77,32 @@ def objects_remaining(plan: ErasurePlan) -> int:
     return len(store.documents_store().version_entries_many(_checked(plan)))
 
 
+# --- The DR bucket: the copies of the same versions (documents/replication.py) -----------------
+
+
+def dr_objects_erase(plan: ErasurePlan) -> dict:
+    """Delete every version and delete marker in the DR bucket under the subject's folders,
+    and of their export ZIPs (S3 replication on AWS copies everything under `tenants/`)."""
+    dr = store.documents_dr_store()
+    if dr is None:
+        return {"versions": 0, "delete_markers": 0}
+    versions, markers = dr.purge_prefixes(_checked(plan))
+    for key in _export_keys(plan):
+        for entry in _versions_of(key, dr):
+            dr.client.delete_object(Bucket=dr.bucket, Key=key, VersionId=entry["VersionId"])
+            markers += entry["IsDeleteMarker"]
+            versions += not entry["IsDeleteMarker"]
+    return {"versions": versions, "delete_markers": markers}
+
+
+def dr_objects_remaining(plan: ErasurePlan) -> int:
+    dr = store.documents_dr_store()
+    if dr is None:
+        return 0
+    left = len(dr.version_entries_many(_checked(plan)))
+    return left + sum(len(_versions_of(key, dr)) for key in _export_keys(plan))
+
+
 # --- Portability exports: the ZIPs under tenants/{id}/exports/ -----------------------------------
 
 
@@ -87,9 +113,10 @@ def _export_keys(plan: ErasurePlan) -> list[str]:
     return plan.export_keys
 
 
-def _versions_of(key: str) -> list[dict]:
+def _versions_of(key: str, where: store.ObjectStore | None = None) -> list[dict]:
     # Listing by prefix also finds `key` + anything longer: keep exactly this key's entries.
-    return [e for e in store.documents_store().version_entries(key) if e["Key"] == key]
+    where = where or store.documents_store()
+    return [e for e in where.version_entries(key) if e["Key"] == key]
 
 
 def export_files_erase(plan: ErasurePlan) -> dict:

@@ -10,7 +10,9 @@ from metis.objectstore import bucket, store
 class Command(BaseCommand):
     help = (
         "Create the documents bucket if missing and apply versioning, default encryption, the "
-        "bucket policy and the lifecycle rules. Safe to run again: it writes only what differs."
+        "bucket policy and the lifecycle rules; with DOCUMENTS_DR_BUCKET, the DR bucket too "
+        "(versioning, encryption) and, on AWS, the replication rule. Safe to run again: it "
+        "writes only what differs."
     )
 
     def handle(self, *args, **options) -> None:
@@ -21,11 +23,17 @@ class Command(BaseCommand):
             bucket.ALREADY: str,
             bucket.REFUSED: self.style.WARNING,
             bucket.FAILED: self.style.ERROR,
+            bucket.NOTED: str,
         }
-        steps = bucket.bucket_setup(
-            store=documents,
-            report=lambda step: self.stdout.write(styles[step.outcome](f"  {step}")),
-        )
+
+        def report(step: bucket.SetupStep) -> None:
+            self.stdout.write(styles[step.outcome](f"  {step}"))
+
+        steps = bucket.bucket_setup(store=documents, report=report)
+        dr = store.documents_dr_store()
+        if dr is not None:
+            self.stdout.write(f"DR bucket {dr.bucket} at {dr.endpoint.url or 'AWS'}")
+            steps += bucket.dr_bucket_setup(store=documents, dr_store=dr, report=report)
         failed = [step.name for step in steps if step.outcome == bucket.FAILED]
         if failed:
             raise CommandError(f"storage set-up failed at: {', '.join(failed)}")
