@@ -62,11 +62,14 @@ def version_copy(
     got = source.client.get_object(**arguments)
     digest, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY) as spool:
-        with got["Body"] as body:
+        body = got["Body"]
+        try:
             for chunk in body.iter_chunks(_CHUNK):
                 digest.update(chunk)
                 md5.update(chunk)
                 spool.write(chunk)
+        finally:
+            body.close()
         if digest.hexdigest() != sha256:
             raise ReplicaMismatch(
                 f"{key} ({version_id or 'current'}) hashes to {digest.hexdigest()}, "
