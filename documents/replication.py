@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from documents.models import DocumentVersion
 from metis.objectstore import replica, store
-from metis.objectstore.errors import STORE_ERRORS, error_status
+from metis.objectstore.errors import STORE_ERRORS, describe, error_status
 from tenants import db
 from tenants.tasks import enqueue_for_tenant
 
@@ -107,6 +107,9 @@ def version_replicate(*, version_id: int) -> str:
     except replica.ReplicaMismatch as error:
         logger.error("not replicating version %s: %s", version.pk, error)
         return FAILED
+    except ClientError as error:  # a refusal (no such version, archived): the sweep tries again
+        logger.warning("replicating version %s failed: %s", version.pk, describe(error))
+        return FAILED
     with transaction.atomic():
         recorded = rows.filter(pk=version.pk, version_id=version.version_id).update(
             dr_source_version_id=version.version_id,
@@ -133,23 +136,32 @@ def _forget_copy(dr: store.ObjectStore, key: str, version_id: str) -> None:
 class ReplicationReport:
     tenant_id: uuid.UUID
     outcomes: Counter
-    more: bool = False
+    more: bool = False  # stopped at SWEEP_BATCH with versions still due after `last_id`
+    last_id: int | None = None
 
 
 @db.tenant_context_required
-def versions_replicate(*, version_ids: list[int] | None = None) -> ReplicationReport:
-    """Copy the given versions, or (None) a batch of the tenant's due ones, oldest first."""
+def versions_replicate(
+    *, version_ids: list[int] | None = None, after: int | None = None
+) -> ReplicationReport:
+    """Copy the given versions, or (None) a batch of the tenant's due ones after id `after`.
+
+    The sweep pages by id: a version that keeps failing (its source archived, say) is passed
+    over by the next batch, not copied again and again by each one.
+    """
     tenant_id = db.require_tenant_context()
     outcomes: Counter = Counter()
     more = False
     if version_ids is None:
         due = DocumentVersion.objects.for_tenant(tenant_id).unreplicated()
-        oldest_first = due.order_by("dr_pending_since").values_list("pk", flat=True)
-        batch = list(oldest_first[: SWEEP_BATCH + 1])
+        if after is not None:
+            due = due.filter(pk__gt=after)
+        batch = list(due.order_by("pk").values_list("pk", flat=True)[: SWEEP_BATCH + 1])
         more, version_ids = len(batch) > SWEEP_BATCH, batch[:SWEEP_BATCH]
     for version_id in version_ids:
         outcomes[version_replicate(version_id=version_id)] += 1
-    return ReplicationReport(tenant_id, outcomes, more)
+    last_id = version_ids[-1] if version_ids else None
+    return ReplicationReport(tenant_id, outcomes, more, last_id)
 
 
 # --- The lag figure -----------------------------------------------------------------------------

@@ -129,10 +129,10 @@ def replicate_all_tenants() -> int:
 @shared_task(
     base=TenantTask, name="documents.replicate_tenant", tenant_transaction=False, **RETRY_TRANSIENT
 )
-def replicate_tenant() -> dict[str, int]:
-    """Copy a batch of the tenant's versions not yet in the DR bucket, oldest first; send the
-    next batch if more are due. Idempotent."""
-    report = replication.versions_replicate()
+def replicate_tenant(after: int | None = None) -> dict[str, int]:
+    """Copy a batch of the tenant's versions not yet in the DR bucket (ids after `after`); send
+    the next batch if more are due. Idempotent."""
+    report = replication.versions_replicate(after=after)
     if report.more:
-        enqueue_for_tenant(replicate_tenant, report.tenant_id)
+        enqueue_for_tenant(replicate_tenant, report.tenant_id, after=report.last_id)
     return dict(report.outcomes)

@@ -163,6 +163,31 @@ def test_the_sweep_copies_versions_whose_task_was_lost(
             _assert_in_dr(dr_server, dr_bucket, version)
 
 
+def test_the_sweep_pages_past_a_version_that_keeps_failing(
+    versioned_primary,
+    dr_server,
+    dr_bucket,
+    tenant,
+    eager,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    monkeypatch.setattr(replication, "SWEEP_BATCH", 1)
+    broken, *good = [upload(tenant) for _ in range(3)]
+    with db.tenant_context(tenant.pk):
+        DocumentVersion.objects.filter(document_id=broken.pk).update(sha256="0" * 64)
+
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        assert tasks.replicate_all_tenants() == 1
+
+    assert len(sent) == 3  # one task per batch of one, then no more
+    for document in good:
+        [version] = versions_of(document)
+        _assert_in_dr(dr_server, dr_bucket, version)
+    [version] = versions_of(broken)
+    assert version.dr_replicated_at is None
+
+
 def test_without_a_dr_bucket_nothing_is_sent_and_the_sweep_does_nothing(
     versioned_primary, tenant, settings, django_capture_on_commit_callbacks
 ):
@@ -297,3 +322,25 @@ def test_lag_figure_counts_versions_not_yet_copied_and_the_oldest_wait(
         replication.version_replicate(version_id=version.pk)
     assert registry.get_sample_value("metis_dr_replication_pending_versions") == 1
     assert registry.get_sample_value("metis_dr_replication_lag_seconds") < 600
+
+
+# --- The admin ------------------------------------------------------------------------------------
+
+
+def test_admin_shows_versions_due_per_tenant_and_each_versions_dr_copy(
+    versioned_primary, dr_server, dr_bucket, staff_client, tenant
+):
+    from tests.documents.test_admin import DOCUMENTS, choose
+
+    copied, due = upload(tenant), upload(tenant)
+    [version] = versions_of(copied)
+    with db.tenant_context(tenant.pk, atomic=False):
+        replication.version_replicate(version_id=version.pk)
+    choose(staff_client, tenant)
+    page = staff_client.get(DOCUMENTS).content.decode()
+    assert 'id="dr-lag"' in page
+    assert "<td>Acme Lending</td><td>1</td>" in page.split('id="dr-lag"', 1)[1]
+    copied_page = staff_client.get(f"{DOCUMENTS}{copied.pk}/change/").content.decode()
+    assert "<td>copied " in copied_page
+    due_page = staff_client.get(f"{DOCUMENTS}{due.pk}/change/").content.decode()
+    assert "<td>due since " in due_page
