@@ -34,6 +34,7 @@ from tenants.tasks import enqueue_for_tenant
 logger = logging.getLogger(__name__)
 
 COPIED, FOUND, ALREADY, GONE, FAILED = "copied", "found", "already", "gone", "failed"
+SUPERSEDED = "superseded"  # tiering rewrote the version while it was copied: its task copies it
 
 # Versions one sweep task copies before it sends the next batch.
 SWEEP_BATCH = 200
@@ -119,7 +120,7 @@ def version_replicate(*, version_id: int) -> str:
     if not recorded and not rows.filter(pk=version.pk).exists():
         _forget_copy(dr, version.storage_key, made.version_id)  # erased while we copied
         return GONE
-    return outcome if recorded else GONE
+    return outcome if recorded else SUPERSEDED
 
 
 def _forget_copy(dr: store.ObjectStore, key: str, version_id: str) -> None:
