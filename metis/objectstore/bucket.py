@@ -340,7 +340,8 @@ def _ensure_replication(client, bucket: str, dr_bucket: str, steps: _Steps) -> N
         client.put_bucket_replication(Bucket=bucket, ReplicationConfiguration=wanted)
         steps.add("replication", APPLIED, detail)
     except ClientError as error:
-        if is_unsupported(error):
+        # SeaweedFS routes PUT ?replication to CreateBucket and answers BucketAlreadyOwnedByYou.
+        if is_unsupported(error) or error_code(error) == "BucketAlreadyOwnedByYou":
             steps.add(
                 "replication",
                 REFUSED,

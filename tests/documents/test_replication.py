@@ -268,6 +268,16 @@ def test_storage_setup_makes_the_dr_bucket_versioned_and_encrypted(
         client.delete_bucket(Bucket="metis-dr-setup")
 
 
+def test_storage_setup_with_a_replication_role_on_seaweedfs_reports_the_refusal(
+    versioned_primary, dr_server, dr_bucket, settings
+):
+    settings.DOCUMENTS_DR_REPLICATION_ROLE_ARN = "arn:aws:iam::123456789012:role/MetisReplication"
+    out = StringIO()
+    call_command("storage_setup", stdout=out, no_color=True)  # no CommandError
+    assert "replication: refused" in out.getvalue()
+    assert "the Celery replicator copies each version instead" in out.getvalue()
+
+
 # --- The primary is stopped -------------------------------------------------------------------
 
 
