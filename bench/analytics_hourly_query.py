@@ -15,10 +15,11 @@ run by run in the same process:
              (from the rollup; tenant filter, parameters, readonly, limits) on an open client:
              what ClickHouse does for every cache miss;
 - raw      : the same chart counted from `events` (the query before the rollup), for scale;
-- charts   : all six chart queries of a tenant dashboard on an open client;
+- charts   : every chart query of a tenant dashboard (two: the rollup by type, document
+             type and hour; active users per day) on an open client;
 - open     : opening and closing the embedded engine under its lock around `SELECT 1`;
 - request  : `dashboards.clickhouse_charts` on a cache miss (a new generation each run): open the
-             engine, the six queries, store in Redis: what a web request pays;
+             engine, the chart queries, store in Redis: what a web request pays;
 - cached   : `dashboards.clickhouse_charts` again, served from Redis (the 15-minute cache).
 
 It checks at each size that the rollup agrees with the raw table for every key. Needs

@@ -67,6 +67,26 @@ def test_tenant_dashboard_counts_only_that_tenants_events(clickhouse_db, tenant,
     assert "events_by_tenant" not in charts
 
 
+def test_active_users_are_distinct_per_day_and_over_the_range(clickhouse_db, tenant):
+    # The range total is the exact union of the days' users, not the sum of the days.
+    returning, once = uuid.uuid4(), uuid.uuid4()
+    today, yesterday = now(), now() - timedelta(days=1)
+    insert_events(
+        [
+            (tenant.pk, "auth.sign_in", "{}", returning, today),
+            (tenant.pk, "auth.sign_in", "{}", returning, today - timedelta(minutes=5)),
+            (tenant.pk, "auth.sign_in", "{}", returning, yesterday),
+            (tenant.pk, "auth.sign_in", "{}", once, yesterday),
+        ]
+    )
+    with db.tenant_context(tenant.pk):
+        users = dashboards.dashboard(last_week(tenant.pk))["active_users"]
+    by_day = dict(zip(users["labels"], users["data"], strict=True))
+    assert by_day[today.date().isoformat()] == 1
+    assert by_day[yesterday.date().isoformat()] == 2
+    assert users["total"] == 2
+
+
 @pytest.mark.committed
 def test_all_tenants_dashboard_covers_every_tenant(clickhouse_db, tenant, other_tenant):
     seed(tenant.pk, 3)
