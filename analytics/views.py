@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from analytics import clickhouse, dashboards
-from tenants import db
+from tenants import db, replica
 from tenants.models import Tenant
 from tenants.views import tenant_login_required
 
@@ -62,6 +62,7 @@ def _render(request, template, context, *, scope, enter_context) -> HttpResponse
     return TemplateResponse(request, template, context, status=status)
 
 
+@replica.replica_view
 def staff_dashboard_view(request: HttpRequest) -> HttpResponse:
     """Staff: one tenant's dashboard, or (superusers) all tenants'."""
     form = StaffDashboardFilterForm(request.GET)
@@ -118,6 +119,7 @@ def staff_dashboard_view(request: HttpRequest) -> HttpResponse:
     )
 
 
+@replica.replica_view
 @tenant_login_required
 def usage_view(request: HttpRequest) -> HttpResponse:
     """A tenant user: the same charts, for their own tenant only (any `tenant` parameter is

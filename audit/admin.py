@@ -7,10 +7,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from audit.models import AuditEntry
+from tenants import admin as tenants_admin
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(tenants_admin.ReplicaChangelistMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "tenant_id",

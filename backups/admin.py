@@ -11,10 +11,11 @@ from django.template.defaultfilters import filesizeformat
 
 from backups import tasks
 from backups.models import BackupRun, RestoreDrill, RetentionPolicy, WalArchiveCheck
+from tenants import admin as tenants_admin
 
 
-class ReadOnlyCatalogAdmin(admin.ModelAdmin):
-    """Catalog rows are written by the jobs only; staff read them."""
+class ReadOnlyCatalogAdmin(tenants_admin.ReplicaChangelistMixin, admin.ModelAdmin):
+    """Catalog rows are written by the jobs only; staff read them (on the replica, if any)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

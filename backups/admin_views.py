@@ -8,8 +8,10 @@ from django.template.response import TemplateResponse
 
 from backups import dashboard, pgbackrest
 from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
+from tenants import replica
 
 
+@replica.replica_view
 def dashboard_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
     context = {
         **site.each_context(request),

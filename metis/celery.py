@@ -79,7 +79,10 @@ def _bind_task(task_id: str, task, kwargs: dict | None = None, **_kwargs) -> Non
         request_id=task.request.get(REQUEST_ID_HEADER),
         tenant_id=tenant_id if isinstance(tenant_id, str) else None,
     )
-    _task_tokens.setdefault(task_id, []).append(token)
+    # Each task is one unit of read-your-writes (tenants/replica.py).
+    from tenants import replica
+
+    _task_tokens.setdefault(task_id, []).append((token, replica.unit_begin()))
 
 
 @task_postrun.connect
@@ -88,7 +91,11 @@ def _unbind_task(task_id: str, **_kwargs) -> None:
 
     tokens = _task_tokens.get(task_id)
     if tokens:
-        logs.reset(tokens.pop())
+        from tenants import replica
+
+        log_token, unit_token = tokens.pop()
+        replica.unit_end(unit_token)
+        logs.reset(log_token)
         if not tokens:
             del _task_tokens[task_id]
 

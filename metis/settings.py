@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that may write: a request that wrote reads its writes (tenants/replica.py).
+    "tenants.middleware.ReadYourWritesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -176,9 +178,42 @@ DATABASES = {
     "owner": _database(DATABASE_OWNER_URL, pooled=False),
     "staff_read": _database(DATABASE_STAFF_READ_URL, pooled=False),
 }
+
+
+def _same_server_as(url: str, *, user_of: str) -> str:
+    """Return `url` with the user (and password) of `user_of`: the same role on another server."""
+    login = urlsplit(user_of).netloc.rsplit("@", 1)[0] if "@" in urlsplit(user_of).netloc else ""
+    server = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    return urlsplit(url)._replace(netloc=f"{login}@{server}" if login else server).geturl()
+
+
+# A streaming standby of the same cluster (tenants/replica.py): unset, there is none and every
+# read goes to the primary. The roles, grants, seal key and RLS policies replicate with the
+# schema, so it is the runtime role's URL on the standby's host; the staff read role's URL there
+# is derived the same way unless DATABASE_REPLICA_STAFF_READ_URL names it.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_STAFF_READ_URL = env(
+    "DATABASE_REPLICA_STAFF_READ_URL",
+    default=_same_server_as(DATABASE_REPLICA_URL, user_of=DATABASE_STAFF_READ_URL)
+    if DATABASE_REPLICA_URL
+    else "",
+)
+# Past this replay lag (seconds) replica reads go to the primary; the lag is read at most once
+# per REPLICA_LAG_CHECK_SECONDS per process.
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=5)
+REPLICA_LAG_CHECK_SECONDS = env.float("REPLICA_LAG_CHECK_SECONDS", default=2)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = _database(
+        DATABASE_REPLICA_URL, pooled=env.bool("DATABASE_POOL_ENABLED", default=True)
+    )
+    DATABASES["replica_staff_read"] = _database(DATABASE_REPLICA_STAFF_READ_URL, pooled=False)
 # The owner alias is for migrations and maintenance only; no router sends app queries to it.
-# Reads of tenant tables go to `staff_read` only inside tenants.db.all_tenants_context().
-DATABASE_ROUTERS = ["tenants.routers.AllTenantsReadRouter"]
+# Inside tenants.replica.replica_reads() reads go to the replica while it keeps up (first
+# router); reads of tenant tables go to `staff_read` only inside all_tenants_context().
+DATABASE_ROUTERS = [
+    "tenants.replica_router.ReplicaReadRouter",
+    "tenants.routers.AllTenantsReadRouter",
+]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

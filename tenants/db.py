@@ -156,20 +156,21 @@ def tenant_context(
 
 
 @contextmanager
-def all_tenants_context(*, atomic: bool = False) -> Iterator[None]:
+def all_tenants_context(*, atomic: bool = False, using: str = ALL_TENANTS_ALIAS) -> Iterator[None]:
     """Read (never write) every tenant's rows in the block, through the staff read role.
 
     Only for staff superusers in the explicit all-tenants mode and for system jobs (exports,
     reconcile); callers record the choice in the audit trail. ORM reads of tenant tables go to
     the `staff_read` alias (tenants/routers.py), a SELECT-only role in read-only transactions;
     raw SQL uses `connections[ALL_TENANTS_ALIAS]`. With `atomic`, the block is one transaction
-    there: one snapshot of every table (exports).
+    there: one snapshot of every table (exports); `using` names the staff read role's alias on a
+    replica instead (tenants/replica.py).
     """
     token = _current_tenant.set(None)
     all_token = _all_tenants.set(True)
     try:
         if atomic:
-            with transaction.atomic(using=ALL_TENANTS_ALIAS):
+            with transaction.atomic(using=using):
                 yield
         else:
             yield

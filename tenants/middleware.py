@@ -16,7 +16,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from tenants import auth, db, lookup, pool, staff
+from tenants import auth, db, lookup, pool, replica, staff
 from tenants.http import MetisRequest, StaffRequest
 from tenants.models import DNS_LABEL
 
@@ -63,3 +63,18 @@ class TenantMiddleware:
     def _serve_staff(self, request: StaffRequest) -> HttpResponse:
         with staff.scope_for(request):
             return self.get_response(request)
+
+
+class ReadYourWritesMiddleware:
+    """Make each request one unit of read-your-writes (tenants/replica.py): once it wrote on the
+    primary, its replica reads go to the primary too."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = replica.unit_begin()
+        try:
+            return self.get_response(request)
+        finally:
+            replica.unit_end(token)

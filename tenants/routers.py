@@ -15,13 +15,13 @@ _SAME_DATABASE = {"default", db.ALL_TENANTS_ALIAS}
 
 
 @functools.cache
-def _is_tenant_owned(model) -> bool:
+def is_tenant_owned(model) -> bool:
     return any(isinstance(c, rls.RowLevelSecurity) for c in model._meta.constraints)
 
 
 class AllTenantsReadRouter:
     def db_for_read(self, model, **hints):
-        if db.all_tenants_active() and _is_tenant_owned(model):
+        if db.all_tenants_active() and is_tenant_owned(model):
             return db.ALL_TENANTS_ALIAS
         return None
 

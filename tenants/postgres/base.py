@@ -20,12 +20,12 @@ from contextlib import contextmanager
 
 import psycopg
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.backends.postgresql import base
 from psycopg.errors import error_from_result
 from psycopg.pq import ExecStatus, TransactionStatus
 
-from tenants import db, seal
+from tenants import db, replica, seal
 from tenants import pool as connection_pool
 
 _UNKNOWN = object()  # the transaction's seal is not known: set it before the next statement
@@ -43,6 +43,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # that is the statement) and with a savepoint rollback.
         self.account_writes_pending = 0
         self.execute_wrappers.append(_seal_before_execute)
+        if self.alias == DEFAULT_DB_ALIAS:
+            # Read-your-writes: a request that wrote reads the primary from then on.
+            self.execute_wrappers.append(replica.note_write_before_execute)
 
     @property
     def pool(self):
