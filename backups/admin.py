@@ -10,7 +10,13 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 
 from backups import tasks
-from backups.models import BackupRun, RestoreDrill, RetentionPolicy, WalArchiveCheck
+from backups.models import (
+    BackupRun,
+    FailoverDrill,
+    RestoreDrill,
+    RetentionPolicy,
+    WalArchiveCheck,
+)
 from tenants import admin as tenants_admin
 
 
@@ -118,6 +124,34 @@ class RestoreDrillAdmin(ReadOnlyCatalogAdmin):
 
     @admin.display(boolean=True, description="RPO met")
     def rpo_ok(self, obj: RestoreDrill) -> bool:
+        return obj.rpo_met()
+
+
+@admin.register(FailoverDrill)
+class FailoverDrillAdmin(ReadOnlyCatalogAdmin):
+    """Failover drills (manage.py failover_drill), beside the restore drills."""
+
+    list_display = [
+        "started_at",
+        "status",
+        "rto_seconds",
+        "rto_target_seconds",
+        "rto_ok",
+        "rpo_transactions_lost",
+        "markers_acknowledged",
+        "rpo_ok",
+        "synchronous_commit",
+        "standby_server",
+    ]
+    list_filter = ["status"]
+    readonly_fields = ["steps", "error"]
+
+    @admin.display(boolean=True, description="RTO met")
+    def rto_ok(self, obj: FailoverDrill) -> bool:
+        return obj.rto_met()
+
+    @admin.display(boolean=True, description="RPO met")
+    def rpo_ok(self, obj: FailoverDrill) -> bool:
         return obj.rpo_met()
 
 

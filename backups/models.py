@@ -155,6 +155,64 @@ class RestoreDrill(Job):
         return self.rpo_seconds is not None and self.rpo_seconds <= self.rpo_target_seconds
 
 
+class FailoverDrill(Job):
+    """A failover of the application's database to its standby, timed (manage.py failover_drill).
+
+    RTO: seconds from stopping the primary until a tenant page answers 200 from the promoted
+    standby. RPO: marker transactions whose commit the primary acknowledged (with
+    `synchronous_commit = remote_apply`) that the promoted server does not have.
+    """
+
+    primary = models.CharField(max_length=500, help_text="The primary stopped (its data dir).")
+    standby = models.CharField(max_length=500, help_text="The standby promoted (its data dir).")
+    standby_server = models.CharField(
+        max_length=255, blank=True, help_text="host:port/database the application moved to."
+    )
+    probe_host = models.CharField(max_length=255, blank=True, help_text="The tenant page's host.")
+    synchronous_commit = models.CharField(max_length=32, default="remote_apply")
+    rto_seconds = models.FloatField(
+        null=True, blank=True, help_text="Primary stopped to a tenant page served."
+    )
+    rto_target_seconds = models.FloatField()
+    markers_acknowledged = models.PositiveIntegerField(
+        default=0, help_text="Marker commits the primary acknowledged before it stopped."
+    )
+    markers_found = models.PositiveIntegerField(
+        default=0, help_text="Of those, present on the promoted server."
+    )
+    rpo_transactions_lost = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Acknowledged commits missing after the failover."
+    )
+    steps = models.JSONField(default=dict, blank=True, help_text="Seconds from the stop.")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"failover drill {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    def rto_met(self) -> bool:
+        return self.rto_seconds is not None and self.rto_seconds <= self.rto_target_seconds
+
+    def rpo_met(self) -> bool:
+        return self.rpo_transactions_lost == 0
+
+
+class FailoverDrillMarker(models.Model):
+    """One numbered transaction committed on the primary while a failover drill stopped it."""
+
+    drill = models.ForeignKey(FailoverDrill, on_delete=models.CASCADE, related_name="markers")
+    seq = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["drill", "seq"], name="backups_failover_marker_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"marker {self.seq} of failover drill {self.drill_id}"
+
+
 class RetentionPolicy(models.Model):
     """How many full backups to keep; data staff edit it in the admin. The active one applies."""
 

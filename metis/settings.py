@@ -608,6 +608,14 @@ BACKUP_REAPER_STALE_MINUTES = env.int("BACKUP_REAPER_STALE_MINUTES", default=10)
 BACKUP_HISTORY_DAYS = env.int("BACKUP_HISTORY_DAYS", default=30)
 # Job history deleted from the catalog is kept this long as JSON lines under system/history/.
 BACKUP_HISTORY_ARCHIVE_DAYS = env.int("BACKUP_HISTORY_ARCHIVE_DAYS", default=90)
+# Failover drills (manage.py failover_drill, backups/services/failover.py): the primary to stop
+# and the standby to promote (data directories on this machine, pg_ctl as BACKUP_PG_OS_USER),
+# and the application role's URL on the standby (by default the replica's).
+FAILOVER_PRIMARY_DATA_DIR = env("FAILOVER_PRIMARY_DATA_DIR", default=BACKUP_PG_DATA_DIR)
+FAILOVER_STANDBY_DATA_DIR = env("FAILOVER_STANDBY_DATA_DIR", default="")
+FAILOVER_STANDBY_URL = env("FAILOVER_STANDBY_URL", default=DATABASE_REPLICA_URL)
+# Patroni-managed clusters report about 13 s of write outage when a primary is lost.
+FAILOVER_RTO_TARGET_SECONDS = env.float("FAILOVER_RTO_TARGET_SECONDS", default=10)
 # true: the cluster is the embedded one `make run` owns, and `manage.py backup_local_setup` turns
 # its archiving on and takes a first good backup (scripts/local_services.py writes it).
 BACKUP_LOCAL_SETUP = env.bool("BACKUP_LOCAL_SETUP", default=False)
