@@ -20,7 +20,7 @@ from django.test import Client
 from metis.objectstore.errors import STORE_ERRORS
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
 from tests.support import browser as support_browser
-from tests.support import scratch, staff
+from tests.support import replica_pair, scratch, staff
 from tests.support.seaweedfs import SeaweedS3
 
 
@@ -264,3 +264,40 @@ def point_storage_at(settings, server, bucket: str) -> None:
     settings.AWS_S3_SSE = "AES256"
     # Assigning STORAGES fires setting_changed, so Django's default storage is built anew.
     settings.STORAGES = {**settings.STORAGES}
+
+
+@pytest.fixture(scope="session")
+def migrated_primary(django_db_blocker):
+    """A private primary (initdb, 127.0.0.1) with the roles and a migrated `metis` database, one
+    per session; pairs are cloned from it (tests/support/replica_pair.py)."""
+    if not (replica_pair.BIN_DIR / "initdb").exists():
+        pytest.skip(f"needs PostgreSQL's server binaries in {replica_pair.BIN_DIR}")
+    with django_db_blocker.unblock():
+        server = replica_pair.primary_create()
+        try:
+            replica_pair.database_migrate(server)
+        except BaseException:
+            server.destroy()
+            raise
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def replica_standby(migrated_primary, django_db_blocker):
+    """A `pg_basebackup -R` standby of the session's primary, streaming synchronously."""
+    with django_db_blocker.unblock():
+        standby = replica_pair.standby_create(migrated_primary)
+    yield standby
+    standby.destroy()
+
+
+@pytest.fixture
+def on_replica_pair(migrated_primary, replica_standby, django_db_blocker):
+    """The application on the session's pair: the primary aliases on the primary, `replica` and
+    `replica_staff_read` on the standby; rows commit for real (the pair is the session's)."""
+    with (
+        django_db_blocker.unblock(),
+        replica_pair.aliases_pointed(migrated_primary, replica_standby),
+    ):
+        yield replica_pair.Pair(migrated_primary, replica_standby)
