@@ -23,6 +23,9 @@ def _instance_db(hints) -> str | None:
 
 class ReplicaReadRouter:
     def db_for_read(self, model, **hints):
+        instance = hints.get("instance")
+        if instance is not None and instance._state.adding:
+            return None  # a new row's validation (its foreign keys): about to write, read primary
         all_tenants = db.all_tenants_active() and routers.is_tenant_owned(model)
         alias = replica.read_alias(all_tenants=all_tenants)
         if alias is not None:

@@ -155,12 +155,14 @@ def standby_create(primary: Server) -> Server:
         conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
         conn.execute("SELECT pg_reload_conf()")
         _wait_for(
-            lambda: conn.execute(
-                "SELECT count(*) FROM pg_stat_replication "
-                "WHERE application_name = %s AND sync_state = 'sync' AND state = 'streaming'",
-                [STANDBY_NAME],
-            ).fetchone()[0]
-            == 1,
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_replication "
+                    "WHERE application_name = %s AND sync_state = 'sync' AND state = 'streaming'",
+                    [STANDBY_NAME],
+                ).fetchone()[0]
+                == 1
+            ),
             what="the standby to stream synchronously",
         )
     return standby
@@ -203,7 +205,7 @@ def database_migrate(primary: Server) -> None:
         call_command("migrate", database="owner", verbosity=0)
 
 
-class aliases_pointed:  # noqa: N801 (used as a context manager, like a function)
+class aliases_pointed:
     """Point the primary aliases at `primary` and (with `standby`) add the replica aliases
     there; put everything back on exit. Connections and pools are closed either way."""
 

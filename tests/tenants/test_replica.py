@@ -1,9 +1,11 @@
 """The read replica (tenants/replica.py, tenants/replica_router.py) against a real streaming
-standby: a primary made with initdb and a `pg_basebackup -R` standby (tests/support/replica_pair.py).
+standby: a primary made with initdb and a `pg_basebackup -R` standby
+(tests/support/replica_pair.py).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -67,3 +69,122 @@ def test_replica_reads_come_from_the_standby(on_replica_pair):
     with db.tenant_context(tenant.pk, atomic=False):
         assert TenantUser.objects.filter(pk=user.pk).db == "default"
         assert _in_recovery("default") is False
+
+
+def test_replica_enforces_tenant_isolation(on_replica_pair):
+    tenant, user = _tenant_with_user("acme")
+    other, _ = _tenant_with_user("globex")
+    replica_pair.wait_replayed(on_replica_pair.primary, on_replica_pair.standby)
+    with db.tenant_context(tenant.pk, atomic=False), replica.replica_reads():
+        users = TenantUser.objects.all()
+        assert users.db == replica.REPLICA_ALIAS
+        assert list(users.values_list("pk", flat=True)) == [user.pk]
+        assert not TenantUser.objects.filter(tenant_id=other.pk).exists()
+        with connections[replica.REPLICA_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM users WHERE tenant_id = %s", [other.pk])
+            assert cursor.fetchone()[0] == 0
+            cursor.execute("SELECT pg_is_in_recovery()")
+            assert cursor.fetchone()[0] is True
+
+
+def test_replica_refuses_a_forged_or_replayed_seal(on_replica_pair):
+    """The attack: SQL as the runtime role on the replica naming another tenant."""
+    _tenant_with_user("acme")
+    other, _ = _tenant_with_user("globex")
+    # A genuine seal of the other tenant, taken from one of the application's transactions.
+    with db.tenant_context(other.pk), connections["default"].cursor() as cursor:
+        cursor.execute("SELECT current_setting('app.tenant_seal')")
+        genuine = cursor.fetchone()[0]
+    replica_pair.wait_replayed(on_replica_pair.primary, on_replica_pair.standby)
+    with psycopg.connect(on_replica_pair.standby.app_url()) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0  # no seal: no rows
+        conn.execute("SELECT set_config('app.current_tenant', %s, true)", [str(other.pk)])
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0  # the old setting
+        for seal in (genuine, f"{other.pk}.{'0' * 64}"):
+            conn.rollback()
+            conn.execute("SELECT set_config('app.tenant_seal', %s, true)", [seal])
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="seal refused"):
+                conn.execute("SELECT count(*) FROM users")
+
+
+def test_a_lagging_replica_is_bypassed(on_replica_pair, replay_paused, settings):
+    settings.REPLICA_MAX_LAG_SECONDS = 1
+    settings.REPLICA_LAG_CHECK_SECONDS = 0
+    tenant, _ = _tenant_with_user()
+    # Received by the standby but not replayed: the lag grows from the last replayed commit.
+    written = TenantUserFactory(tenant=tenant, email="late@acme.example")
+    time.sleep(1.5)
+    assert replica.replica_lag_seconds() > 1
+    with db.tenant_context(tenant.pk, atomic=False), replica.replica_reads():
+        users = TenantUser.objects.filter(pk=written.pk)
+        assert users.db == "default"
+        assert users.exists()
+    # Caught up again, the replica is used again.
+    with on_replica_pair.standby.admin(autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_resume()")
+    replica_pair.wait_replayed(on_replica_pair.primary, on_replica_pair.standby)
+    assert replica.replica_lag_seconds() == 0
+    with db.tenant_context(tenant.pk, atomic=False), replica.replica_reads():
+        assert TenantUser.objects.filter(pk=written.pk).db == replica.REPLICA_ALIAS
+
+
+def _write_then_read(tenant: Tenant):
+    def view(request):
+        with db.tenant_context(tenant.pk, atomic=False):
+            with replica.replica_reads():
+                before = TenantUser.objects.all().db
+            if request.GET.get("write"):
+                TenantUserFactory(tenant=tenant, email="new@acme.example")
+            with replica.replica_reads():
+                users = TenantUser.objects.filter(email="new@acme.example")
+                return JsonResponse({"before": before, "after": users.db, "seen": users.exists()})
+
+    return ReadYourWritesMiddleware(view)
+
+
+def test_a_request_that_wrote_reads_its_write(on_replica_pair, replay_paused, settings):
+    settings.REPLICA_MAX_LAG_SECONDS = 3600  # lag is not the reason here
+    tenant, _ = _tenant_with_user()
+    handler = _write_then_read(tenant)
+    wrote = json.loads(handler(RequestFactory().get("/", {"write": "1"})).content)
+    assert wrote == {"before": replica.REPLICA_ALIAS, "after": "default", "seen": True}
+    # The next request wrote nothing: it reads the replica, which has not replayed the write.
+    # So the first request saw its write because it read the primary, not by luck.
+    read_only = json.loads(handler(RequestFactory().get("/")).content)
+    assert read_only == {
+        "before": replica.REPLICA_ALIAS,
+        "after": replica.REPLICA_ALIAS,
+        "seen": False,
+    }
+
+
+def test_staff_change_list_is_read_from_the_replica(on_replica_pair):
+    tenant, _ = _tenant_with_user()
+    staff_user = get_user_model().objects.create_user(
+        f"staff-{uuid.uuid4().hex[:8]}",
+        "s@metis.example",
+        TEST_PASSWORD,
+        is_staff=True,
+        is_superuser=True,
+    )
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(staff_user)
+    staff.mark_verified(client, staff_user)
+    replica_pair.wait_replayed(on_replica_pair.primary, on_replica_pair.standby)
+    with CaptureQueriesContext(connections[replica.REPLICA_ALIAS]) as on_replica:
+        response = client.get("/admin/tenants/tenant/")
+    assert response.status_code == 200
+    assert tenant.name.encode() in response.content
+    assert any('FROM "tenants"' in query["sql"] for query in on_replica.captured_queries)
+
+
+def test_parquet_export_reads_the_replica(on_replica_pair, s3_bucket):
+    from analytics import exports
+
+    _tenant_with_user()
+    replica_pair.wait_replayed(on_replica_pair.primary, on_replica_pair.standby)
+    run = exports.export_run()
+    assert run.database == replica.REPLICA_STAFF_READ_ALIAS
+    assert run.tables["tenants"]["rows"] >= 1
+    assert _in_recovery(run.database) is True
