@@ -660,6 +660,10 @@ ALERT_RULES_DISABLED = env.list("ALERT_RULES_DISABLED", default=[])
 ALERT_DB_CONNECTIONS_PERCENT = env.float("ALERT_DB_CONNECTIONS_PERCENT", default=80)
 ALERT_DB_SLOW_QUERY_SECONDS = env.float("ALERT_DB_SLOW_QUERY_SECONDS", default=5)
 ALERT_DB_DISK_PERCENT = env.float("ALERT_DB_DISK_PERCENT", default=85)
+# The read replica's lag: by default the point where its reads go back to the primary.
+ALERT_DB_REPLICA_LAG_SECONDS = env.float(
+    "ALERT_DB_REPLICA_LAG_SECONDS", default=REPLICA_MAX_LAG_SECONDS
+)
 # The database's disk: with a capacity (bytes; managed PostgreSQL: its allocated storage),
 # pg_database_size against it; otherwise the volume of ALERT_DB_DISK_PATH (default the
 # cluster's data directory) by statvfs, when that path is on this machine.

@@ -199,9 +199,23 @@ def _replication() -> list[Family]:
     return [pending, oldest]
 
 
+def _replica() -> list[Family]:
+    """The read replica's lag as the application sees it (tenants/replica.py)."""
+    lag = Family(
+        "metis_db_replica_lag_seconds",
+        "Replay lag of the read replica (DATABASE_REPLICA_URL): 0 caught up, +Inf unreachable; "
+        "absent without one.",
+    )
+    seconds = figures.replica_lag_seconds()
+    if seconds is not None:
+        lag.add(seconds)
+    return [lag]
+
+
 def _sections(now: datetime.datetime) -> dict[str, Callable[[], list[Family]]]:
     return {
         "database": _database,
+        "replica": _replica,
         "storage": _storage,
         "replication": _replication,
         "outbox": lambda: _outbox(now),

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, multiprocess
 
 from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
 from metis.events.models import EventOutbox
-from tenants import db
+from tenants import db, replica
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,11 @@ def latest_backup_runs() -> dict[str, BackupRun]:
     for run in finished.distinct("kind"):
         latest[run.kind] = run
     return latest
+
+
+def replica_lag_seconds() -> float | None:
+    """Return the read replica's replay lag now (infinity: unreachable), or None without one."""
+    return replica.replica_lag_seconds() if replica.configured() else None
 
 
 def latest_archive_check() -> WalArchiveCheck | None:

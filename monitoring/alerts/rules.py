@@ -8,6 +8,7 @@ raises is skipped for this evaluation. Thresholds are settings (ALERT_*, docs/op
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,24 @@ def db_disk(now: datetime.datetime) -> list[Finding] | None:
             "",
             f"Database disk {percent:.0f} % full ({where}; threshold {limit:g} %).",
             percent,
+            limit,
+        )
+    ]
+
+
+def db_replica_lag(now: datetime.datetime) -> list[Finding]:
+    seconds = figures.replica_lag_seconds()
+    limit = settings.ALERT_DB_REPLICA_LAG_SECONDS
+    if seconds is None or seconds <= limit:
+        return []
+    if math.isinf(seconds):
+        return [Finding("", "The read replica cannot be reached: its reads go to the primary.")]
+    return [
+        Finding(
+            "",
+            f"The read replica is {seconds:.0f} s behind the primary (threshold {limit:g} s); "
+            "past REPLICA_MAX_LAG_SECONDS its reads go to the primary.",
+            seconds,
             limit,
         )
     ]
@@ -265,6 +284,7 @@ RULES = [
     Rule("db_connections", Severity.WARNING, db_connections),
     Rule("db_slow_query", Severity.CRITICAL, db_slow_query),
     Rule("db_disk", Severity.WARNING, db_disk),
+    Rule("db_replica_lag", Severity.WARNING, db_replica_lag),
     Rule("backup_failed", Severity.CRITICAL, backup_failed),
     Rule("backup_stale", Severity.CRITICAL, backup_stale),
     Rule("wal_archive", Severity.CRITICAL, wal_archive),

@@ -16,12 +16,17 @@ from django.db import connections
 from django.http import JsonResponse
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from monitoring import figures
+from monitoring.alerts import rules
 from tenants import db, replica
 from tenants.middleware import ReadYourWritesMiddleware
 from tenants.models import Tenant, TenantUser
 from tests.factories import TEST_PASSWORD, TenantFactory, TenantUserFactory
+from tests.monitoring.conftest import figure
 from tests.support import replica_pair, staff
+from tests.support.ports import free_port
 
 
 def _tenant_with_user(name: str = "acme") -> tuple[Tenant, TenantUser]:
@@ -53,6 +58,19 @@ def test_without_a_replica_every_read_stays_on_the_primary(tenant):
         assert replica.read_alias() is None
         assert Tenant.objects.filter(pk=tenant.pk).db == "default"
         assert Tenant.objects.filter(pk=tenant.pk).exists()
+    assert figures.replica_lag_seconds() is None
+    assert rules.db_replica_lag(timezone.now()) == []
+
+
+def test_an_unreachable_replica_is_bypassed_and_alerted(on_replica_pair, settings):
+    settings.DATABASES[replica.REPLICA_ALIAS]["PORT"] = str(free_port())  # nothing listens
+    connections[replica.REPLICA_ALIAS].close_pool()
+    replica.lag_cache_clear()
+    assert replica.replica_lag_seconds() == float("inf")
+    with replica.replica_reads():
+        assert Tenant.objects.all().db == "default"
+    [finding] = rules.db_replica_lag(timezone.now())
+    assert "cannot be reached" in finding.message
 
 
 def test_replica_reads_come_from_the_standby(on_replica_pair):
@@ -110,12 +128,17 @@ def test_replica_refuses_a_forged_or_replayed_seal(on_replica_pair):
 
 def test_a_lagging_replica_is_bypassed(on_replica_pair, replay_paused, settings):
     settings.REPLICA_MAX_LAG_SECONDS = 1
+    settings.ALERT_DB_REPLICA_LAG_SECONDS = 1
     settings.REPLICA_LAG_CHECK_SECONDS = 0
     tenant, _ = _tenant_with_user()
     # Received by the standby but not replayed: the lag grows from the last replayed commit.
     written = TenantUserFactory(tenant=tenant, email="late@acme.example")
     time.sleep(1.5)
     assert replica.replica_lag_seconds() > 1
+    # The metric and the alert rule see it too.
+    assert figure("metis_db_replica_lag_seconds") > 1
+    [finding] = rules.db_replica_lag(timezone.now())
+    assert finding.value > 1 and finding.threshold == 1
     with db.tenant_context(tenant.pk, atomic=False), replica.replica_reads():
         users = TenantUser.objects.filter(pk=written.pk)
         assert users.db == "default"
@@ -125,6 +148,8 @@ def test_a_lagging_replica_is_bypassed(on_replica_pair, replay_paused, settings)
         conn.execute("SELECT pg_wal_replay_resume()")
     replica_pair.wait_replayed(on_replica_pair.primary, on_replica_pair.standby)
     assert replica.replica_lag_seconds() == 0
+    assert figure("metis_db_replica_lag_seconds") == 0
+    assert rules.db_replica_lag(timezone.now()) == []
     with db.tenant_context(tenant.pk, atomic=False), replica.replica_reads():
         assert TenantUser.objects.filter(pk=written.pk).db == replica.REPLICA_ALIAS
 
