@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from backups import dashboard, pgbackrest
-from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
+from backups.models import BackupRun, FailoverDrill, RestoreDrill, WalArchiveCheck
 from tenants import replica
 
 
@@ -21,6 +21,7 @@ def dashboard_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
         "setup_notice": pgbackrest.missing_notice(),
         "latest_runs": BackupRun.objects.all()[:10],
         "latest_drills": RestoreDrill.objects.select_related("backup")[:5],
+        "latest_failover_drills": FailoverDrill.objects.all()[:5],
         "latest_checks": WalArchiveCheck.objects.all()[:5],
     }
     return TemplateResponse(request, "admin/backups/dashboard.html", context)
