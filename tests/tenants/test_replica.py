@@ -11,6 +11,7 @@ import uuid
 
 import psycopg
 import pytest
+from celery import shared_task
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.http import JsonResponse
@@ -43,7 +44,13 @@ def _in_recovery(alias: str) -> bool:
 
 @pytest.fixture
 def replay_paused(on_replica_pair):
-    """Pause the standby's replay (it keeps receiving WAL); resume it afterwards."""
+    """Pause the standby's replay (it keeps receiving WAL); resume it afterwards.
+
+    A commit is replayed first: with WAL waiting and no commit replayed since the standby
+    started, its lag is unknown (infinite) and every read would go to the primary anyway.
+    """
+    TenantFactory(subdomain=f"replayed-{uuid.uuid4().hex[:8]}")
+    replica_pair.wait_replayed(on_replica_pair.primary, on_replica_pair.standby)
     with on_replica_pair.standby.admin(autocommit=True) as conn:
         conn.execute("SELECT pg_wal_replay_pause()")
         try:
@@ -182,6 +189,25 @@ def test_a_request_that_wrote_reads_its_write(on_replica_pair, replay_paused, se
         "after": replica.REPLICA_ALIAS,
         "seen": False,
     }
+
+
+@shared_task(name="tests.replica.write_then_read")
+def _write_then_read_task(*, tenant_id: str, write: bool) -> dict:
+    with db.tenant_context(tenant_id, atomic=False):
+        if write:
+            TenantUserFactory(tenant=Tenant.objects.get(pk=tenant_id), email="task@acme.example")
+        with replica.replica_reads():
+            users = TenantUser.objects.filter(email="task@acme.example")
+            return {"db": users.db, "seen": users.exists()}
+
+
+def test_a_task_that_wrote_reads_its_write(on_replica_pair, replay_paused, settings):
+    settings.REPLICA_MAX_LAG_SECONDS = 3600
+    tenant, _ = _tenant_with_user()
+    wrote = _write_then_read_task.apply(kwargs={"tenant_id": str(tenant.pk), "write": True})
+    assert wrote.get() == {"db": "default", "seen": True}
+    read_only = _write_then_read_task.apply(kwargs={"tenant_id": str(tenant.pk), "write": False})
+    assert read_only.get() == {"db": replica.REPLICA_ALIAS, "seen": False}
 
 
 def test_staff_change_list_is_read_from_the_replica(on_replica_pair):
