@@ -59,6 +59,22 @@ def replay_paused(on_replica_pair):
             conn.execute("SELECT pg_wal_replay_resume()")
 
 
+@pytest.mark.parametrize(
+    ("sql", "writes"),
+    [
+        ('SELECT "users"."id" FROM "users"', False),
+        ("  (SELECT 1) UNION (SELECT 2)", False),
+        ('SAVEPOINT "s1"', False),
+        ('INSERT INTO "users" ("email") VALUES (%s)', True),
+        ('UPDATE "users" SET "name" = %s', True),
+        ('DELETE FROM "users"', True),
+        ("WITH moved AS (DELETE FROM outbox RETURNING *) SELECT count(*) FROM moved", True),
+    ],
+)
+def test_what_counts_as_a_write(sql, writes):
+    assert replica.is_write(sql) is writes
+
+
 def test_without_a_replica_every_read_stays_on_the_primary(tenant):
     assert not replica.configured()
     with db.tenant_context(tenant.pk), replica.replica_reads():
@@ -210,7 +226,7 @@ def test_a_task_that_wrote_reads_its_write(on_replica_pair, replay_paused, setti
     assert read_only.get() == {"db": replica.REPLICA_ALIAS, "seen": False}
 
 
-def test_staff_change_list_is_read_from_the_replica(on_replica_pair):
+def test_staff_change_list_and_dashboard_are_read_from_the_replica(on_replica_pair):
     tenant, _ = _tenant_with_user()
     staff_user = get_user_model().objects.create_user(
         f"staff-{uuid.uuid4().hex[:8]}",
@@ -228,6 +244,11 @@ def test_staff_change_list_is_read_from_the_replica(on_replica_pair):
     assert response.status_code == 200
     assert tenant.name.encode() in response.content
     assert any('FROM "tenants"' in query["sql"] for query in on_replica.captured_queries)
+    # The backups dashboard's catalog reads too.
+    with CaptureQueriesContext(connections[replica.REPLICA_ALIAS]) as on_replica:
+        response = client.get("/admin/backups/backuprun/dashboard/")
+    assert response.status_code == 200
+    assert any("backups_restoredrill" in query["sql"] for query in on_replica.captured_queries)
 
 
 def test_parquet_export_reads_the_replica(on_replica_pair, s3_bucket):
