@@ -2,24 +2,25 @@
 
 Per tenant, in batches, each in three steps:
 
-1. **Claim** (one committed PostgreSQL transaction): pick up to N pending rows and stamp them with
-   a new `batch_token`; the statement answers with the batch as ClickHouse input text. A batch
-   that was claimed before and not delivered (ClickHouse was down, or the process died) is
-   re-sent first, with the same rows and the same token.
-2. **Insert** into ClickHouse with `insert_deduplication_token = batch_token`. ClickHouse keeps
+1. **Claim** (one committed PostgreSQL transaction, one statement): take up to N pending rows
+   out of the outbox (`DELETE ... RETURNING`) into one new `events_outbox_batch` row under a new
+   token; the statement answers with the batch as ClickHouse input text. A batch left behind
+   (ClickHouse was down, or the process died, perhaps after ClickHouse took it) is re-sent
+   first, with the same rows in the same order and the same token.
+2. **Insert** into ClickHouse with `insert_deduplication_token = token`. ClickHouse keeps
    the recent tokens (`non_replicated_deduplication_window`, or the replicated log on a cluster)
-   and ignores a block whose token it has already seen, so a batch delivered but not yet marked
+   and ignores a block whose token it has already seen, so a batch delivered but not yet deleted
    (a crash between steps 2 and 3) is not counted twice when it is re-sent.
-3. **Mark** the rows sent (in the next claim's transaction), and bump the tenant's dashboard
+3. **Delete** the batch row (in the next claim's transaction), and bump the tenant's dashboard
    generation so its cached charts are recomputed.
 
 A second thread claims the next batch while ClickHouse takes the current one.
 
-ClickHouse unreachable: the rows stay pending (the claim is released, the token kept) with the
-error and attempt count, and the next run tries again. ClickHouse rejecting the data (a
-constraint, a type): the batch is retried row by row, each row with its own token; rows that
-still fail are set aside as `rejected` with ClickHouse's error (staff can requeue them in the
-admin), the others are delivered.
+ClickHouse unreachable: the batch stays (its claim released, its token kept) with the error and
+attempt count, and the next run tries again. ClickHouse rejecting the data (a constraint, a
+type): the batch is split into one-event batches, each with its own token, sent one by one;
+events that still fail go back to the outbox set aside as `rejected` with ClickHouse's error
+(staff can requeue them in the admin), the others are delivered.
 
 The drain crosses tenants, but RLS lets no query read every tenant's outbox rows outside the
 read-only staff mode. So the system job lists tenants (a table without RLS) and drains each
@@ -40,7 +41,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from analytics import clickhouse, dashboards
@@ -89,62 +89,133 @@ def event_row(event: EventOutbox | ClaimedEvent) -> list:
     ]
 
 
-# Claim in one statement whose answer is already ClickHouse's input: the UPDATE ... RETURNING
-# feeds an aggregate that writes the whole batch as one TabSeparated text (one row, one round
-# trip; no row becomes a Python object). The columns are EVENT_COLUMNS as event_row makes them:
-# data with staff_id added (jsonb's text: any JSON reader gets what json.dumps gave), the time
-# as Unix seconds (no time zone to agree on). TabSeparated escapes \, tab, newline and CR (jsonb
-# text holds no raw control characters) and writes NULL as \N. Raw SQL because Django's UPDATE
-# cannot RETURNING; RLS still applies (tenant_context). `= ANY(ARRAY(...))` finds the picked
-# rows by primary key (`IN (...)` let the planner hash-join against a scan of the whole table,
-# sent rows included).
-_CLAIM_SQL = r"""
-    WITH claimed AS (
-        UPDATE analytics_event_outbox SET batch_token = %(token)s, claimed_at = %(now)s
+# The batch as ClickHouse input, written by PostgreSQL: one TabSeparated text over a relation
+# `e` with the outbox's columns (the rows a claim just deleted, or a stored batch unnested), so
+# no event becomes a Python object. The columns are EVENT_COLUMNS as event_row makes them: data
+# with staff_id added (jsonb's text: any JSON reader gets what json.dumps gave), the time as
+# Unix seconds (no time zone to agree on). TabSeparated escapes \, tab, newline and CR (jsonb
+# text holds no raw control characters) and writes NULL as \N.
+_TSV_SQL = r"""string_agg(concat_ws(E'\t',
+        e.id,
+        e.tenant_id,
+        replace(replace(replace(replace(e.event_type, '\', '\\'), E'\t', '\t'), E'\n', '\n'),
+                E'\r', '\r'),
+        replace((CASE WHEN jsonb_typeof(e.data) <> 'object' THEN jsonb_build_object('value', e.data)
+                      WHEN e.staff_id IS NULL OR e.data ? 'staff_id' THEN e.data
+                      ELSE e.data || jsonb_build_object('staff_id', e.staff_id) END)::text,
+                '\', '\\'),
+        coalesce(e.user_id::text, '\N'),
+        extract(epoch FROM e.occurred_at)
+    ) || E'\n', '' {order})"""
+_BATCH_COLUMNS = (
+    "token, tenant_id, claimed_at, attempts, last_error, size, oldest_at, "
+    "event_ids, event_types, event_data, user_ids, staff_ids, occurred_ats"
+)
+_UNNEST = (
+    "unnest(b.event_ids, b.event_types, b.event_data, b.user_ids, b.staff_ids, b.occurred_ats) "
+    "WITH ORDINALITY AS e(id, event_type, data, user_id, staff_id, occurred_at, n)"
+)
+# Claim in one statement: DELETE ... RETURNING takes up to `size` pending rows out of the outbox,
+# the same rows become one batch row (their columns as arrays, in the order sent), and the answer
+# is the batch as ClickHouse input. One round trip, one commit; each event costs one deleted
+# row, not a new row version. Raw SQL because Django cannot DELETE ... RETURNING; RLS still
+# applies (tenant_context). `= ANY(ARRAY(...))` finds the picked rows by primary key (`IN (...)`
+# let the planner hash-join against a scan of the whole table). All the aggregates of one query
+# read the rows in the same order, so the arrays and the text agree.
+_CLAIM_SQL = f"""
+    WITH e AS (
+        DELETE FROM analytics_event_outbox
         WHERE id = ANY(ARRAY(
             SELECT id FROM analytics_event_outbox
-            WHERE tenant_id = %(tenant)s AND status = 'pending' AND {condition}
+            WHERE tenant_id = %(tenant)s AND status = 'pending'
             ORDER BY occurred_at, id LIMIT %(size)s
             FOR UPDATE SKIP LOCKED
         ))
-        RETURNING id, tenant_id, event_type, user_id, occurred_at,
-            (CASE WHEN jsonb_typeof(data) <> 'object' THEN jsonb_build_object('value', data)
-                  WHEN staff_id IS NULL OR data ? 'staff_id' THEN data
-                  ELSE data || jsonb_build_object('staff_id', staff_id) END)::text AS event_data
+        RETURNING id, tenant_id, event_type, data, user_id, staff_id, occurred_at
+    ), batch AS (
+        INSERT INTO events_outbox_batch ({_BATCH_COLUMNS})
+        SELECT %(token)s, %(tenant)s, %(now)s, 0, '', count(*), min(occurred_at),
+            array_agg(id), array_agg(event_type), array_agg(data), array_agg(user_id),
+            array_agg(staff_id), array_agg(occurred_at)
+        FROM e HAVING count(*) > 0
     )
-    SELECT count(*), string_agg(concat_ws(E'\t',
-        id,
-        tenant_id,
-        replace(replace(replace(replace(event_type, '\', '\\'), E'\t', '\t'), E'\n', '\n'),
-                E'\r', '\r'),
-        replace(event_data, '\', '\\'),
-        coalesce(user_id::text, '\N'),
-        extract(epoch FROM occurred_at)
-    ) || E'\n', '')
-    FROM claimed
+    SELECT count(*), {_TSV_SQL.format(order="")} FROM e
 """
-_NEW_ROWS = "batch_token IS NULL"
-_RETRY_ROWS = "batch_token = %(token)s"
-_ROWS_SQL = """
-    SELECT id, tenant_id, event_type, data, user_id, staff_id, occurred_at, attempts
-    FROM analytics_event_outbox
-    WHERE tenant_id = %(tenant)s AND status = 'pending' AND batch_token = %(token)s
-    ORDER BY occurred_at, id
+# A batch left behind (its claim released after a failure, or older than CLAIM_TIMEOUT: its
+# drain died, perhaps after ClickHouse took it): claimed again, its rows in their first order.
+_ORPHAN_SQL = f"""
+    WITH b AS (
+        UPDATE events_outbox_batch SET claimed_at = %(now)s
+        WHERE token = (
+            SELECT token FROM events_outbox_batch
+            WHERE tenant_id = %(tenant)s AND (claimed_at IS NULL OR claimed_at < %(stale)s)
+            ORDER BY oldest_at LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING *
+    )
+    SELECT b.token, count(e.id), coalesce({_TSV_SQL.format(order="ORDER BY e.n")}, '')
+    FROM b LEFT JOIN LATERAL (SELECT b.tenant_id, u.* FROM {_UNNEST.replace("AS e(", "AS u(")}) e
+        ON true
+    GROUP BY b.token
+"""
+_BATCH_EVENTS_SQL = f"""
+    SELECT e.id, b.tenant_id, e.event_type, e.data, e.user_id, e.staff_id, e.occurred_at,
+        b.attempts
+    FROM events_outbox_batch b, {_UNNEST}
+    WHERE b.tenant_id = %(tenant)s AND b.token = %(token)s
+    ORDER BY e.n
+"""
+# Each event of a refused batch becomes a batch of its own, under a token derived from its id.
+_SPLIT_SQL = f"""
+    WITH b AS (
+        DELETE FROM events_outbox_batch WHERE tenant_id = %(tenant)s AND token = %(token)s
+        RETURNING *
+    )
+    INSERT INTO events_outbox_batch ({_BATCH_COLUMNS})
+    SELECT t.token, b.tenant_id, %(now)s, b.attempts, b.last_error, 1, e.occurred_at,
+        ARRAY[e.id], ARRAY[e.event_type], ARRAY[e.data], ARRAY[e.user_id], ARRAY[e.staff_id],
+        ARRAY[e.occurred_at]
+    FROM b, {_UNNEST}
+    JOIN unnest(%(ids)s::uuid[], %(tokens)s::uuid[]) AS t(id, token) ON t.id = e.id
+"""
+# A batch ClickHouse refuses for good goes back to the outbox, set aside with the error.
+_SET_ASIDE_SQL = f"""
+    WITH b AS (
+        DELETE FROM events_outbox_batch WHERE tenant_id = %(tenant)s AND token = %(token)s
+        RETURNING *
+    )
+    INSERT INTO analytics_event_outbox (id, tenant_id, event_type, data, user_id, staff_id,
+        occurred_at, status, attempts, last_error)
+    SELECT e.id, b.tenant_id, e.event_type, e.data, e.user_id, e.staff_id, e.occurred_at,
+        'rejected', b.attempts + 1, %(error)s
+    FROM b, {_UNNEST}
+"""
+_DELIVERED_SQL = """
+    DELETE FROM events_outbox_batch WHERE tenant_id = %(tenant)s AND token = ANY(%(tokens)s)
+"""
+_RELEASE_SQL = """
+    UPDATE events_outbox_batch
+    SET claimed_at = NULL, attempts = attempts + %(attempt)s,
+        last_error = CASE WHEN %(error)s = '' THEN last_error ELSE %(error)s END
+    WHERE tenant_id = %(tenant)s AND token = ANY(%(tokens)s)
 """
 
 
 @dataclass(slots=True)
 class Batch:
-    """A claimed batch: its token and its rows as ClickHouse TabSeparated input."""
+    """A claimed batch: its token, its rows as ClickHouse TabSeparated input, and whether it
+    was left behind by an earlier drain (then more may wait)."""
 
     token: uuid.UUID
     tsv: bytes
     size: int
+    orphan: bool = False
 
 
 @dataclass(slots=True)
 class ClaimedEvent:
-    """An outbox row as the row-by-row pass holds it (lighter than a model instance)."""
+    """An event of a batch as the row-by-row pass holds it (lighter than a model instance)."""
 
     pk: uuid.UUID
     tenant_id: uuid.UUID
@@ -157,10 +228,22 @@ class ClaimedEvent:
     batch_token: uuid.UUID | None = None
 
 
-def _claimed_rows(tenant_id: uuid.UUID, token: uuid.UUID) -> list[ClaimedEvent]:
-    """Return the rows of the claimed batch `token`, oldest first."""
+def single_event_token(event_id: uuid.UUID) -> uuid.UUID:
+    """Return the token of the one-event batch an event of a refused batch becomes."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"metis-event:{event_id}")
+
+
+def _execute(tenant_id: uuid.UUID, sql: str, **parameters) -> int:
+    """Run `sql` in its own committed transaction in the tenant's context; return the rowcount."""
     with db.tenant_context(tenant_id), connection.cursor() as cursor:
-        cursor.execute(_ROWS_SQL, {"tenant": tenant_id, "token": token})
+        cursor.execute(sql, {"tenant": tenant_id, **parameters})
+        return cursor.rowcount
+
+
+def _batch_events(tenant_id: uuid.UUID, token: uuid.UUID) -> list[ClaimedEvent]:
+    """Return the events of batch `token`, in the order they were sent."""
+    with db.tenant_context(tenant_id), connection.cursor() as cursor:
+        cursor.execute(_BATCH_EVENTS_SQL, {"tenant": tenant_id, "token": token})
         rows = [ClaimedEvent(*row) for row in cursor.fetchall()]
     for row in rows:
         if isinstance(row.data, str):  # Django hands jsonb over as text
@@ -168,70 +251,60 @@ def _claimed_rows(tenant_id: uuid.UUID, token: uuid.UUID) -> list[ClaimedEvent]:
     return rows
 
 
-def _mark_sent(tenant_id: uuid.UUID, tokens: list[uuid.UUID]) -> None:
-    EventOutbox.objects.for_tenant(tenant_id).pending().filter(batch_token__in=tokens).update(
-        status=OutboxStatus.SENT,
-        sent_at=timezone.now(),
-        attempts=F("attempts") + 1,
-        last_error="",
+def _release(tenant_id: uuid.UUID, tokens: list[uuid.UUID], error: str = "") -> None:
+    """Give the batches back for the next run (same tokens), counting an attempt if it failed."""
+    _execute(
+        tenant_id,
+        _RELEASE_SQL,
+        tokens=tokens,
+        attempt=1 if error else 0,
+        error=error[:MAX_ERROR_CHARS],
     )
 
 
 def _claim_batch(
-    tenant_id: uuid.UUID, size: int, *, delivered: tuple[uuid.UUID, ...] = ()
+    tenant_id: uuid.UUID,
+    size: int,
+    *,
+    delivered: tuple[uuid.UUID, ...] = (),
+    orphans: bool = True,
 ) -> Batch | None:
     """Return the next batch to send, claimed and committed; None if there is none.
 
-    A batch claimed earlier and not delivered (its claim released after a failure, or older
-    than CLAIM_TIMEOUT: its drain died) goes first, with its original token and rows.
-    `delivered`: tokens of batches ClickHouse took, marked sent in the same transaction (one
-    commit per batch, not two).
+    A batch left behind by an earlier drain goes first, with its original token and rows
+    (`orphans=False` skips the look: the previous claim found none). `delivered`: tokens of
+    batches ClickHouse took, deleted in the same transaction (one commit per batch, not two).
     """
     now = timezone.now()
     with db.tenant_context(tenant_id), connection.cursor() as cursor:
         if delivered:
-            _mark_sent(tenant_id, list(delivered))
-        retry = (
-            EventOutbox.objects.for_tenant(tenant_id)
-            .pending()
-            .filter(batch_token__isnull=False)
-            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_TIMEOUT))
-            .order_by("occurred_at")
-            .values_list("batch_token", flat=True)
-            .first()
-        )
-        token, condition = (retry, _RETRY_ROWS) if retry else (uuid.uuid4(), _NEW_ROWS)
+            cursor.execute(_DELIVERED_SQL, {"tenant": tenant_id, "tokens": list(delivered)})
+        while orphans:
+            stale = now - CLAIM_TIMEOUT
+            cursor.execute(_ORPHAN_SQL, {"tenant": tenant_id, "now": now, "stale": stale})
+            found = cursor.fetchone()
+            if found is None:
+                break
+            token, rows, tsv = found
+            if rows:
+                return Batch(token=token, tsv=tsv.encode(), size=rows, orphan=True)
+            # Emptied by an erasure: nothing to send.
+            cursor.execute(_DELIVERED_SQL, {"tenant": tenant_id, "tokens": [token]})
+        token = uuid.uuid4()
         parameters = {"token": token, "now": now, "tenant": tenant_id, "size": size}
-        cursor.execute(_CLAIM_SQL.format(condition=condition), parameters)
+        cursor.execute(_CLAIM_SQL, parameters)
         rows, tsv = cursor.fetchone()
     return Batch(token=token, tsv=tsv.encode(), size=rows) if rows else None
 
 
-def _mark(tenant_id: uuid.UUID, ids: list[uuid.UUID], **values) -> None:
-    with db.tenant_context(tenant_id):
-        EventOutbox.objects.for_tenant(tenant_id).filter(pk__in=ids).update(**values)
-
-
-def _release_after_failure(tenant_id: uuid.UUID, error: str, *, rows: Q) -> None:
-    """Keep the `rows` pending (and their tokens) for the next run, noting the error."""
-    with db.tenant_context(tenant_id):
-        EventOutbox.objects.for_tenant(tenant_id).pending().filter(rows).update(
-            claimed_at=None, attempts=F("attempts") + 1, last_error=error[:MAX_ERROR_CHARS]
-        )
-
-
 def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[ClaimedEvent]) -> DrainResult:
-    """Insert each row alone (its own token): deliver the good ones, set aside the rejected.
+    """Insert each event alone (its own token): deliver the good ones, set aside the rejected.
 
-    Each row first becomes a batch of its own in PostgreSQL (token derived from its id), so
-    if this pass stops half-way, a retry re-sends single rows under their own tokens, never
+    Each event first becomes a batch of its own in PostgreSQL (token derived from its id), so
+    if this pass stops half-way, a retry re-sends single events under their own tokens, never
     the shrunken remainder under the old batch token (which ClickHouse would wrongly drop).
     """
     result = DrainResult()
-    with db.tenant_context(tenant_id):
-        for row in rows:
-            row.batch_token = uuid.uuid5(uuid.NAMESPACE_URL, f"metis-event:{row.pk}")
-            EventOutbox.objects.filter(pk=row.pk).update(batch_token=row.batch_token)
     for index, row in enumerate(rows):
         try:
             client.insert(
@@ -242,38 +315,36 @@ def _deliver_row_by_row(client, tenant_id: uuid.UUID, rows: list[ClaimedEvent]) 
             )
         except Exception as exc:
             if not clickhouse.is_rejection(exc):  # the rest waits for the next run
-                unsent = Q(pk__in=[r.pk for r in rows[index:]])
-                _release_after_failure(tenant_id, f"{type(exc).__name__}: {exc}", rows=unsent)
+                unsent = [r.batch_token for r in rows[index:] if r.batch_token]
+                _release(tenant_id, unsent, f"{type(exc).__name__}: {exc}")
                 result.unavailable = str(exc) or type(exc).__name__
                 return result
             logger.warning("ClickHouse rejected event %s: %s", row.pk, exc)
-            _mark(
-                tenant_id,
-                [row.pk],
-                status=OutboxStatus.REJECTED,
-                claimed_at=None,
-                attempts=row.attempts + 1,
-                last_error=str(exc)[:MAX_ERROR_CHARS],
+            _execute(
+                tenant_id, _SET_ASIDE_SQL, token=row.batch_token, error=str(exc)[:MAX_ERROR_CHARS]
             )
             result.rejected += 1
         else:
-            _mark(
-                tenant_id,
-                [row.pk],
-                status=OutboxStatus.SENT,
-                sent_at=timezone.now(),
-                attempts=row.attempts + 1,
-                last_error="",
-            )
+            _execute(tenant_id, _DELIVERED_SQL, tokens=[row.batch_token])
             result.sent += 1
     return result
 
 
-def _deliver(tenant_id: uuid.UUID, batch: Batch) -> tuple[DrainResult, bool]:
-    """Insert `batch` into ClickHouse under its token; return (result, whether to mark it).
+def _split(tenant_id: uuid.UUID, token: uuid.UUID) -> list[ClaimedEvent]:
+    """Turn batch `token` into one-event batches (claimed by this drain); return the events."""
+    rows = _batch_events(tenant_id, token)
+    for row in rows:
+        row.batch_token = single_event_token(row.pk)
+    ids, tokens = [row.pk for row in rows], [row.batch_token for row in rows]
+    _execute(tenant_id, _SPLIT_SQL, token=token, now=timezone.now(), ids=ids, tokens=tokens)
+    return rows
 
-    True: ClickHouse took the whole batch, and the caller marks it sent (with its next claim).
-    A batch ClickHouse refuses goes row by row, which marks its own rows.
+
+def _deliver(tenant_id: uuid.UUID, batch: Batch) -> tuple[DrainResult, bool]:
+    """Insert `batch` into ClickHouse under its token; return (result, whether to delete it).
+
+    True: ClickHouse took the whole batch, and the caller deletes its row (with its next
+    claim). A batch ClickHouse refuses goes event by event, which settles its own rows.
     """
     try:
         with clickhouse.session() as client:
@@ -289,14 +360,12 @@ def _deliver(tenant_id: uuid.UUID, batch: Batch) -> tuple[DrainResult, bool]:
                 if not clickhouse.is_rejection(exc):
                     raise
                 logger.info("ClickHouse refused batch %s (%s); row by row now", batch.token, exc)
-                rows = _claimed_rows(tenant_id, batch.token)
-                return _deliver_row_by_row(client, tenant_id, rows), False
+                return _deliver_row_by_row(client, tenant_id, _split(tenant_id, batch.token)), False
     except Exception as exc:  # unreachable, or a server error that may pass: try again later
         logger.warning(
             "ClickHouse did not take batch %s of tenant %s: %s", batch.token, tenant_id, exc
         )
-        error = f"{type(exc).__name__}: {exc}"
-        _release_after_failure(tenant_id, error, rows=Q(batch_token=batch.token))
+        _release(tenant_id, [batch.token], f"{type(exc).__name__}: {exc}")
         return DrainResult(unavailable=str(exc) or type(exc).__name__), False
     return DrainResult(sent=batch.size), True
 
@@ -306,8 +375,8 @@ def outbox_drain_tenant(
 ) -> DrainResult:
     """Deliver `tenant_id`'s pending events to ClickHouse, batch by batch. Idempotent.
 
-    Stops at the first batch ClickHouse cannot take (its rows stay pending) or when no rows are
-    left. Must not run inside a transaction: each claim has to commit before its insert.
+    Stops at the first batch ClickHouse cannot take (its events wait in their batch) or when
+    none are left. Must not run inside a transaction: each claim has to commit before its insert.
     """
     if transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_drain_tenant commits per batch: call it outside a transaction")
@@ -315,9 +384,9 @@ def outbox_drain_tenant(
     size = batch_size or settings.ANALYTICS_OUTBOX_BATCH_SIZE
     total = DrainResult()
     batches = 0
-    delivered: list[uuid.UUID] = []  # in ClickHouse, not yet marked sent
+    delivered: list[uuid.UUID] = []  # in ClickHouse, batch rows not yet deleted
     next_claim: Future[Batch | None] | None = None
-    # One thread claims the next batch (and marks the ones before) while ClickHouse takes this
+    # One thread claims the next batch (and deletes the ones before) while ClickHouse takes this
     # one: PostgreSQL and ClickHouse work at the same time (chdb lets go of the GIL).
     with ExitStack() as held, ThreadPoolExecutor(max_workers=1) as claimer:
         try:
@@ -335,8 +404,7 @@ def outbox_drain_tenant(
                     try:
                         held.enter_context(clickhouse.session())
                     except Exception as exc:
-                        error = f"{type(exc).__name__}: {exc}"
-                        _release_after_failure(tenant_id, error, rows=Q(batch_token=batch.token))
+                        _release(tenant_id, [batch.token], f"{type(exc).__name__}: {exc}")
                         total.unavailable = str(exc) or type(exc).__name__
                         break
                     opened = time.monotonic()
@@ -344,7 +412,11 @@ def outbox_drain_tenant(
                 batches += 1
                 if max_batches is None or batches < max_batches:
                     next_claim = claimer.submit(
-                        _claim_batch, tenant_id, size, delivered=tuple(delivered)
+                        _claim_batch,
+                        tenant_id,
+                        size,
+                        delivered=tuple(delivered),
+                        orphans=batch.orphan,
                     )
                     delivered = []
                 result, whole = _deliver(tenant_id, batch)
@@ -354,20 +426,16 @@ def outbox_drain_tenant(
                 if result.unavailable:
                     break
         finally:
-            # A batch claimed ahead and never sent goes back to the queue as it is (same token,
-            # no attempt counted); then the claiming thread's connection is closed.
+            # A batch claimed ahead and never sent is given back as it is (same token, no
+            # attempt counted); then the claiming thread's connection is closed.
             unsent = None
             if next_claim is not None and next_claim.exception() is None:
                 unsent = next_claim.result()
             if unsent is not None:
-                with db.tenant_context(tenant_id):
-                    EventOutbox.objects.for_tenant(tenant_id).pending().filter(
-                        batch_token=unsent.token
-                    ).update(claimed_at=None)
+                _release(tenant_id, [unsent.token])
             claimer.submit(connections.close_all).result()
     if delivered:
-        with db.tenant_context(tenant_id):
-            _mark_sent(tenant_id, delivered)
+        _execute(tenant_id, _DELIVERED_SQL, tokens=delivered)
     if total.sent:
         total.tenants.append(tenant_id)
         dashboards.invalidate(tenant_id)
@@ -394,12 +462,15 @@ def outbox_requeue_rejected(*, tenant_id: uuid.UUID | str, ids: list[uuid.UUID])
         EventOutbox.objects.for_tenant(tenant_id)
         .rejected()
         .filter(pk__in=ids)
-        .update(status=OutboxStatus.PENDING, batch_token=None, claimed_at=None)
+        .update(status=OutboxStatus.PENDING)
     )
 
 
 def outbox_purge_sent(*, older_than: timedelta | None = None) -> int:
-    """Delete delivered rows older than ANALYTICS_OUTBOX_KEEP_DAYS; return how many. Idempotent."""
+    """Delete delivered rows older than ANALYTICS_OUTBOX_KEEP_DAYS; return how many. Idempotent.
+
+    Only rows delivered before events 0003 are marked sent: a batch delivered now leaves none.
+    """
     age = timedelta(days=settings.ANALYTICS_OUTBOX_KEEP_DAYS) if older_than is None else older_than
     cutoff = timezone.now() - age
     deleted = 0

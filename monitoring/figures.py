@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from celery import current_app
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Sum
 from prometheus_client import CollectorRegistry, multiprocess
 
 from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
-from metis.events.models import EventOutbox
+from metis.events.models import EventOutbox, EventOutboxBatch
 from tenants import db, replica
 
 
@@ -93,11 +93,17 @@ class Outbox:
 
 
 def outbox(now: datetime.datetime) -> Outbox:
-    """Return every tenant's outbox backlog (through the staff read role)."""
+    """Return every tenant's outbox backlog (through the staff read role).
+
+    Events claimed by the drain and not yet delivered (in a batch row) still wait: they count.
+    """
     with db.all_tenants_context():
-        pending = EventOutbox.objects.pending().order_by().aggregate(n=Count("id"))["n"]
-        first = EventOutbox.objects.pending().order_by().aggregate(at=Min("occurred_at"))["at"]
+        waiting = EventOutbox.objects.pending().order_by()
+        outbox = waiting.aggregate(n=Count("id"), at=Min("occurred_at"))
+        batches = EventOutboxBatch.objects.order_by().aggregate(n=Sum("size"), at=Min("oldest_at"))
         rejected = EventOutbox.objects.rejected().order_by().count()
+    pending = outbox["n"] + (batches["n"] or 0)
+    first = min((at for at in (outbox["at"], batches["at"]) if at), default=None)
     return Outbox(
         pending=pending,
         oldest_pending_age_seconds=(now - first).total_seconds() if first else 0.0,

@@ -1,10 +1,16 @@
 """The event outbox: events wait here, written in the business write's transaction, until the
-analytics drain delivers them to ClickHouse."""
+analytics drain delivers them to ClickHouse.
+
+The drain moves a batch of pending rows out of the outbox into one `EventOutboxBatch` row (in
+one statement) and deletes that row once ClickHouse has the batch: a delivered event leaves no
+row behind, and costs PostgreSQL one deleted outbox row plus its share of one batch row.
+"""
 
 from __future__ import annotations
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -13,6 +19,7 @@ from tenants.models import Tenant, TenantOwnedModel, TenantOwnedQuerySet
 
 class OutboxStatus(models.TextChoices):
     PENDING = "pending", "Pending"
+    # Rows delivered before batches moved to their own table (events 0003); purged as before.
     SENT = "sent", "Delivered to ClickHouse"
     REJECTED = "rejected", "Rejected by ClickHouse (set aside)"
 
@@ -26,11 +33,10 @@ class EventOutboxQuerySet(TenantOwnedQuerySet):
 
 
 class EventOutbox(TenantOwnedModel):
-    """One event, written with the business change; the drain copies it to ClickHouse.
+    """One event, written with the business change; the drain moves it into a batch.
 
-    `id` becomes the ClickHouse `event_id`. `batch_token` is the insert deduplication token of
-    the batch that claimed the row: it is committed before the insert is tried, so a retried
-    batch carries the same token and the same rows, and ClickHouse drops the repeat.
+    `id` becomes the ClickHouse `event_id`. A pending row is waiting; a rejected one was refused
+    by ClickHouse and set aside (with `attempts` and `last_error`) until staff requeue it.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -45,8 +51,6 @@ class EventOutbox(TenantOwnedModel):
     status = models.CharField(
         max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
     )
-    batch_token = models.UUIDField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -60,20 +64,55 @@ class EventOutbox(TenantOwnedModel):
         verbose_name = "outbox event"
         constraints = [*TenantOwnedModel.Meta.constraints]
         indexes = [
-            # What the drain reads: a tenant's unclaimed rows, oldest first, and its batches
-            # claimed but not yet delivered (few, and found without scanning the backlog).
+            # What the drain reads: a tenant's pending rows, oldest first.
             models.Index(
                 fields=["tenant", "occurred_at"],
-                condition=models.Q(status="pending", batch_token__isnull=True),
-                name="outbox_pending_unclaimed",
-            ),
-            models.Index(
-                fields=["tenant", "batch_token"],
-                condition=models.Q(status="pending", batch_token__isnull=False),
-                name="outbox_pending_claimed",
+                condition=models.Q(status="pending"),
+                name="outbox_pending",
             ),
             models.Index(fields=["tenant", "status", "sent_at"], name="outbox_tenant_status"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event_type} at {self.occurred_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+
+class EventOutboxBatch(TenantOwnedModel):
+    """Events claimed together by the drain, on their way to ClickHouse, under one token.
+
+    `token` is the batch's insert deduplication token. The batch and the removal of its rows
+    from the outbox commit together, before the insert is tried; the row is deleted once
+    ClickHouse has the batch. A batch still here with no live claim (`claimed_at` empty, or
+    older than the claim timeout: its drain died, perhaps after ClickHouse took it) is re-sent
+    with the same token and the same rows, and ClickHouse drops the repeat.
+
+    The events are held column by column (arrays in the order sent), so PostgreSQL writes one
+    row per batch, not one per event. They keep what the outbox row held, so an event
+    ClickHouse rejects goes back to the outbox, set aside, as it was.
+    """
+
+    token = models.UUIDField(primary_key=True, editable=False)
+    # The index below leads with tenant_id: no separate FK index.
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+", db_index=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)  # empty: released, send again
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    size = models.PositiveIntegerField()
+    oldest_at = models.DateTimeField()  # the backlog's age counts batches too
+    event_ids = ArrayField(models.UUIDField())
+    event_types = ArrayField(models.CharField(max_length=100))
+    event_data = ArrayField(models.JSONField())
+    user_ids = ArrayField(models.UUIDField(null=True))
+    staff_ids = ArrayField(models.IntegerField(null=True))
+    occurred_ats = ArrayField(models.DateTimeField())
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "events_outbox_batch"
+        verbose_name = "outbox batch"
+        constraints = [*TenantOwnedModel.Meta.constraints]
+        indexes = [models.Index(fields=["tenant", "oldest_at"], name="outbox_batch_tenant_oldest")]
+
+    def __str__(self) -> str:
+        return f"batch {self.token} ({self.size} events)"

@@ -70,6 +70,26 @@ STATEMENTS: list[tuple[str, str, str]] = [
         "OR data->>'document_id' = ANY(%(documents)s::text[]))",
     ),
     (
+        # Events the drain has claimed but not yet delivered wait in batch rows: the subject's
+        # events leave each batch (it keeps its token: a batch ClickHouse already took is
+        # dropped as a repeat when re-sent, and ClickHouse's own erasure covers what landed).
+        "events_outbox_batch",
+        "rewritten",
+        "UPDATE events_outbox_batch b SET (size, oldest_at, event_ids, event_types, event_data, "
+        "user_ids, staff_ids, occurred_ats) = (SELECT count(*), coalesce(min(e.occurred_at), "
+        "b.oldest_at), coalesce(array_agg(e.id ORDER BY e.n), '{}'), coalesce(array_agg("
+        "e.event_type ORDER BY e.n), '{}'), coalesce(array_agg(e.data ORDER BY e.n), '{}'), "
+        "coalesce(array_agg(e.user_id ORDER BY e.n), '{}'), coalesce(array_agg(e.staff_id "
+        "ORDER BY e.n), '{}'), coalesce(array_agg(e.occurred_at ORDER BY e.n), '{}') "
+        "FROM unnest(b.event_ids, b.event_types, b.event_data, b.user_ids, b.staff_ids, "
+        "b.occurred_ats) WITH ORDINALITY AS e(id, event_type, data, user_id, staff_id, "
+        f"occurred_at, n) WHERE NOT coalesce(e.user_id = ANY({_USERS}) OR "
+        "e.data->>'document_id' = ANY(%(documents)s::text[]), false)) "
+        f"WHERE {_IN_TENANT} AND (b.user_ids && {_USERS} OR EXISTS (SELECT 1 FROM "
+        "unnest(b.event_data) AS d(data) WHERE d.data->>'document_id' = "
+        "ANY(%(documents)s::text[])))",
+    ),
+    (
         "password_reset_tokens",
         "deleted",
         f"DELETE FROM password_reset_tokens WHERE {_IN_TENANT} AND user_id = ANY({_USERS})",
@@ -109,6 +129,9 @@ CHECKS: dict[str, str] = {
     f"(document_id = ANY({_DOCUMENTS}) OR user_id = ANY({_USERS}))",
     "analytics_event_outbox": f"SELECT count(*) FROM analytics_event_outbox WHERE {_IN_TENANT} "
     f"AND (user_id = ANY({_USERS}) OR data->>'document_id' = ANY(%(documents)s::text[]))",
+    "events_outbox_batch": "SELECT count(*) FROM events_outbox_batch b, unnest(b.user_ids, "
+    f"b.event_data) AS e(user_id, data) WHERE {_IN_TENANT} AND (e.user_id = ANY({_USERS}) "
+    "OR e.data->>'document_id' = ANY(%(documents)s::text[]))",
     "privacy_exports": f"SELECT count(*) FROM privacy_exports WHERE {_IN_TENANT} AND "
     f"((id = ANY({_EXPORTS}) AND status <> 'erased') OR subject_user_id = ANY({_USERS}) "
     f"OR requested_by_id = ANY({_USERS}))",

@@ -5,11 +5,13 @@ import socket
 import uuid
 from datetime import UTC, timedelta
 
+import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from analytics import services
 from metis.events import recorder
-from metis.events.models import EventOutbox, OutboxStatus
+from metis.events.models import EventOutbox, EventOutboxBatch, OutboxStatus
 from tenants import db, events
 from tests.analytics.conftest import clickhouse_rows, events_in_clickhouse
 from tests.factories import TenantUserFactory, event_record
@@ -18,6 +20,11 @@ from tests.factories import TenantUserFactory, event_record
 def outbox(tenant) -> list[EventOutbox]:
     with db.tenant_context(tenant.pk):
         return list(EventOutbox.objects.for_tenant(tenant).order_by("occurred_at"))
+
+
+def batches(tenant) -> list[EventOutboxBatch]:
+    with db.tenant_context(tenant.pk):
+        return list(EventOutboxBatch.objects.for_tenant(tenant).order_by("oldest_at"))
 
 
 def record(tenant, n: int, *, event_type=events.SIGN_IN, days_ago: int = 0) -> None:
@@ -51,21 +58,72 @@ def test_events_recorded_in_a_rolled_back_transaction_never_reach_clickhouse(cli
 def test_a_batch_delivered_twice_counts_once(clickhouse_db, acme):
     record(acme, 3)
     record(acme, 2, days_ago=2)  # a second partition: the token covers every part of the insert
-    assert services.outbox_drain_tenant(tenant_id=acme.pk).sent == 5
-    # Simulate a crash after ClickHouse took the batch but before PostgreSQL marked it: the rows
-    # are pending again, still claimed by the same batch token.
-    with db.tenant_context(acme.pk):
-        EventOutbox.objects.for_tenant(acme).update(
-            status=OutboxStatus.PENDING, claimed_at=None, sent_at=None
-        )
-    tokens = {e.batch_token for e in outbox(acme)}
-    assert len(tokens) == 1 and None not in tokens
+    # A drain claims the batch and ClickHouse takes it, then the process dies before PostgreSQL
+    # deletes the batch row: the events wait there, under the same token.
+    batch = services._claim_batch(acme.pk, 100)
+    assert services._deliver(acme.pk, batch) == (services.DrainResult(sent=5), True)
+    assert outbox(acme) == []
+    (left,) = batches(acme)
+    assert (left.token, left.size) == (batch.token, 5)
+    with db.tenant_context(acme.pk):  # its claim runs out
+        EventOutboxBatch.objects.update(claimed_at=left.claimed_at - services.CLAIM_TIMEOUT)
 
     again = services.outbox_drain_tenant(tenant_id=acme.pk)
 
-    assert again.sent == 5  # re-sent and marked...
+    assert again.sent == 5  # re-sent and deleted...
     assert events_in_clickhouse(acme.pk) == 5  # ...but counted once, by a plain count()
-    assert {e.status for e in outbox(acme)} == {OutboxStatus.SENT}
+    assert batches(acme) == [] and outbox(acme) == []
+
+
+def test_a_crash_between_the_insert_and_the_commit_counts_once(clickhouse_db, acme, monkeypatch):
+    record(acme, 4)
+    real_execute = services._execute
+
+    def die_before_deleting(tenant_id, sql, **parameters):
+        if sql == services._DELIVERED_SQL:
+            raise SystemExit("killed after ClickHouse took the batch")
+        return real_execute(tenant_id, sql, **parameters)
+
+    monkeypatch.setattr(services, "_execute", die_before_deleting)
+    with pytest.raises(SystemExit):
+        services.outbox_drain_tenant(tenant_id=acme.pk)
+    monkeypatch.setattr(services, "_execute", real_execute)
+    assert events_in_clickhouse(acme.pk) == 4
+    (orphan,) = batches(acme)
+    assert orphan.size == 4
+    # Still claimed by the dead drain: a new one leaves it alone until the claim runs out.
+    assert services.outbox_drain_tenant(tenant_id=acme.pk).sent == 0
+    with db.tenant_context(acme.pk):
+        EventOutboxBatch.objects.update(claimed_at=orphan.claimed_at - services.CLAIM_TIMEOUT)
+    record(acme, 1)
+
+    again = services.outbox_drain_tenant(tenant_id=acme.pk)
+
+    assert again.sent == 5  # the orphan re-sent (and dropped by ClickHouse), the new one sent
+    assert events_in_clickhouse(acme.pk) == 5
+    assert batches(acme) == [] and outbox(acme) == []
+
+
+def test_a_drain_claims_each_batch_in_one_statement_and_leaves_no_row(clickhouse_db, acme):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    record(acme, 5)
+    with CaptureQueriesContext(connection) as queries:
+        batch = services._claim_batch(acme.pk, 3, orphans=False)
+    claims = [q["sql"] for q in queries if "events_outbox_batch" in q["sql"]]
+    assert len(claims) == 1 and claims[0].lstrip().startswith("WITH e AS (")
+    assert batch.size == 3 and len(batch.tsv.splitlines()) == 3
+    (held,) = batches(acme)
+    assert [str(i) for i in held.event_ids] == [
+        line.split(b"\t")[0].decode() for line in batch.tsv.splitlines()
+    ]  # the stored order is the order sent: a re-send is the same insert
+    assert len(outbox(acme)) == 2
+
+    assert services.outbox_drain_tenant(tenant_id=acme.pk, batch_size=2).sent == 2
+    assert batches(acme) == [held]  # another drain's fresh claim: left alone
+    assert services._deliver(acme.pk, batch)[1]
+    assert events_in_clickhouse(acme.pk) == 5
 
 
 def test_a_fresh_claim_by_another_drain_is_left_alone(clickhouse_db, acme):
@@ -90,11 +148,11 @@ def test_clickhouse_unavailable_keeps_events_and_delivers_them_later(clickhouse_
     down = services.outbox_drain()
 
     assert down.sent == 0 and down.unavailable
-    waiting = outbox(acme)
-    assert [e.status for e in waiting] == [OutboxStatus.PENDING] * 4
-    assert {e.attempts for e in waiting} == {1}
-    assert all("Unavailable" in e.last_error for e in waiting)
+    (waiting,) = batches(acme)  # claimed, released, kept with its token
+    assert (waiting.size, waiting.attempts, waiting.claimed_at) == (4, 1, None)
+    assert "Unavailable" in waiting.last_error
     assert services.outbox_drain().unavailable  # still down: still waiting, nothing lost
+    assert [(b.token, b.size) for b in batches(acme)] == [(waiting.token, 4)]
     record(acme, 1)  # new events keep arriving meanwhile
 
     settings.CLICKHOUSE_URL = ""  # back up
@@ -102,7 +160,7 @@ def test_clickhouse_unavailable_keeps_events_and_delivers_them_later(clickhouse_
 
     assert back.sent == 5 and not back.unavailable
     assert events_in_clickhouse(acme.pk) == 5
-    assert {e.status for e in outbox(acme)} == {OutboxStatus.SENT}
+    assert batches(acme) == [] and outbox(acme) == []
 
 
 def test_a_row_clickhouse_rejects_is_set_aside_with_its_error(clickhouse_db, acme):
@@ -117,10 +175,11 @@ def test_a_row_clickhouse_rejects_is_set_aside_with_its_error(clickhouse_db, acm
 
     assert (result.sent, result.rejected) == (3, 1)
     assert events_in_clickhouse(acme.pk) == 3
-    by_id = {e.pk: e for e in outbox(acme)}
-    assert by_id[bad.pk].status == OutboxStatus.REJECTED
-    assert "event_type_is_dotted_name" in by_id[bad.pk].last_error
-    assert by_id[bad.pk].attempts == 1
+    (aside,) = outbox(acme)  # back in the outbox as it was, set aside
+    assert (aside.pk, aside.status, aside.attempts) == (bad.pk, OutboxStatus.REJECTED, 1)
+    assert (aside.event_type, aside.occurred_at) == ("Not A Type", bad.occurred_at)
+    assert "event_type_is_dotted_name" in aside.last_error
+    assert batches(acme) == []
     # Not retried forever: later drains leave it alone...
     assert services.outbox_drain().rejected == 0
     with db.tenant_context(acme.pk):
@@ -143,15 +202,14 @@ def test_drain_delivers_every_tenant_and_keeps_them_apart(clickhouse_db, acme, g
 
 
 def test_drain_refuses_to_run_inside_a_transaction(clickhouse_db, acme):
-    import pytest
-
     with pytest.raises(RuntimeError, match="outside a transaction"), transaction.atomic():
         services.outbox_drain_tenant(tenant_id=acme.pk)
 
 
 def test_purge_deletes_only_old_delivered_rows(clickhouse_db, acme):
     record(acme, 2)
-    services.outbox_drain()
+    with db.tenant_context(acme.pk):  # delivered before batches had a table of their own
+        EventOutbox.objects.update(status=OutboxStatus.SENT, sent_at=timezone.now())
     record(acme, 1)  # pending: never purged
     assert services.outbox_purge_sent(older_than=timedelta(days=1)) == 0
     assert services.outbox_purge_sent(older_than=timedelta(seconds=0)) == 2
@@ -181,20 +239,19 @@ def test_row_by_row_delivery_cut_short_is_finished_later_without_doubles(
     first = services.outbox_drain()
     assert first.unavailable == "network went away"
     assert (first.sent, first.rejected) == (1, 1)
-    statuses = [e.status for e in outbox(acme)]
-    assert statuses.count(OutboxStatus.PENDING) == 2  # the rows cut short wait...
-    with db.tenant_context(acme.pk):
-        waiting = EventOutbox.objects.filter(status=OutboxStatus.PENDING)
-        assert all(
-            e.batch_token == uuid.uuid5(uuid.NAMESPACE_URL, f"metis-event:{e.pk}") for e in waiting
-        )  # ...each as its own batch, never the old batch's token
+    assert [e.status for e in outbox(acme)] == [OutboxStatus.REJECTED]
+    waiting = batches(acme)  # the events cut short wait...
+    assert [b.size for b in waiting] == [1, 1]
+    assert all(
+        b.token == uuid.uuid5(uuid.NAMESPACE_URL, f"metis-event:{b.event_ids[0]}") for b in waiting
+    )  # ...each as its own batch, never the old batch's token
 
     monkeypatch.setattr(services, "event_row", real_event_row)
     second = services.outbox_drain()
 
     assert (second.sent, second.rejected) == (2, 0)
     assert events_in_clickhouse(acme.pk) == 3
-    assert sorted(e.status for e in outbox(acme)) == ["rejected", "sent", "sent", "sent"]
+    assert [e.pk for e in outbox(acme)] == [bad.pk] and batches(acme) == []
 
 
 def test_drain_writes_each_event_as_event_row_makes_it(clickhouse_db, acme):
