@@ -119,16 +119,18 @@ _UNNEST = (
 # the same rows become one batch row (their columns as arrays, in the order sent), and the answer
 # is the batch as ClickHouse input. One round trip, one commit; each event costs one deleted
 # row, not a new row version. Raw SQL because Django cannot DELETE ... RETURNING; RLS still
-# applies (tenant_context). `= ANY(ARRAY(...))` finds the picked rows by primary key (`IN (...)`
-# let the planner hash-join against a scan of the whole table). All the aggregates of one query
-# read the rows in the same order, so the arrays and the text agree.
+# applies (tenant_context). The picked rows are read in the order of `outbox_pending` (by
+# occurred_at alone: a tie-break on id made PostgreSQL read and sort the whole backlog) and
+# deleted by `ctid = ANY(ARRAY(...))`, a TID scan: no second index lookup per row. The locked
+# rows cannot move before the DELETE. All the aggregates of one query read the rows in the same
+# order, so the arrays and the text agree.
 _CLAIM_SQL = f"""
     WITH e AS (
         DELETE FROM analytics_event_outbox
-        WHERE id = ANY(ARRAY(
-            SELECT id FROM analytics_event_outbox
+        WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM analytics_event_outbox
             WHERE tenant_id = %(tenant)s AND status = 'pending'
-            ORDER BY occurred_at, id LIMIT %(size)s
+            ORDER BY occurred_at LIMIT %(size)s
             FOR UPDATE SKIP LOCKED
         ))
         RETURNING id, tenant_id, event_type, data, user_id, staff_id, occurred_at
