@@ -4,6 +4,7 @@ import contextlib
 import datetime
 import threading
 import time
+import uuid
 
 import psycopg
 import pytest
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 import monitoring.figures
 from backups.models import BackupRun, RestoreDrill, WalArchiveCheck
-from metis.events.models import EventOutbox
+from metis.events.models import EventOutbox, EventOutboxBatch
 from monitoring import collectors
 from tenants import db
 from tests.documents.conftest import pdf_bytes, upload
@@ -143,6 +144,23 @@ def test_outbox_backlog_and_oldest_age(tenant, other_tenant):
         )
     assert figure("metis_outbox_pending_events") == 3
     assert 60 * 86400 <= figure("metis_outbox_oldest_pending_age_seconds") < 60 * 86400 + 60
+    # Events the drain claimed and has not delivered yet still wait: they count, and their age.
+    old = now - datetime.timedelta(days=90)
+    with db.tenant_context(tenant.pk):
+        EventOutboxBatch.objects.create(
+            token=uuid.uuid4(),
+            tenant=tenant,
+            size=2,
+            oldest_at=old,
+            event_ids=[uuid.uuid4(), uuid.uuid4()],
+            event_types=["auth.sign_in"] * 2,
+            event_data=[{}, {}],
+            user_ids=[None, None],
+            staff_ids=[None, None],
+            occurred_ats=[old, now],
+        )
+    assert figure("metis_outbox_pending_events") == 5
+    assert 90 * 86400 <= figure("metis_outbox_oldest_pending_age_seconds") < 90 * 86400 + 60
 
 
 def test_backup_ages_and_the_last_drill(tenant_db):
