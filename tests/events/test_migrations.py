@@ -1,14 +1,17 @@
 """The outbox moved from analytics to metis.events in Django's state only: the table, its rows
 and its RLS policies are the same before and after."""
 
+import json
+import uuid
 from io import StringIO
 
 from django.core.management import call_command
 from django.db import connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from metis.events.models import EventOutbox
+from metis.events.models import EventOutbox, EventOutboxBatch
 from tenants import db
+from tenants.models import Tenant
 
 BEFORE_MOVE = [("analytics", "0011_schedule_duckdb_jobs"), ("events", None)]
 
@@ -57,3 +60,69 @@ def test_outbox_rows_survive_the_move_to_events(committed_db):
     out = StringIO()
     call_command("rls_audit", stdout=out)
     assert "analytics_event_outbox" in out.getvalue()
+
+
+BEFORE_BATCHES = [("events", "0002_seal_tenant_policies")]
+
+
+def _claims(owner) -> list[tuple]:
+    with owner.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, status, batch_token FROM analytics_event_outbox ORDER BY occurred_at"
+        )
+        return cursor.fetchall()
+
+
+def test_claims_of_the_old_drain_become_batches_under_their_tokens_and_back(committed_db):
+    owner = connections["owner"]
+    executor = MigrationExecutor(owner)
+    latest = executor.loader.graph.leaf_nodes()
+    tenant = Tenant.objects.create(name="Before batches", subdomain="before")
+    token, ids = uuid.uuid4(), [uuid.uuid4() for _ in range(4)]
+    try:
+        executor.migrate(BEFORE_BATCHES)
+        # A drain of the old kind claimed two rows (perhaps ClickHouse took them) and died.
+        with transaction.atomic(using="owner"), owner.cursor() as cursor:
+            cursor.execute("ALTER TABLE analytics_event_outbox NO FORCE ROW LEVEL SECURITY")
+            for n, (pk, status, claim) in enumerate(
+                [
+                    (ids[0], "sent", uuid.uuid4()),
+                    (ids[1], "pending", token),
+                    (ids[2], "pending", token),
+                    (ids[3], "pending", None),
+                ]
+            ):
+                cursor.execute(
+                    "INSERT INTO analytics_event_outbox (id, tenant_id, event_type, data, "
+                    "occurred_at, status, batch_token, attempts, last_error) VALUES "
+                    "(%s, %s, 'auth.sign_in', %s, now() - make_interval(mins => %s), %s, %s, "
+                    "1, '')",
+                    [pk, tenant.pk, json.dumps({"n": n}), 10 - n, status, claim],
+                )
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("ALTER TABLE analytics_event_outbox FORCE ROW LEVEL SECURITY")
+        executor.loader.build_graph()
+        executor.migrate(latest)
+        with db.tenant_context(tenant.pk):  # as the app role, under RLS
+            batch = EventOutboxBatch.objects.get()
+            left = sorted(EventOutbox.objects.values_list("pk", "status"))
+        # The claim is a batch under its token, events in time order, free to be re-sent.
+        assert (batch.token, batch.size, batch.claimed_at) == (token, 2, None)
+        assert (batch.event_ids, batch.event_data) == (ids[1:3], [{"n": 1}, {"n": 2}])
+        assert left == sorted([(ids[0], "sent"), (ids[3], "pending")])
+
+        executor.loader.build_graph()
+        executor.migrate(BEFORE_BATCHES)  # and back: the batch is claimed rows again
+        with transaction.atomic(using="owner"), owner.cursor() as cursor:
+            cursor.execute("ALTER TABLE analytics_event_outbox NO FORCE ROW LEVEL SECURITY")
+            claims = _claims(owner)
+            cursor.execute("ALTER TABLE analytics_event_outbox FORCE ROW LEVEL SECURITY")
+        assert [(pk, claim == token) for pk, _, claim in claims] == [
+            (ids[0], False),
+            (ids[1], True),
+            (ids[2], True),
+            (ids[3], False),
+        ]
+    finally:
+        executor = MigrationExecutor(owner)
+        executor.migrate(latest)

@@ -28,6 +28,7 @@ CLAIMS_TO_BATCHES = f"""
     FROM analytics_event_outbox WHERE status = 'pending' AND batch_token IS NOT NULL
     GROUP BY batch_token, tenant_id;
     DELETE FROM analytics_event_outbox WHERE status = 'pending' AND batch_token IS NOT NULL;
+    SET CONSTRAINTS ALL IMMEDIATE;  -- deferred FK checks first: ALTER TABLE waits for none
     ALTER TABLE analytics_event_outbox FORCE ROW LEVEL SECURITY;
     ALTER TABLE events_outbox_batch FORCE ROW LEVEL SECURITY;
 """
@@ -42,6 +43,7 @@ BATCHES_TO_CLAIMS = """
         unnest(b.event_ids, b.event_types, b.event_data, b.user_ids, b.staff_ids, b.occurred_ats)
         AS e(id, event_type, data, user_id, staff_id, occurred_at);
     DELETE FROM events_outbox_batch;
+    SET CONSTRAINTS ALL IMMEDIATE;  -- deferred FK checks first: ALTER TABLE waits for none
     ALTER TABLE analytics_event_outbox FORCE ROW LEVEL SECURITY;
     ALTER TABLE events_outbox_batch FORCE ROW LEVEL SECURITY;
 """
