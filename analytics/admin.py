@@ -1,5 +1,5 @@
-"""Staff admin: the event outbox (see what waits or was set aside, requeue, deliver now) and the
-workbench audit."""
+"""Staff admin: the event outbox (see what waits or was set aside, requeue, deliver now), the
+batches on their way to ClickHouse, and the workbench audit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from analytics import services
 from analytics.models import WorkbenchQuery
-from metis.events.models import EventOutbox, OutboxStatus
+from metis.events.models import EventOutbox, EventOutboxBatch, OutboxStatus
 from tenants.admin import TenantOwnedAdmin
 
 
@@ -50,6 +50,28 @@ class EventOutboxAdmin(TenantOwnedAdmin):
         tenant_id = str(request.staff_tenant.pk)
         transaction.on_commit(lambda: tasks.drain_tenant_outbox.delay(tenant_id))
         messages.success(request, "Delivery queued; the worker sends the events shortly.")
+
+
+@admin.register(EventOutboxBatch)
+class EventOutboxBatchAdmin(TenantOwnedAdmin):
+    """Events the drain claimed and has not delivered yet: read-only (the drain settles them)."""
+
+    list_display = ["token", "oldest_at", "size", "claimed_at", "attempts", "short_error"]
+    fields = ["token", "oldest_at", "size", "claimed_at", "attempts", "last_error"]
+    readonly_fields = fields
+
+    @admin.display(description="last error")
+    def short_error(self, obj: EventOutboxBatch) -> str:
+        return obj.last_error[:120]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 # --- DuckDB SQL workbench audit ---------------------------------------------------------------

@@ -106,8 +106,6 @@ class EventOutboxBatch(TenantOwnedModel):
     staff_ids = ArrayField(models.IntegerField(null=True))
     occurred_ats = ArrayField(models.DateTimeField())
 
-    objects = TenantOwnedQuerySet.as_manager()
-
     class Meta:
         db_table = "events_outbox_batch"
         verbose_name = "outbox batch"
