@@ -193,6 +193,11 @@ _SET_ASIDE_SQL = f"""
         'rejected', b.attempts + 1, %(error)s
     FROM b, {_UNNEST}
 """
+_WAITING_SQL = """
+    SELECT EXISTS (
+        SELECT FROM analytics_event_outbox WHERE tenant_id = %(tenant)s AND status = 'pending'
+    ) OR EXISTS (SELECT FROM events_outbox_batch WHERE tenant_id = %(tenant)s)
+"""
 _DELIVERED_SQL = """
     DELETE FROM events_outbox_batch WHERE tenant_id = %(tenant)s AND token = ANY(%(tokens)s)
 """
@@ -262,6 +267,13 @@ def _release(tenant_id: uuid.UUID, tokens: list[uuid.UUID], error: str = "") -> 
         attempt=1 if error else 0,
         error=error[:MAX_ERROR_CHARS],
     )
+
+
+def _waiting(tenant_id: uuid.UUID) -> bool:
+    """Return whether the tenant has events to deliver (pending, or in a batch)."""
+    with db.tenant_context(tenant_id), connection.cursor() as cursor:
+        cursor.execute(_WAITING_SQL, {"tenant": tenant_id})
+        return cursor.fetchone()[0]
 
 
 def _claim_batch(
@@ -388,16 +400,16 @@ def outbox_drain_tenant(
     batches = 0
     delivered: list[uuid.UUID] = []  # in ClickHouse, batch rows not yet deleted
     next_claim: Future[Batch | None] | None = None
+    if not _waiting(tenant_id):
+        return total  # an idle tenant costs one indexed query: no claim, no engine to open
     # One thread claims the next batch (and deletes the ones before) while ClickHouse takes this
-    # one: PostgreSQL and ClickHouse work at the same time (chdb lets go of the GIL).
+    # one: PostgreSQL and ClickHouse work at the same time (chdb lets go of the GIL). The engine
+    # opens while the first claim runs.
     with ExitStack() as held, ThreadPoolExecutor(max_workers=1) as claimer:
         try:
             opened, hold = 0.0, 0.0
             next_claim = claimer.submit(_claim_batch, tenant_id, size)
             while next_claim is not None:
-                batch, next_claim = next_claim.result(), None
-                if batch is None:
-                    break
                 if time.monotonic() - opened > hold:
                     # Keep ClickHouse open across batches (opening the embedded engine costs
                     # 0.1 s or more), then let go so the web and other processes get their turn.
@@ -406,11 +418,16 @@ def outbox_drain_tenant(
                     try:
                         held.enter_context(clickhouse.session())
                     except Exception as exc:
-                        _release(tenant_id, [batch.token], f"{type(exc).__name__}: {exc}")
+                        batch, next_claim = next_claim.result(), None
+                        if batch is not None:
+                            _release(tenant_id, [batch.token], f"{type(exc).__name__}: {exc}")
                         total.unavailable = str(exc) or type(exc).__name__
                         break
                     opened = time.monotonic()
                     hold = min(max(10 * (opened - opening), SESSION_SECONDS[0]), SESSION_SECONDS[1])
+                batch, next_claim = next_claim.result(), None
+                if batch is None:
+                    break
                 batches += 1
                 if max_batches is None or batches < max_batches:
                     next_claim = claimer.submit(
