@@ -1,9 +1,10 @@
 """Beat delivers the outbox on an editable schedule; the tasks are thin and idempotent."""
 
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from analytics import tasks
-from tenants import events
+from tenants import db, events
 from tests.analytics.conftest import events_in_clickhouse
 from tests.factories import event_record
 
@@ -34,3 +35,17 @@ def test_drain_events_command_delivers_one_tenant_or_refuses_an_unknown_one(
     assert (events_in_clickhouse(acme.pk), events_in_clickhouse(globex.pk)) == (1, 0)
     with pytest.raises(CommandError, match="no tenant"):
         call_command("drain_events", "--tenant", "nobody")
+
+
+def test_seed_events_counts_history_claimed_but_not_delivered_as_seeded(clickhouse_db, acme):
+    from analytics import services
+    from analytics.management.commands.seed_events import Command
+
+    with db.tenant_context(acme.pk):
+        services.outbox_record_history(
+            tenant_id=acme.pk,
+            history=[(timezone.now(), events.SIGN_IN, {"seed": True}, None)],
+        )
+    assert Command()._already_seeded(acme)  # waiting in the outbox
+    assert services._claim_batch(acme.pk, 100).size == 1
+    assert Command()._already_seeded(acme)  # in a batch on its way

@@ -5,6 +5,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand
+from django.db import connection
 
 from analytics import clickhouse, schema, services
 from metis.events.models import EventOutbox
@@ -50,8 +51,16 @@ class Command(BaseCommand):
                 self.stderr.write("ClickHouse unavailable; the worker delivers them later.")
 
     def _already_seeded(self, tenant) -> bool:
-        with db.tenant_context(tenant.pk):
+        with db.tenant_context(tenant.pk), connection.cursor() as cursor:
             if EventOutbox.objects.for_tenant(tenant).filter(data__seed=True).exists():
+                return True
+            # Claimed by a drain and not delivered yet: still seeded.
+            cursor.execute(
+                "SELECT EXISTS (SELECT FROM events_outbox_batch b, unnest(b.event_data) AS d(data) "
+                "WHERE b.tenant_id = %s AND d.data @> '{\"seed\": true}')",
+                [tenant.pk],
+            )
+            if cursor.fetchone()[0]:
                 return True
         with clickhouse.session() as client:
             return (
