@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 
-from metis.objectstore import store
+from backups import config
+from metis.objectstore import clients, store
 
 
 def bucket() -> str:
@@ -60,15 +61,17 @@ def key_of_location(location: str) -> str:
     return location.split("/", 3)[3]
 
 
-def object_copy_many(
-    pairs: list[tuple[str, str]],
-    *,
-    storage_class: str,
-    on_copied: Callable[[int], None] | None = None,
-) -> None:
-    """Copy (source, destination) keys in parallel; call `on_copied(n)` after each."""
-    store.backups_store().copy_many(pairs, storage_class=storage_class, on_copied=on_copied)
-
-
-def object_keys(prefix: str) -> list[str]:
-    return store.backups_store().keys(prefix)
+def repo_store(repo: config.Repo) -> store.ObjectStore:
+    """The bucket of an S3 repository of its own (the second region's): its endpoint, region
+    and keys. No SSE arguments: a KMS key of the first region means nothing there, and
+    pgBackRest encrypts every object of its repository itself."""
+    return store.ObjectStore(
+        bucket=repo.bucket,
+        endpoint=clients.Endpoint(
+            url=repo.endpoint_url,
+            region=repo.region,
+            access_key=repo.access_key,
+            secret_key=repo.secret_key,
+            verify_tls=repo.verify_tls,
+        ),
+    )

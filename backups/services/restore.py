@@ -74,18 +74,25 @@ def restore_cluster(
     target_xid: str | None = None,
     immediate: bool = False,
     force: bool = False,
+    repo: int | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> RestoreOutcome:
     """Restore into `target.data_dir`, start it, wait until promoted; return what it reached.
 
     With no target: replay to the end of the archive. `immediate`: stop as soon as the backup
     is consistent. `target_time` / `target_xid`: stop just after that commit (inclusive).
+    `repo`: read the backup and the WAL from that repository alone (the region-loss drill);
+    None lets pgBackRest take the first repository that has what the target needs.
     """
     started = time.monotonic()
     refuse_unsafe_target(data_dir=target.data_dir, live=config.target(), force=force)
     cluster.prepare_data_dir(target.data_dir, target.os_user)
     cluster.prepare_data_dir(target.socket_dir, target.os_user)
     options = [f"--pg1-path={target.data_dir}"]
+    if repo is not None:
+        # pgBackRest carries --repo into the restore_command it writes: the replayed WAL comes
+        # from that repository too, never from the other one.
+        options.append(f"--repo={repo}")
     if set_label:
         options.append(f"--set={set_label}")
     if force:
