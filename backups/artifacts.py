@@ -13,8 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from backups import config
-from metis.objectstore import clients, store
+from metis.objectstore import store
 
 
 def bucket() -> str:
@@ -59,19 +58,3 @@ def object_open(key: str) -> Any:
 
 def key_of_location(location: str) -> str:
     return location.split("/", 3)[3]
-
-
-def repo_store(repo: config.Repo) -> store.ObjectStore:
-    """The bucket of an S3 repository of its own (the second region's): its endpoint, region
-    and keys. No SSE arguments: a KMS key of the first region means nothing there, and
-    pgBackRest encrypts every object of its repository itself."""
-    return store.ObjectStore(
-        bucket=repo.bucket,
-        endpoint=clients.Endpoint(
-            url=repo.endpoint_url,
-            region=repo.region,
-            access_key=repo.access_key,
-            secret_key=repo.secret_key,
-            verify_tls=repo.verify_tls,
-        ),
-    )

@@ -124,8 +124,6 @@ def repo() -> Repo:
         "upload_chunk_size": settings.BACKUP_S3_UPLOAD_CHUNK_SIZE,
         "bundle": settings.BACKUP_REPO_BUNDLE,
     }
-    if settings.BACKUP_REPO_TYPE == "posix":
-        return Repo(type="posix", path=str(settings.BACKUP_REPO_LOCAL_PATH), **common)
     second = second_repo(common)
     if settings.BACKUP_REPO_TYPE == "posix":
         return Repo(

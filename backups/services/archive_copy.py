@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from backups import artifacts, config, pgbackrest
+from backups import config, pgbackrest
 from backups.models import BackupKind, BackupRun
 from backups.services import runs
 from metis.objectstore import store
@@ -85,4 +85,5 @@ def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
 
 def _bucket(repo: config.Repo) -> store.ObjectStore:
     # Repository 1 is the backups bucket the artifacts use; the second region's is its own.
-    return artifacts.repo_store(repo) if repo.number == 2 else store.backups_store()
+    region2 = store.backups_region2_store() if repo.number == 2 else None
+    return region2 or store.backups_store()
