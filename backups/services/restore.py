@@ -131,10 +131,14 @@ def restore_point_in_time(
     to: datetime.datetime | None,
     port: int | None = None,
     force: bool = False,
+    repo: int | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> RestoreOutcome:
-    """Restore the stanza into a new cluster at `data_dir`, replayed to `to` (or the end)."""
+    """Restore the stanza into a new cluster at `data_dir`, replayed to `to` (or the end);
+    `repo` 2 reads the second region's repository alone."""
     ctx = pgbackrest.Context.current()
+    if repo is not None:
+        ctx.repo.numbered(repo)  # refuse a region that is not configured
     data_dir = data_dir.absolute()
     target = config.Target(
         **{
@@ -145,5 +149,5 @@ def restore_point_in_time(
         }
     )
     return restore_cluster(
-        ctx=ctx, target=target, target_time=to, force=force, on_progress=on_progress
+        ctx=ctx, target=target, target_time=to, force=force, repo=repo, on_progress=on_progress
     )
