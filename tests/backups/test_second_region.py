@@ -12,6 +12,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from backups import config, pgbackrest
 from backups.models import BackupRun, RestoreDrill
@@ -216,3 +217,13 @@ def test_weekly_archive_copy_goes_to_the_second_region(
     )
     assert [b["label"] for b in pgbackrest.backups(archived, repo=2)] == [second.label]
     assert pgbackrest.verify(archived, repo=2).backup_ok(second.label)
+
+
+def test_region_loss_drill_without_a_second_region_is_a_clear_error(db, settings, tmp_path):
+    settings.BACKUP_REPO_CIPHER_PASS = "first"
+    settings.BACKUP_REPO_TYPE = "posix"
+    settings.BACKUP_REPO_LOCAL_PATH = str(tmp_path)
+
+    with pytest.raises(CommandError, match=r"no repository 2.*BACKUP_REPO2_S3_ENDPOINT_URL"):
+        call_command("restore_drill", "--repo", "2")
+    assert not RestoreDrill.objects.exists()  # nothing was started
