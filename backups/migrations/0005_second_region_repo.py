@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backups', '0003_schedule_analytics_backup'),
+        ('backups', '0004_failover_drill'),
     ]
 
     operations = [
