@@ -35,6 +35,7 @@ class BackupRunAdmin(ReadOnlyCatalogAdmin):
     list_display = [
         "kind",
         "label",
+        "repo",
         "status",
         "good",
         "verified",
@@ -48,7 +49,7 @@ class BackupRunAdmin(ReadOnlyCatalogAdmin):
         "location",
         "expired_at",
     ]
-    list_filter = ["kind", "status", "verified", "restore_tested"]
+    list_filter = ["kind", "repo", "status", "verified", "restore_tested"]
     search_fields = ["label", "location", "checksum"]
     date_hierarchy = "started_at"
     list_select_related = ["tenant"]
@@ -104,6 +105,7 @@ class WalArchiveCheckAdmin(ReadOnlyCatalogAdmin):
 class RestoreDrillAdmin(ReadOnlyCatalogAdmin):
     list_display = [
         "started_at",
+        "repo",
         "status",
         "checks_passed",
         "rto_seconds",
@@ -115,7 +117,7 @@ class RestoreDrillAdmin(ReadOnlyCatalogAdmin):
         "backup",
         "reached_time",
     ]
-    list_filter = ["status", "checks_passed"]
+    list_filter = ["repo", "status", "checks_passed"]
     list_select_related = ["backup"]
 
     @admin.display(boolean=True, description="RTO met")

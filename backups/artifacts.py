@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -58,17 +58,3 @@ def object_open(key: str) -> Any:
 
 def key_of_location(location: str) -> str:
     return location.split("/", 3)[3]
-
-
-def object_copy_many(
-    pairs: list[tuple[str, str]],
-    *,
-    storage_class: str,
-    on_copied: Callable[[int], None] | None = None,
-) -> None:
-    """Copy (source, destination) keys in parallel; call `on_copied(n)` after each."""
-    store.backups_store().copy_many(pairs, storage_class=storage_class, on_copied=on_copied)
-
-
-def object_keys(prefix: str) -> list[str]:
-    return store.backups_store().keys(prefix)

@@ -1,9 +1,11 @@
 """Where backups come from and go to, read from settings at call time (never at import).
 
 The cluster being backed up (`Target`) and the pgBackRest repository (`Repo`) are described by
-BACKUP_* settings. Secrets (the repository cipher pass, the S3 keys) only ever travel in the
-environment of the pgBackRest process; the configuration file pgBackRest and PostgreSQL's
-`archive_command` read holds no secret, so it can never end up beside the backups.
+BACKUP_* settings; BACKUP_REPO2_* add a second repository in another region (pgBackRest's
+`repo2`), which `Repo.second` carries beside the first. Secrets (the repository cipher pass,
+the S3 keys) only ever travel in the environment of the pgBackRest process; the configuration
+file pgBackRest and PostgreSQL's `archive_command` read holds no secret, so it can never end up
+beside the backups.
 """
 
 from __future__ import annotations
@@ -63,6 +65,27 @@ class Repo:
     # Small files in bundles: one S3 request per ~20 MiB, not per file. Off by default: with
     # pgBackRest 2.45 `verify` of a truncated bundle hung (tests/backups/test_physical.py).
     bundle: bool = False
+    number: int = 1  # pgBackRest's repository index: 1 the primary, 2 the second region
+    # The second region's repository (repo2), set on repo 1 only: every command gets both in
+    # its configuration, so `archive-push` sends each WAL segment to both.
+    second: Repo | None = None
+
+    def repos(self) -> tuple[Repo, ...]:
+        return (self,) if self.second is None else (self, self.second)
+
+    def numbered(self, number: int) -> Repo:
+        """Return repository `number` (1 or 2) of this configuration."""
+        for candidate in self.repos():
+            if candidate.number == number:
+                return candidate
+        raise BackupConfigError(
+            f"there is no repository {number}: set BACKUP_REPO2_S3_ENDPOINT_URL and "
+            "BACKUP_REPO2_S3_BUCKET for a second region"
+        )
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"https://{self.endpoint_host}:{self.endpoint_port}"
 
     def location(self, suffix: str = "") -> str:
         base = f"s3://{self.bucket}{self.path}" if self.type == "s3" else self.path
@@ -101,17 +124,17 @@ def repo() -> Repo:
         "upload_chunk_size": settings.BACKUP_S3_UPLOAD_CHUNK_SIZE,
         "bundle": settings.BACKUP_REPO_BUNDLE,
     }
+    second = second_repo(common)
     if settings.BACKUP_REPO_TYPE == "posix":
-        return Repo(type="posix", path=str(settings.BACKUP_REPO_LOCAL_PATH), **common)
+        return Repo(
+            type="posix", path=str(settings.BACKUP_REPO_LOCAL_PATH), second=second, **common
+        )
     backups = store.backups_store()  # the same bucket and keys the backup artifacts use
     endpoint = settings.BACKUP_REPO_S3_ENDPOINT_URL or backups.endpoint.url
-    parts = urlsplit(endpoint or f"https://s3.{backups.endpoint.region}.amazonaws.com")
-    if parts.scheme != "https":
-        # pgBackRest's S3 driver speaks TLS only (docs/operations.md, "Backups and recovery").
-        raise BackupConfigError(
-            f"pgBackRest needs an https S3 endpoint, got {endpoint!r}: "
-            "set BACKUP_REPO_S3_ENDPOINT_URL to the TLS endpoint."
-        )
+    parts = _https_endpoint(
+        endpoint or f"https://s3.{backups.endpoint.region}.amazonaws.com",
+        "BACKUP_REPO_S3_ENDPOINT_URL",
+    )
     return Repo(
         type="s3",
         path=settings.BACKUP_REPO_PATH,
@@ -122,7 +145,48 @@ def repo() -> Repo:
         verify_tls=settings.BACKUP_REPO_S3_VERIFY_TLS,
         access_key=backups.endpoint.access_key,
         secret_key=backups.endpoint.secret_key,
+        second=second,
         **common,
+    )
+
+
+def _https_endpoint(endpoint: str, setting: str):
+    parts = urlsplit(endpoint)
+    if parts.scheme != "https":
+        # pgBackRest's S3 driver speaks TLS only (docs/operations.md, "Backups and recovery").
+        raise BackupConfigError(
+            f"pgBackRest needs an https S3 endpoint, got {endpoint!r}: "
+            f"set {setting} to the TLS endpoint."
+        )
+    return parts
+
+
+def second_repo(common: dict) -> Repo | None:
+    """Return the second region's repository (repo2), or None when there is none."""
+    endpoint, bucket = settings.BACKUP_REPO2_S3_ENDPOINT_URL, settings.BACKUP_REPO2_S3_BUCKET
+    if not endpoint and not bucket:
+        return None
+    if not (endpoint and bucket):
+        raise BackupConfigError(
+            "a second region needs both BACKUP_REPO2_S3_ENDPOINT_URL and BACKUP_REPO2_S3_BUCKET"
+        )
+    if not settings.BACKUP_REPO2_CIPHER_PASS:
+        raise BackupConfigError(
+            "BACKUP_REPO2_CIPHER_PASS is not set: the second repository is always encrypted."
+        )
+    parts = _https_endpoint(endpoint, "BACKUP_REPO2_S3_ENDPOINT_URL")
+    return Repo(
+        type="s3",
+        number=2,
+        path=settings.BACKUP_REPO2_PATH or settings.BACKUP_REPO_PATH,
+        bucket=bucket,
+        endpoint_host=parts.hostname or "",
+        endpoint_port=parts.port or 443,
+        region=settings.BACKUP_REPO2_S3_REGION,
+        verify_tls=settings.BACKUP_REPO2_S3_VERIFY_TLS,
+        access_key=settings.BACKUP_REPO2_S3_KEY,
+        secret_key=settings.BACKUP_REPO2_S3_SECRET,
+        **{**common, "cipher_pass": settings.BACKUP_REPO2_CIPHER_PASS},
     )
 
 
@@ -133,10 +197,10 @@ def pgbackrest_config_path() -> Path:
 def pgbackrest_options(repo: Repo, target: Target) -> dict[str, dict[str, str]]:
     """Return the non-secret pgBackRest options, by config-file section."""
     work = Path(settings.BACKUP_WORK_DIR)
-    glob = {
-        "repo1-type": repo.type,
-        "repo1-path": repo.path,
-        "repo1-cipher-type": "aes-256-cbc",
+    glob: dict[str, str] = {}
+    for each in repo.repos():
+        glob |= _repo_options(each)
+    glob |= {
         "compress-type": repo.compress_type,
         "process-max": str(repo.process_max),
         "start-fast": "y",
@@ -148,19 +212,6 @@ def pgbackrest_options(repo: Repo, target: Target) -> dict[str, dict[str, str]]:
         glob["compress-level"] = str(repo.compress_level)
     if repo.buffer_size:
         glob["buffer-size"] = repo.buffer_size
-    if repo.bundle:
-        glob["repo1-bundle"] = "y"
-    if repo.type == "s3":
-        glob |= {
-            "repo1-s3-bucket": repo.bucket,
-            "repo1-s3-endpoint": repo.endpoint_host,
-            "repo1-storage-port": str(repo.endpoint_port),
-            "repo1-s3-region": repo.region,
-            "repo1-s3-uri-style": "path",
-            "repo1-storage-verify-tls": "y" if repo.verify_tls else "n",
-        }
-        if repo.upload_chunk_size:
-            glob["repo1-storage-upload-chunk-size"] = repo.upload_chunk_size
     stanza = {
         "pg1-path": str(target.data_dir),
         "pg1-port": str(target.port),
@@ -173,6 +224,25 @@ def pgbackrest_options(repo: Repo, target: Target) -> dict[str, dict[str, str]]:
     return {"global": glob, "global:restore": restore, target.stanza: stanza}
 
 
+def _repo_options(repo: Repo) -> dict[str, str]:
+    prefix = f"repo{repo.number}-"
+    options = {"type": repo.type, "path": repo.path, "cipher-type": "aes-256-cbc"}
+    if repo.bundle:
+        options["bundle"] = "y"
+    if repo.type == "s3":
+        options |= {
+            "s3-bucket": repo.bucket,
+            "s3-endpoint": repo.endpoint_host,
+            "storage-port": str(repo.endpoint_port),
+            "s3-region": repo.region,
+            "s3-uri-style": "path",
+            "storage-verify-tls": "y" if repo.verify_tls else "n",
+        }
+        if repo.upload_chunk_size:
+            options["storage-upload-chunk-size"] = repo.upload_chunk_size
+    return {prefix + name: value for name, value in options.items()}
+
+
 def pgbackrest_config_text(repo: Repo, target: Target) -> str:
     lines = []
     for section, options in pgbackrest_options(repo, target).items():
@@ -183,13 +253,16 @@ def pgbackrest_config_text(repo: Repo, target: Target) -> str:
 
 
 def secret_environment(repo: Repo) -> dict[str, str]:
-    """Return the environment variables that carry the repository's secrets to pgBackRest."""
-    secrets = {"PGBACKREST_REPO1_CIPHER_PASS": repo.cipher_pass}
-    if repo.type == "s3":
-        secrets |= {
-            "PGBACKREST_REPO1_S3_KEY": repo.access_key,
-            "PGBACKREST_REPO1_S3_KEY_SECRET": repo.secret_key,
-        }
+    """Return the environment variables that carry the repositories' secrets to pgBackRest."""
+    secrets = {}
+    for each in repo.repos():
+        prefix = f"PGBACKREST_REPO{each.number}_"
+        secrets[prefix + "CIPHER_PASS"] = each.cipher_pass
+        if each.type == "s3":
+            secrets |= {
+                prefix + "S3_KEY": each.access_key,
+                prefix + "S3_KEY_SECRET": each.secret_key,
+            }
     return secrets
 
 

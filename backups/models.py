@@ -87,6 +87,9 @@ class BackupRun(Job):
     expired_at = models.DateTimeField(
         null=True, blank=True, help_text="Removed from the repository by retention."
     )
+    repo = models.PositiveSmallIntegerField(
+        default=1, help_text="pgBackRest repository: 1 the primary, 2 the second region."
+    )
     # Only for tenant exports; the catalog stays a system table (tenants.rls.EXEMPT_TABLES).
     tenant = models.ForeignKey(
         "tenants.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -130,6 +133,10 @@ class RestoreDrill(Job):
     """A restore of the latest backup into a scratch cluster, checked and timed."""
 
     backup = models.ForeignKey(BackupRun, null=True, blank=True, on_delete=models.SET_NULL)
+    repo = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Repository restored from: 1 the primary, 2 the second region (region loss).",
+    )
     target_time = models.DateTimeField(null=True, blank=True, help_text="Point replayed to.")
     reached_time = models.DateTimeField(null=True, blank=True)
     rto_seconds = models.FloatField(null=True, blank=True, help_text="Start to usable.")

@@ -130,18 +130,24 @@ def run_streaming(
     return output
 
 
-def info(ctx: Context) -> dict:
-    """Return pgBackRest's JSON info for the stanza (backups, WAL range, status)."""
-    stanzas = json.loads(run(ctx, "info", "--output=json"))
+def info(ctx: Context, *, repo: int = 1) -> dict:
+    """Return pgBackRest's JSON info for the stanza in one repository (backups, WAL range)."""
+    stanzas = json.loads(run(ctx, "info", "--output=json", f"--repo={repo}"))
     return stanzas[0] if stanzas else {}
 
 
-def backups(ctx: Context) -> list[dict]:
-    return info(ctx).get("backup", [])
+def backups(ctx: Context, *, repo: int = 1) -> list[dict]:
+    return info(ctx, repo=repo).get("backup", [])
 
 
-def backup_by_label(ctx: Context, label: str) -> dict | None:
-    return next((b for b in backups(ctx) if b["label"] == label), None)
+def backup_by_label(ctx: Context, label: str, *, repo: int = 1) -> dict | None:
+    return next((b for b in backups(ctx, repo=repo) if b["label"] == label), None)
+
+
+def newest_archived_wal(ctx: Context, *, repo: int) -> str:
+    """Return the newest WAL segment in repository `repo` ("" if none), read from it alone."""
+    archives = info(ctx, repo=repo).get("archive", [])
+    return max((archive.get("max") or "" for archive in archives), default="")
 
 
 @dataclass(frozen=True)
@@ -159,13 +165,13 @@ _BACKUP_STATUS = re.compile(r"backup: (\S+), status: (\S+?),")
 _WAL_COUNTS = re.compile(r"total WAL checked: (\d+), total valid WAL: (\d+)")
 
 
-def verify(ctx: Context) -> VerifyResult:
+def verify(ctx: Context, *, repo: int = 1) -> VerifyResult:
     """Check every file of every backup and WAL segment against its recorded checksum and size.
 
     pgBackRest exits 0 even when it finds damage; the verdict is in its text report. (2.45 has
     no `verify --set`, so the whole repository is checked; damaged WAL fails every backup.)
     """
-    report = run(ctx, "verify", "--output=text", "--verbose")
+    report = run(ctx, "verify", "--output=text", "--verbose", f"--repo={repo}")
     statuses = _BACKUP_STATUS.findall(report)
     wal_counts = _WAL_COUNTS.findall(report)
     return VerifyResult(

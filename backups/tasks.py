@@ -71,14 +71,12 @@ class BackupTask(Task):
     soft_time_limit=6 * HOUR,
     time_limit=6 * HOUR + CLEAN_UP,
 )
-def backup_full(*, verify: bool = True) -> int:
-    """Take a full backup, then verify and restore-test it. Not idempotent: each call backs up."""
+def backup_full(*, verify: bool = True) -> list[int]:
+    """Take a full backup into every repository (the second region's too), then verify and
+    restore-test each. Not idempotent: each call backs up."""
     from backups.services import physical
 
-    run = physical.backup_run_physical(kind=BackupKind.FULL)
-    if verify:
-        physical.backup_verify(run=run)
-    return run.pk
+    return [run.pk for run in physical.backup_run_every_repo(kind=BackupKind.FULL, verify=verify)]
 
 
 @shared_task(
@@ -106,11 +104,11 @@ def verify_backup(run_id: int) -> bool:
     soft_time_limit=2 * HOUR,
     time_limit=2 * HOUR + CLEAN_UP,
 )
-def backup_incremental() -> int:
-    """Take an incremental backup on top of the latest one. Not idempotent."""
+def backup_incremental() -> list[int]:
+    """Take an incremental backup on top of the latest one, in every repository. Not idempotent."""
     from backups.services import physical
 
-    return physical.backup_run_physical(kind=BackupKind.INCR).pk
+    return [run.pk for run in physical.backup_run_every_repo(kind=BackupKind.INCR)]
 
 
 @shared_task(
@@ -169,6 +167,24 @@ def restore_drill() -> int:
     from backups.services import drill
 
     return drill.drill_run().pk
+
+
+@shared_task(
+    name="backups.region_loss_drill",
+    base=BackupTask,
+    soft_time_limit=6 * HOUR,
+    time_limit=6 * HOUR + CLEAN_UP,
+)
+def region_loss_drill() -> int | None:
+    """Run a restore drill from the second region's repository alone (monthly). Not
+    idempotent. With no second region configured it records nothing and logs why."""
+    from backups import config
+    from backups.services import drill
+
+    if config.repo().second is None:
+        logger.warning("region-loss drill skipped: no second region (BACKUP_REPO2_*) configured")
+        return None
+    return drill.drill_run(repo=2).pk
 
 
 @shared_task(

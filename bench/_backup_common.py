@@ -32,11 +32,17 @@ CATALOG_DATABASE = "bench_backups"
 
 
 @contextmanager
-def backup_sandbox(*, archive_timeout: str | None = None, overrides: dict | None = None):
+def backup_sandbox(
+    *,
+    archive_timeout: str | None = None,
+    overrides: dict | None = None,
+    second_region: bool = False,
+):
     """Yield an archiving SandboxCluster (stanza created) with settings pointing at it.
 
     pgBackRest's tuning (process counts, compression, buffers) stays as configured (BACKUP_*,
     .env.example) unless `overrides` says otherwise: the benches measure the shipped defaults.
+    `second_region`: a second TLS SeaweedFS holds repo2 (the box's `s3` is the first region's).
     """
     tuning = {
         name: getattr(settings, name)
@@ -46,6 +52,17 @@ def backup_sandbox(*, archive_timeout: str | None = None, overrides: dict | None
     server, https_endpoint = sandbox.tls_s3_server()
     bucket = f"bench-backups-{uuid.uuid4().hex[:8]}"
     server.client().create_bucket(Bucket=bucket)
+    region2 = None
+    if second_region:
+        region2, https_endpoint2 = sandbox.tls_s3_server()
+        bucket2 = f"bench-backups-region2-{uuid.uuid4().hex[:8]}"
+        region2.client().create_bucket(Bucket=bucket2)
+        overrides = {
+            **(overrides or {}),
+            **sandbox.second_region_settings(
+                s3=region2, https_endpoint=https_endpoint2, bucket=bucket2
+            ),
+        }
     work = Path(tempfile.mkdtemp(prefix="metis-bench-backup-"))
     work.chmod(0o755)
     box = None
@@ -69,6 +86,8 @@ def backup_sandbox(*, archive_timeout: str | None = None, overrides: dict | None
         if box is not None:
             box.destroy()
         sandbox.tls_s3_stop(server)
+        if region2 is not None:
+            sandbox.tls_s3_stop(region2)
         shutil.rmtree(work, ignore_errors=True)
         scratch.scratch_database_drop(CATALOG_DATABASE)
 

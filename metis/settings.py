@@ -585,6 +585,17 @@ BACKUP_REPO_S3_ENDPOINT_URL = env("BACKUP_REPO_S3_ENDPOINT_URL", default="")
 BACKUP_REPO_S3_VERIFY_TLS = env.bool("BACKUP_REPO_S3_VERIFY_TLS", default=True)
 BACKUP_REPO_LOCAL_PATH = env("BACKUP_REPO_LOCAL_PATH", default=str(VAR_DIR / "backups" / "repo"))
 BACKUP_REPO_CIPHER_PASS = env("BACKUP_REPO_CIPHER_PASS", default="")
+# A second region (pgBackRest's repo2): its own S3 endpoint (https), bucket, region, keys and
+# cipher pass. Unset endpoint or bucket: one repository. WAL is pushed to both; full backups,
+# the weekly archive copy and the monthly region-loss drill use it (docs/operations.md).
+BACKUP_REPO2_S3_ENDPOINT_URL = env("BACKUP_REPO2_S3_ENDPOINT_URL", default="")
+BACKUP_REPO2_S3_BUCKET = env("BACKUP_REPO2_S3_BUCKET", default="")
+BACKUP_REPO2_S3_REGION = env("BACKUP_REPO2_S3_REGION", default="us-west-2")
+BACKUP_REPO2_S3_KEY = env("BACKUP_REPO2_S3_KEY", default="")
+BACKUP_REPO2_S3_SECRET = env("BACKUP_REPO2_S3_SECRET", default="")
+BACKUP_REPO2_S3_VERIFY_TLS = env.bool("BACKUP_REPO2_S3_VERIFY_TLS", default=True)
+BACKUP_REPO2_PATH = env("BACKUP_REPO2_PATH", default="")  # "": BACKUP_REPO_PATH
+BACKUP_REPO2_CIPHER_PASS = env("BACKUP_REPO2_CIPHER_PASS", default="")
 # Logical dumps and exports: AES-256-GCM with this key (urlsafe base64 of 32 bytes).
 BACKUP_LOGICAL_KEY = env("BACKUP_LOGICAL_KEY", default="")
 # Managed PostgreSQL (no file access): pg_dump/pg_restore connect here instead of the socket.

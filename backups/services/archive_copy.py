@@ -4,15 +4,19 @@ The copy keeps pgBackRest's repository layout (backup.info, archive.info, the ba
 the WAL it needs to be consistent) under `<repo path>-archive/<label>/`, every object written
 with the GLACIER storage class. To restore it: fetch it back from Glacier and point
 `repo1-path` at that prefix (docs/operations.md).
+
+With a second region (repo2) the copy is made there, from the second region's own backup and
+WAL, server-side in its bucket: the long-term copy then survives the loss of the first region.
 """
 
 from __future__ import annotations
 
 from django.utils import timezone
 
-from backups import artifacts, pgbackrest
+from backups import config, pgbackrest
 from backups.models import BackupKind, BackupRun
 from backups.services import runs
+from metis.objectstore import store
 
 STORAGE_CLASS = "GLACIER"
 
@@ -25,29 +29,36 @@ def _wal_needed(key: str, start: str, stop: str) -> bool:
 def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
     """Copy `source` (default: the newest good full backup) to long-term storage."""
     ctx = pgbackrest.Context.current()
-    if ctx.repo.type != "s3":
+    repo = ctx.repo.second or ctx.repo
+    if repo.type != "s3":
         raise pgbackrest.PgBackRestError("archive copies need an S3 repository")
-    source = source or BackupRun.objects.good().filter(kind=BackupKind.FULL).first()
+    source = (
+        source or BackupRun.objects.good().filter(kind=BackupKind.FULL, repo=repo.number).first()
+    )
     with runs.job_run_exclusive(
         BackupRun, lock="archive-copy", kind=BackupKind.ARCHIVE_COPY
     ) as run:
         if source is None:
-            raise RuntimeError("no good (verified, restore-tested) full backup to archive")
+            raise RuntimeError(
+                f"no good (verified, restore-tested) full backup in repository {repo.number} "
+                "to archive"
+            )
+        bucket = _bucket(repo)
         stanza = ctx.target.stanza
-        root = ctx.repo.path.strip("/")
+        root = repo.path.strip("/")
         dest_root = f"{root}-archive/{source.label}"
         keys = [
-            *artifacts.object_keys(f"{root}/backup/{stanza}/backup.info"),
-            *artifacts.object_keys(f"{root}/backup/{stanza}/{source.label}/"),
-            *artifacts.object_keys(f"{root}/archive/{stanza}/archive.info"),
+            *bucket.keys(f"{root}/backup/{stanza}/backup.info"),
+            *bucket.keys(f"{root}/backup/{stanza}/{source.label}/"),
+            *bucket.keys(f"{root}/archive/{stanza}/archive.info"),
             *(
                 key
-                for key in artifacts.object_keys(f"{root}/archive/{stanza}/")
+                for key in bucket.keys(f"{root}/archive/{stanza}/")
                 if _wal_needed(key, source.wal_start, source.wal_stop)
             ),
         ]
         heartbeat = runs.Heartbeat(run)
-        artifacts.object_copy_many(
+        bucket.copy_many(
             [(key, dest_root + key[len(root) :]) for key in keys],
             storage_class=STORAGE_CLASS,
             on_copied=lambda done: heartbeat(100.0 * done / len(keys)),
@@ -55,7 +66,8 @@ def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
         runs.job_succeed(
             run,
             label=source.label,
-            location=f"s3://{artifacts.bucket()}/{dest_root}",
+            repo=repo.number,
+            location=f"s3://{bucket.bucket}/{dest_root}",
             size_bytes=source.size_bytes,
             stored_bytes=source.stored_bytes,
             checksum=source.checksum,
@@ -69,3 +81,9 @@ def backup_archive_copy(*, source: BackupRun | None = None) -> BackupRun:
             },
         )
     return run
+
+
+def _bucket(repo: config.Repo) -> store.ObjectStore:
+    # Repository 1 is the backups bucket the artifacts use; the second region's is its own.
+    region2 = store.backups_region2_store() if repo.number == 2 else None
+    return region2 or store.backups_store()

@@ -7,12 +7,17 @@ archive (RPO: how long that committed transaction could still have been lost), r
 latest backup replaying up to the marker's transaction, and checks the restored counts against
 the marker and every table and index with pg_amcheck (RTO: restore start to usable), and reads
 the restored rows of every subject in the erasure ledger: none may be left.
+
+`repo=2` is the region-loss drill: the backup, the wait for the marker's WAL and the restore
+(its WAL replay too) all read the second region's repository alone, so it passes with the
+first region's endpoint down; its RPO is commit to archived in the second region.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -84,20 +89,23 @@ def marker_record(conn: psycopg.Connection) -> Marker:
 def drill_run(
     *,
     force_wal_switch: bool = False,
+    repo: int = 1,
     on_progress: Callable[[float], None] | None = None,
     on_step: Callable[[str], None] | None = None,
     ctx: pgbackrest.Context | None = None,
 ) -> RestoreDrill:
-    """Run a restore drill end to end and record it; the scratch cluster is always removed.
+    """Run a restore drill from repository `repo` end to end and record it; the scratch
+    cluster is always removed.
 
     `force_wal_switch` closes the marker's WAL segment at once instead of waiting for
     archive_timeout (tests; the monthly drill waits, so its RPO is the real one).
     """
     ctx = ctx or pgbackrest.Context.current()
+    ctx.repo.numbered(repo)  # a drill of a region that is not configured is a config error
     step = on_step or (lambda message: None)
     backup = (
         BackupRun.objects.physical()
-        .filter(status=JobStatus.SUCCEEDED, expired_at__isnull=True)
+        .filter(status=JobStatus.SUCCEEDED, expired_at__isnull=True, repo=repo)
         .order_by("-started_at")
         .first()
     )
@@ -105,20 +113,25 @@ def drill_run(
         RestoreDrill,
         lock="restore-drill",
         backup=backup,
+        repo=repo,
         rto_target_seconds=settings.BACKUP_RTO_TARGET_SECONDS,
         rpo_target_seconds=settings.BACKUP_RPO_TARGET_SECONDS,
     ) as drill:
         if backup is None:
-            raise RuntimeError("no successful physical backup to drill with")
+            raise RuntimeError(f"no successful physical backup in repository {repo} to drill with")
         step(f"recording the marker in {ctx.target.database}")
         with cluster.connect(ctx.target) as conn:
             marker = marker_record(conn)
             if force_wal_switch:
                 conn.execute("SELECT pg_switch_wal()")
-            step(f"waiting for WAL segment {marker.segment} to be archived")
-            cluster.wait_archived(
-                conn, marker.segment, timeout=settings.BACKUP_ARCHIVE_TIMEOUT_SECONDS * 3
-            )
+            step(f"waiting for WAL segment {marker.segment} to be archived in repository {repo}")
+            timeout = settings.BACKUP_ARCHIVE_TIMEOUT_SECONDS * 3
+            if repo == 1:
+                cluster.wait_archived(conn, marker.segment, timeout=timeout)
+            else:
+                # pg_stat_archiver counts a segment once it reached every repository: with the
+                # first region down it never does. Ask the second repository itself.
+                wait_archived_in(ctx, marker.segment, repo=repo, timeout=timeout)
             archived_at = timezone.now()
         rpo = (archived_at - marker.recorded_at).total_seconds()
         scratch = cluster.scratch_directory(ctx.target.os_user, prefix="metis-drill-")
@@ -138,6 +151,7 @@ def drill_run(
                 target=target,
                 set_label=backup.label,
                 target_xid=marker.xid,
+                repo=repo,
                 on_progress=heartbeat,
             )
             step("checking row counts and pg_amcheck")
@@ -162,6 +176,22 @@ def drill_run(
                     restore_tested=True, restore_tested_at=timezone.now()
                 )
     return drill
+
+
+def wait_archived_in(
+    ctx: pgbackrest.Context, segment: str, *, repo: int, timeout: float = 90
+) -> None:
+    """Wait until repository `repo` holds WAL segment `segment` (or a later one)."""
+    deadline = time.monotonic() + timeout
+    newest = ""
+    while time.monotonic() < deadline:
+        newest = pgbackrest.newest_archived_wal(ctx, repo=repo)
+        if newest >= segment:
+            return
+        time.sleep(0.5)
+    raise cluster.ClusterError(
+        f"WAL segment {segment} not in repository {repo} after {timeout}s (newest: {newest!r})"
+    )
 
 
 def _check(target: config.Target, marker: Marker) -> dict:

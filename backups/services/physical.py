@@ -30,31 +30,36 @@ def stanza_ensure(*, ctx: pgbackrest.Context | None = None) -> None:
 def backup_run_physical(
     *,
     kind: str = BackupKind.FULL,
+    repo: int = 1,
     on_progress: Callable[[float], None] | None = None,
     ctx: pgbackrest.Context | None = None,
 ) -> BackupRun:
-    """Take a full, differential or incremental backup; return its catalog row."""
+    """Take a full, differential or incremental backup into repository `repo` (2: the second
+    region); return its catalog row."""
     if kind not in PHYSICAL_KINDS:
         raise ValueError(f"not a physical backup kind: {kind!r}")
     ctx = ctx or pgbackrest.Context.current()
-    # pgBackRest takes one backup of a stanza at a time, whatever its type.
+    into = ctx.repo.numbered(repo)
+    # pgBackRest takes one backup of a stanza at a time, whatever its type and repository.
     with runs.job_run_exclusive(
-        BackupRun, lock="physical-backup", kind=kind, location=ctx.repo.location()
+        BackupRun, lock="physical-backup", kind=kind, repo=repo, location=into.location()
     ) as run:
         heartbeat = runs.Heartbeat(run, on_progress=on_progress)
-        output = pgbackrest.run_streaming(ctx, "backup", f"--type={kind}", on_progress=heartbeat)
+        output = pgbackrest.run_streaming(
+            ctx, "backup", f"--type={kind}", f"--repo={repo}", on_progress=heartbeat
+        )
         match = _LABEL.search(output)
         if match is None:
             raise pgbackrest.PgBackRestError("pgBackRest did not report a backup label")
         label = match.group(1)
-        entry = pgbackrest.backup_by_label(ctx, label) or {}
+        entry = pgbackrest.backup_by_label(ctx, label, repo=repo) or {}
         manifest = pgbackrest.run(
-            ctx, "repo-get", f"backup/{ctx.target.stanza}/{label}/backup.manifest"
+            ctx, "repo-get", f"--repo={repo}", f"backup/{ctx.target.stanza}/{label}/backup.manifest"
         )
         runs.job_succeed(
             run,
             label=label,
-            location=ctx.repo.location(f"backup/{ctx.target.stanza}/{label}"),
+            location=into.location(f"backup/{ctx.target.stanza}/{label}"),
             size_bytes=entry.get("info", {}).get("size"),
             stored_bytes=entry.get("info", {}).get("repository", {}).get("size"),
             wal_start=entry.get("archive", {}).get("start") or "",
@@ -78,7 +83,7 @@ def backup_verify(
     if run.kind not in PHYSICAL_KINDS or run.status != JobStatus.SUCCEEDED or not run.label:
         raise ValueError(f"{run} is not a finished physical backup")
     ctx = ctx or pgbackrest.Context.current()
-    result = pgbackrest.verify(ctx)
+    result = pgbackrest.verify(ctx, repo=run.repo)
     ok = result.backup_ok(run.label)
     with transaction.atomic():
         run.verified = ok
@@ -95,7 +100,12 @@ def backup_verify(
     target = config.Target(**{**target.__dict__, "socket_dir": scratch})
     try:
         outcome = restore.restore_cluster(
-            ctx=ctx, target=target, set_label=run.label, immediate=True, on_progress=on_progress
+            ctx=ctx,
+            target=target,
+            set_label=run.label,
+            immediate=True,
+            repo=run.repo,
+            on_progress=on_progress,
         )
         cluster.amcheck(target)
     except (cluster.ClusterError, pgbackrest.PgBackRestError) as exc:
@@ -113,3 +123,30 @@ def backup_verify(
         run.details = {**run.details, "restore_test_seconds": outcome.usable_after_seconds}
         run.save()
     return run
+
+
+def backup_run_every_repo(
+    *, kind: str = BackupKind.FULL, verify: bool = False, ctx: pgbackrest.Context | None = None
+) -> list[BackupRun]:
+    """Back up into every repository in turn (repo 1, then the second region's); return the runs.
+
+    A failure in one region does not keep the other from its backup: it is raised once every
+    repository had its turn. A lock held by another backup is raised at once (nothing runs).
+    """
+    ctx = ctx or pgbackrest.Context.current()
+    taken: list[BackupRun] = []
+    failures: list[Exception] = []
+    for repo in ctx.repo.repos():
+        try:
+            run = backup_run_physical(kind=kind, repo=repo.number, ctx=ctx)
+        except runs.JobLocked:
+            raise
+        except Exception as exc:  # catalogued as failed by job_run_exclusive; try the next
+            failures.append(exc)
+            continue
+        if verify:
+            run = backup_verify(run=run, ctx=ctx)
+        taken.append(run)
+    if failures:
+        raise failures[0]
+    return taken

@@ -74,18 +74,25 @@ def restore_cluster(
     target_xid: str | None = None,
     immediate: bool = False,
     force: bool = False,
+    repo: int | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> RestoreOutcome:
     """Restore into `target.data_dir`, start it, wait until promoted; return what it reached.
 
     With no target: replay to the end of the archive. `immediate`: stop as soon as the backup
     is consistent. `target_time` / `target_xid`: stop just after that commit (inclusive).
+    `repo`: read the backup and the WAL from that repository alone (the region-loss drill);
+    None lets pgBackRest take the first repository that has what the target needs.
     """
     started = time.monotonic()
     refuse_unsafe_target(data_dir=target.data_dir, live=config.target(), force=force)
     cluster.prepare_data_dir(target.data_dir, target.os_user)
     cluster.prepare_data_dir(target.socket_dir, target.os_user)
     options = [f"--pg1-path={target.data_dir}"]
+    if repo is not None:
+        # pgBackRest carries --repo into the restore_command it writes: the replayed WAL comes
+        # from that repository too, never from the other one.
+        options.append(f"--repo={repo}")
     if set_label:
         options.append(f"--set={set_label}")
     if force:
@@ -124,10 +131,14 @@ def restore_point_in_time(
     to: datetime.datetime | None,
     port: int | None = None,
     force: bool = False,
+    repo: int | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> RestoreOutcome:
-    """Restore the stanza into a new cluster at `data_dir`, replayed to `to` (or the end)."""
+    """Restore the stanza into a new cluster at `data_dir`, replayed to `to` (or the end);
+    `repo` 2 reads the second region's repository alone."""
     ctx = pgbackrest.Context.current()
+    if repo is not None:
+        ctx.repo.numbered(repo)  # refuse a region that is not configured
     data_dir = data_dir.absolute()
     target = config.Target(
         **{
@@ -138,5 +149,5 @@ def restore_point_in_time(
         }
     )
     return restore_cluster(
-        ctx=ctx, target=target, target_time=to, force=force, on_progress=on_progress
+        ctx=ctx, target=target, target_time=to, force=force, repo=repo, on_progress=on_progress
     )

@@ -53,7 +53,8 @@ def retention_keep(
 def retention_apply(
     *, policy: RetentionPolicy | None = None, ctx: pgbackrest.Context | None = None
 ) -> list[str]:
-    """Expire the full backups the policy does not keep, then the WAL no kept backup needs.
+    """Expire the full backups the policy does not keep, then the WAL no kept backup needs, in
+    every repository (the second region's keeps the same policy over its own backups).
 
     Return the expired labels. Idempotent.
     """
@@ -61,24 +62,34 @@ def retention_apply(
     if policy is None:
         return []
     ctx = ctx or pgbackrest.Context.current()
-    fulls = [b for b in pgbackrest.backups(ctx) if b["type"] == "full"]
+    expired: list[str] = []
+    for repo in ctx.repo.repos():
+        expired += _retention_apply_repo(ctx=ctx, policy=policy, number=repo.number)
+    return expired
+
+
+def _retention_apply_repo(
+    *, ctx: pgbackrest.Context, policy: RetentionPolicy, number: int
+) -> list[str]:
+    fulls = [b for b in pgbackrest.backups(ctx, repo=number) if b["type"] == "full"]
     keep = retention_keep(full_backups=fulls, policy=policy, now=timezone.now())
     expired = [b["label"] for b in fulls if b["label"] not in keep]
     for label in expired:
-        pgbackrest.run(ctx, "expire", f"--set={label}", timeout=3600)
+        pgbackrest.run(ctx, "expire", f"--repo={number}", f"--set={label}", timeout=3600)
     if keep:
         count = str(len(keep))
         pgbackrest.run(
             ctx,
             "expire",
-            f"--repo1-retention-full={count}",
-            f"--repo1-retention-archive={count}",
-            "--repo1-retention-archive-type=full",
+            f"--repo={number}",
+            f"--repo{number}-retention-full={count}",
+            f"--repo{number}-retention-archive={count}",
+            f"--repo{number}-retention-archive-type=full",
             timeout=3600,
         )
-    remaining = {b["label"] for b in pgbackrest.backups(ctx)}
+    remaining = {b["label"] for b in pgbackrest.backups(ctx, repo=number)}
     with transaction.atomic():
-        BackupRun.objects.physical().filter(expired_at__isnull=True).exclude(label="").exclude(
-            label__in=remaining
-        ).update(expired_at=timezone.now())
+        BackupRun.objects.physical().filter(repo=number, expired_at__isnull=True).exclude(
+            label=""
+        ).exclude(label__in=remaining).update(expired_at=timezone.now())
     return expired

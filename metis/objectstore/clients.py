@@ -34,6 +34,8 @@ class Endpoint:
     read_timeout: float = 30  # seconds one socket read (or write) may wait
     max_attempts: int = 3  # the first try included
     retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
+    # False only for a test server's self-signed certificate (the backups' second region).
+    verify_tls: bool = True
 
 
 _clients: dict[Endpoint, Any] = {}
@@ -82,6 +84,7 @@ def client_for(endpoint: Endpoint) -> Any:
                 region_name=endpoint.region,
                 aws_access_key_id=endpoint.access_key or None,
                 aws_secret_access_key=endpoint.secret_key or None,
+                verify=None if endpoint.verify_tls else False,
                 config=Config(
                     s3={"addressing_style": endpoint.addressing_style},
                     signature_version="s3v4",

@@ -602,6 +602,27 @@ def backups_store() -> ObjectStore:
     )
 
 
+def backups_region2_store() -> ObjectStore | None:
+    """The second region's backups bucket (BACKUP_REPO2_S3_BUCKET on its own endpoint, region
+    and keys), or None when there is no second region. No SSE arguments: a KMS key of the first
+    region means nothing there; what goes there is encrypted before it leaves (pgBackRest's
+    cipher) or holds no personal data (the erasure ledger's ids)."""
+    if not (settings.BACKUP_REPO2_S3_BUCKET and settings.BACKUP_REPO2_S3_ENDPOINT_URL):
+        return None
+    primary = _endpoint()
+    return ObjectStore(
+        bucket=settings.BACKUP_REPO2_S3_BUCKET,
+        endpoint=dataclasses.replace(
+            primary,
+            url=settings.BACKUP_REPO2_S3_ENDPOINT_URL,
+            region=settings.BACKUP_REPO2_S3_REGION,
+            access_key=settings.BACKUP_REPO2_S3_KEY,
+            secret_key=settings.BACKUP_REPO2_S3_SECRET,
+            verify_tls=settings.BACKUP_REPO2_S3_VERIFY_TLS,
+        ),
+    )
+
+
 def audit_store() -> ObjectStore:
     """The bucket the audit trail's anchors and exports go to: AUDIT_ANCHOR_BUCKET, else the
     documents bucket."""

@@ -8,7 +8,9 @@ every step deletes by id and deleting nothing changes nothing.
 
 Entries are `system/erasure-ledger/<tenant-id>/<UTC time>-<uuid>.json` in the backups bucket
 (`BACKUP_REPO_BUCKET`, else the documents bucket), beside the backups they correct; only ever
-added.
+added. With a second region for backups (BACKUP_REPO2_*) every entry is written there too, and
+read from whichever region answers: a restore from the second region, with the first lost,
+still replays every erasure.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.conf import settings
 from django.db import connection
 
 from metis.objectstore import store
+from metis.objectstore.errors import STORE_ERRORS
 from privacy.erasure import postgres, stores
 from privacy.erasure.plan import ErasurePlan
 from tenants import db
@@ -34,10 +37,16 @@ def ledger_append(plan: ErasurePlan, *, request_id: str) -> str:
     now = dt.datetime.now(dt.UTC)
     key = f"{LEDGER_PREFIX}{plan.tenant_id}/{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}.json"
     entry = {"request_id": request_id, "recorded_at": now.isoformat(), **plan.as_json()}
-    store.backups_store().put_bytes(
-        key=key, data=json.dumps(entry, indent=1).encode(), content_type="application/json"
-    )
+    for bucket in _ledger_stores():  # both regions, or the erasure fails before any erasing
+        bucket.put_bytes(
+            key=key, data=json.dumps(entry, indent=1).encode(), content_type="application/json"
+        )
     return key
+
+
+def _ledger_stores() -> list[store.ObjectStore]:
+    region2 = store.backups_region2_store()
+    return [store.backups_store(), *([region2] if region2 else [])]
 
 
 def ledger_entries(*, tenant_id: uuid.UUID | str | None = None) -> list[ErasurePlan]:
@@ -47,10 +56,23 @@ def ledger_entries(*, tenant_id: uuid.UUID | str | None = None) -> list[ErasureP
         # restore here has nothing to replay (a scratch cluster for a local backup check).
         return []
     prefix = LEDGER_PREFIX + (f"{tenant_id}/" if tenant_id else "")
-    documents = store.backups_store()
+    # Every region that answers: an entry is in each (ledger_append), so one region lost
+    # loses none; every region down is an error, never an empty ledger.
+    where: dict[str, store.ObjectStore] = {}
+    failures: list[Exception] = []
+    for bucket in _ledger_stores():
+        try:
+            keys = bucket.keys(prefix)
+        except STORE_ERRORS as exc:
+            failures.append(exc)
+            continue
+        for key in keys:
+            where.setdefault(key, bucket)
+    if failures and not where and len(failures) == len(_ledger_stores()):
+        raise failures[0]
     plans = []
-    for key in sorted(documents.keys(prefix), key=lambda k: k.rsplit("/", 1)[-1]):
-        raw = documents.read_bytes(key)
+    for key in sorted(where, key=lambda k: k.rsplit("/", 1)[-1]):
+        raw = where[key].read_bytes(key)
         if raw:
             plans.append(ErasurePlan.from_json(json.loads(raw)))
     return plans

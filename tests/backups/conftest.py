@@ -59,3 +59,59 @@ def backup_objects(tls_s3, settings):
     settings.AWS_SECRET_ACCESS_KEY = server.secret_key
     settings.BACKUP_LOGICAL_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
     return server, bucket
+
+
+@pytest.fixture(scope="session")
+def tls_s3_region2():
+    """The second region: another TLS SeaweedFS (its own endpoint and bucket), once a session."""
+    server, https_endpoint = sandbox.tls_s3_server()
+    bucket = f"metis-backups-region2-{uuid.uuid4().hex[:8]}"
+    server.client().create_bucket(Bucket=bucket)
+    yield server, https_endpoint, bucket
+    sandbox.tls_s3_stop(server)
+
+
+def _two_region_sandbox(settings, region1, region2):
+    server, https_endpoint, bucket = region1
+    server2, https_endpoint2, bucket2 = region2
+    work = Path(tempfile.mkdtemp(prefix="metis-backup-work-"))
+    work.chmod(0o755)
+    box = sandbox.archiving_sandbox(
+        settings=settings,
+        server=server,
+        https_endpoint=https_endpoint,
+        bucket=bucket,
+        work=work,
+        overrides=sandbox.second_region_settings(
+            s3=server2, https_endpoint=https_endpoint2, bucket=bucket2
+        ),
+    )
+    return box, work
+
+
+@pytest.fixture
+def pg_sandbox_two_regions(tls_s3, tls_s3_region2, settings):
+    """`pg_sandbox` with a second repository (repo2) on the second region's S3 server."""
+    box, work = _two_region_sandbox(settings, tls_s3, tls_s3_region2)
+    yield box
+    box.destroy()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def region1_s3_owned():
+    """A first-region S3 server this test owns, so it may stop it (and start it again)."""
+    server, https_endpoint = sandbox.tls_s3_server()
+    bucket = f"metis-backups-region1-{uuid.uuid4().hex[:8]}"
+    server.client().create_bucket(Bucket=bucket)
+    yield server, https_endpoint, bucket
+    sandbox.tls_s3_stop(server)
+
+
+@pytest.fixture
+def pg_sandbox_region1_owned(region1_s3_owned, tls_s3_region2, settings):
+    """A two-region sandbox whose first region is `region1_s3_owned`."""
+    box, work = _two_region_sandbox(settings, region1_s3_owned, tls_s3_region2)
+    yield box
+    box.destroy()
+    shutil.rmtree(work, ignore_errors=True)

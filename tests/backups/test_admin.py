@@ -55,6 +55,18 @@ def test_catalog_lists_every_backup_with_its_verification_state(staff_client):
     assert staff_client.get("/admin/backups/walarchivecheck/").status_code == 200
 
 
+def test_the_drill_list_shows_and_filters_the_repository_of_each_drill(staff_client):
+    _drill(rto_seconds=41.5)
+    _drill(repo=2, rto_seconds=97.25)
+
+    page = staff_client.get("/admin/backups/restoredrill/").content.decode()
+    only_region2 = staff_client.get("/admin/backups/restoredrill/?repo=2").content.decode()
+
+    assert 'column-repo"' in page and '<td class="field-repo">2</td>' in page
+    assert '<td class="field-repo">1</td>' in page
+    assert "97.25" in only_region2 and "41.5" not in only_region2
+
+
 def test_dashboard_tiles_are_green_when_the_latest_drill_and_archive_check_meet_the_targets(
     staff_client,
 ):
@@ -114,6 +126,7 @@ def test_backup_schedules_are_in_beat_and_editable(db):
         "backups.backup_full",
         "backups.archive_copy",
         "backups.restore_drill",
+        "backups.region_loss_drill",
         "backups.archive_check",
         "backups.apply_retention",
         "backups.reap_dead_jobs",

@@ -67,6 +67,12 @@ def tls_s3_server() -> tuple[SeaweedS3, str]:
     return server, f"https://127.0.0.1:{https_port}"
 
 
+def tls_s3_restart(server: SeaweedS3) -> None:
+    """Start a stopped server again on the same ports, with the data it had."""
+    server.keep_ports = True
+    server.start()
+
+
 def tls_s3_stop(server: SeaweedS3) -> None:
     """Stop the server and delete its data and certificate."""
     server.stop()
@@ -102,6 +108,20 @@ def backup_settings(
         "BACKUP_PGBACKREST_CONFIG": str(work / "pgbackrest.conf"),
         "BACKUP_WORK_DIR": str(work / "work"),
         "BACKUP_PROCESS_MAX": 1,
+    }
+
+
+def second_region_settings(*, s3: SeaweedS3, https_endpoint: str, bucket: str) -> dict:
+    """Django settings for a second region (repo2) on another S3 server, with its own keys and
+    cipher pass."""
+    return {
+        "BACKUP_REPO2_S3_ENDPOINT_URL": https_endpoint,
+        "BACKUP_REPO2_S3_BUCKET": bucket,
+        "BACKUP_REPO2_S3_REGION": "eu-central-1",
+        "BACKUP_REPO2_S3_KEY": s3.access_key,
+        "BACKUP_REPO2_S3_SECRET": s3.secret_key,
+        "BACKUP_REPO2_S3_VERIFY_TLS": False,
+        "BACKUP_REPO2_CIPHER_PASS": "sandbox-region2-cipher-" + uuid.uuid4().hex,
     }
 
 

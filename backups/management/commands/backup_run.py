@@ -17,12 +17,21 @@ class Command(BaseCommand):
         parser.add_argument("kind", choices=[k.value for k in BackupKind])
         parser.add_argument("--tenant", help="Tenant id or subdomain (tenant-export).")
         parser.add_argument("--verify", action="store_true", help="Verify (and restore-test).")
+        parser.add_argument(
+            "--repo",
+            type=int,
+            choices=[1, 2],
+            default=1,
+            help="Repository of a physical backup (2: the second region).",
+        )
 
-    def handle(self, *args, kind: str, tenant: str | None, verify: bool, **options) -> None:
+    def handle(
+        self, *args, kind: str, tenant: str | None, verify: bool, repo: int, **options
+    ) -> None:
         bar = _common.progress(self, f"backup {kind}")
         try:
             if kind in ("full", "incr", "diff"):
-                run = physical.backup_run_physical(kind=kind, on_progress=bar.update)
+                run = physical.backup_run_physical(kind=kind, repo=repo, on_progress=bar.update)
                 if verify:
                     bar.step("verifying and restore-testing")
                     physical.backup_verify(

@@ -33,8 +33,23 @@ class Command(BaseCommand):
             action="store_true",
             help="Allow a non-empty target or the live data directory.",
         )
+        parser.add_argument(
+            "--repo",
+            type=int,
+            choices=[1, 2],
+            help="Read only this repository (2: the second region, when the first is lost).",
+        )
 
-    def handle(self, *args, to: str | None, target: Path, port: int | None, force: bool, **options):
+    def handle(
+        self,
+        *args,
+        to: str | None,
+        target: Path,
+        port: int | None,
+        force: bool,
+        repo: int | None,
+        **options,
+    ):
         moment = None
         if to:
             moment = parse_datetime(to)
@@ -45,7 +60,12 @@ class Command(BaseCommand):
         bar = _common.progress(self, "restore")
         try:
             outcome = restore.restore_point_in_time(
-                data_dir=target, to=moment, port=port, force=force, on_progress=bar.update
+                data_dir=target,
+                to=moment,
+                port=port,
+                force=force,
+                repo=repo,
+                on_progress=bar.update,
             )
         except _common.EXPECTED_ERRORS as exc:
             raise _common.fail(exc) from exc
