@@ -126,3 +126,18 @@ def test_claims_of_the_old_drain_become_batches_under_their_tokens_and_back(comm
     finally:
         executor = MigrationExecutor(owner)
         executor.migrate(latest)
+
+
+def test_the_outbox_is_vacuumed_after_a_fixed_number_of_dead_rows(db):
+    # The table is nearly empty between drains: a fraction of its live rows would let every
+    # drained event's dead row pile up under the claims.
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class "
+            "WHERE relname IN ('analytics_event_outbox', 'events_outbox_batch') ORDER BY relname"
+        )
+        options = dict(cursor.fetchall())
+    assert set(options) == {"analytics_event_outbox", "events_outbox_batch"}
+    for table, settings in options.items():
+        assert "autovacuum_vacuum_scale_factor=0" in settings, table
+        assert "autovacuum_vacuum_threshold=5000" in settings, table
