@@ -7,7 +7,7 @@ from csp.decorators import csp_update
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import filesizeformat
@@ -16,12 +16,19 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from documents import admin_actions, pagination, replication, services
-from documents.models import Document, DocumentAccess, DocumentType, DocumentVersion
+from documents.models import (
+    Document,
+    DocumentAccess,
+    DocumentType,
+    DocumentUsage,
+    DocumentVersion,
+    VersionUsage,
+)
 from documents.validation import SUBJECT_REF_MAX_CHARS, DocumentRejected, check_subject_ref
 from metis.objectstore import store
 from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable
 from tenants import client_ip
-from tenants.admin import TenantOwnedAdmin
+from tenants.admin import TenantOwnedAdmin, staff_scoped
 
 
 def _actor(request: HttpRequest) -> dict:
@@ -258,8 +265,7 @@ class DocumentAdmin(TenantOwnedAdmin):
     def changelist_view(self, request: HttpRequest, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            # The unannotated scope: the version-count join would multiply the sums.
-            "storage_summary": storage_summary(TenantOwnedAdmin.get_queryset(self, request)),
+            "storage_summary": storage_summary(request),
         }
         view = super().changelist_view
         # "Open a presigned download" answers the action form's POST with a redirect to the
@@ -290,26 +296,27 @@ def _store_origin() -> str:
         return ""
 
 
-def storage_summary(documents) -> dict:
-    """Storage used in the staff member's scope: per tenant and tier, and every version kept."""
+def storage_summary(request: HttpRequest) -> dict:
+    """Storage used in the staff member's scope: per tenant and tier, and every version kept.
+
+    Read from the usage rows the triggers keep (documents/usage_sql.py), not summed from the
+    documents: a few rows per tenant, however many documents it holds."""
     by_tier = (
-        documents.order_by()
-        .values("tenant__name", "storage_class")
-        .annotate(documents=Count("id", distinct=True), current_bytes=Sum("size_bytes"))
+        staff_scoped(DocumentUsage.objects.all(), request)
+        .filter(documents__gt=0)
+        .values("tenant__name", "storage_class", "documents", "current_bytes")
         .order_by("tenant__name", "storage_class")
     )
-    tenant_ids = documents.order_by().values("tenant_id").distinct()
     all_versions = (
-        DocumentVersion.objects.filter(tenant_id__in=tenant_ids)
-        .order_by()
-        .values("tenant__name")
-        .annotate(versions=Count("id"), stored_bytes=Sum("size_bytes"))
+        staff_scoped(VersionUsage.objects.all(), request)
+        .filter(versions__gt=0)
+        .values("tenant__name", "versions", "stored_bytes")
         .order_by("tenant__name")
     )
     summary = {"by_tier": list(by_tier), "all_versions": list(all_versions)}
     if replication.dr_enabled():
         summary["dr_lag"] = list(
-            DocumentVersion.objects.filter(tenant_id__in=tenant_ids)
+            staff_scoped(DocumentVersion.objects.all(), request)
             .unreplicated()
             .order_by()
             .values("tenant__name")

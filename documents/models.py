@@ -284,3 +284,49 @@ class DocumentAccess(TenantOwnedModel):
     def __str__(self) -> str:
         who = self.user or self.staff or "system"
         return f"{who} {self.action} {self.document_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class DocumentUsage(TenantOwnedModel):
+    """Storage a tenant uses in one class: its documents (deleted ones too: their objects are
+    kept) and their current versions' bytes. Derived rows, kept exact by PostgreSQL triggers on
+    `documents` (documents/usage_sql.py): the admin's summary reads them instead of summing a
+    million rows. Never written by the application."""
+
+    derived_rows = True
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    storage_class = models.CharField(max_length=20, choices=StorageClass.choices)
+    documents = models.BigIntegerField(default=0)
+    current_bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "document_usage"
+        constraints = [
+            *TenantOwnedModel.Meta.constraints,
+            models.UniqueConstraint(
+                fields=["tenant", "storage_class"], name="document_usage_tenant_class_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.storage_class}: {self.documents} documents"
+
+
+class VersionUsage(TenantOwnedModel):
+    """Every stored version of a tenant's documents and their bytes; derived rows, kept by
+    triggers on `document_versions` like DocumentUsage."""
+
+    derived_rows = True
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+")
+    versions = models.BigIntegerField(default=0)
+    stored_bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "document_version_usage"
+        constraints = [*TenantOwnedModel.Meta.constraints]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.versions} versions"

@@ -39,8 +39,14 @@ class Cursor:
 
 
 def cursor_make(*, tenant_id: uuid.UUID | str, row, direction: str) -> str:
-    """Return the signed cursor of the page just `direction` of `row`, for this tenant only."""
-    payload = [str(tenant_id), row.created_at.isoformat(), str(row.pk), direction]
+    """Return the signed cursor of the page just `direction` of `row`, for this tenant only.
+
+    `row` is a model instance or a `values()` dict holding `created_at` and `id`."""
+    if isinstance(row, dict):
+        created_at, pk = row["created_at"], row["id"]
+    else:
+        created_at, pk = row.created_at, row.pk
+    payload = [str(tenant_id), created_at.isoformat(), str(pk), direction]
     return signing.dumps(payload, salt=_SALT)
 
 

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from documents import multipart, pagination, replication, services, uploads
+from documents import list_rows, multipart, pagination, replication, services, uploads
 from documents.forms import DocumentReplaceForm, DocumentUploadForm
 from documents.models import Document
 from documents.validation import DocumentRejected
@@ -122,10 +122,12 @@ def _render(request: HttpRequest, template: str, context: dict, status: int = 20
 
 @tenant_login_required
 def document_list_view(request: HttpRequest) -> HttpResponse:
-    documents = _documents(request).with_version_count()
     try:
-        page = pagination.keyset_page(
-            documents, tenant_id=request.tenant.pk, cursor=request.GET.get("after"), size=PAGE_SIZE
+        page = list_rows.document_rows_page(
+            _documents(request),
+            tenant_id=request.tenant.pk,
+            cursor=request.GET.get("after"),
+            size=PAGE_SIZE,
         )
     except pagination.BadCursor as exc:
         return render(request, "documents/bad_cursor.html", {"reason": exc}, status=400)

@@ -46,6 +46,17 @@ class TenantAdmin(ReplicaChangelistMixin, admin.ModelAdmin):
     readonly_fields = ["id", "created_at", "updated_at"]
 
 
+def staff_scoped(queryset: TenantOwnedQuerySet, request: HttpRequest) -> TenantOwnedQuerySet:
+    """`queryset` (tenant-owned rows) cut to the staff member's chosen tenant, every tenant in
+    the all-tenants mode, else nothing."""
+    scope = _staff(request)
+    if scope.staff_tenant is not None:
+        return queryset.for_tenant(scope.staff_tenant)
+    if scope.staff_all_tenants:
+        return queryset
+    return queryset.none()
+
+
 class TenantOwnedAdmin(ReplicaChangelistMixin, admin.ModelAdmin):
     """Admin for tenant-owned rows: visible only under the staff member's chosen tenant.
 
@@ -54,13 +65,7 @@ class TenantOwnedAdmin(ReplicaChangelistMixin, admin.ModelAdmin):
     """
 
     def get_queryset(self, request: HttpRequest):
-        queryset = cast(TenantOwnedQuerySet, super().get_queryset(request))
-        scope = _staff(request)
-        if scope.staff_tenant is not None:
-            return queryset.for_tenant(scope.staff_tenant)
-        if scope.staff_all_tenants:
-            return queryset
-        return queryset.none()
+        return staff_scoped(cast(TenantOwnedQuerySet, super().get_queryset(request)), request)
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         scope = _staff(request)

@@ -78,6 +78,10 @@ class TenantOwnedModel(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
 
+    # True for tables computed from other tenant tables (kept by triggers): a tenant export
+    # leaves them out, and a restore rebuilds them as it puts the rows they count back.
+    derived_rows = False
+
     objects = TenantOwnedQuerySet.as_manager()
 
     class Meta:

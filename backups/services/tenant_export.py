@@ -40,11 +40,15 @@ def tenant_models_in_fk_order() -> list[type[models.Model]]:
     tables = rls.declared_tenant_tables()
     # Tables the application does not manage (the append-only audit log, written only by its
     # triggers and recorder) are not the tenant's data to export or put back: a restore adds
-    # to the audit chain, it never rewinds it.
+    # to the audit chain, it never rewinds it. Nor are derived rows (`derived_rows`): the
+    # triggers that keep them count the restored rows as they go in.
     owned = [
         m
         for m in apps.get_models()
-        if m._meta.db_table in tables and not m._meta.proxy and m._meta.managed
+        if m._meta.db_table in tables
+        and not m._meta.proxy
+        and m._meta.managed
+        and not getattr(m, "derived_rows", False)
     ]
     ordered: list[type[models.Model]] = []
     visiting: set = set()
