@@ -73,6 +73,7 @@ DOCUMENT_COLUMNS = [
     "storage_class_changed_at",
     "restore_status",
     "created_at",
+    "stored_at",
     "updated_at",
 ]
 
@@ -96,6 +97,7 @@ def document_rows(tenant_id: uuid.UUID, start: int, stop: int, count: int, now: 
             rng.choice(CLASSES),
             created,
             "",
+            created,
             created,
             created,
         )

@@ -121,6 +121,9 @@ class Document(TenantOwnedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(db_default=Now(), editable=False)
+    # When the current version was stored: `created_at`, moved forward by a trigger on each
+    # new version (documents/stored_at_sql.py). Tiering ages a document from here.
+    stored_at = models.DateTimeField(db_default=Now(), editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)  # soft delete; objects kept
 
@@ -152,6 +155,17 @@ class Document(TenantOwnedModel):
                 condition=models.Q(tiering_started_at__isnull=False),
             ),
             GinIndex(fields=["metadata"], name="documents_metadata_gin"),
+            # The tiering plan: a tenant's live documents not yet in Glacier, by class and age;
+            # the claim column is included, so counting what is due reads the index alone.
+            models.Index(
+                fields=["tenant", "storage_class", "stored_at"],
+                include=["tiering_started_at"],
+                name="documents_tier_due",
+                condition=models.Q(
+                    deleted_at__isnull=True,
+                    storage_class__in=[StorageClass.STANDARD, StorageClass.STANDARD_IA],
+                ),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,9 +1,9 @@
 """Move documents Standard → STANDARD_IA → GLACIER by age, one tenant at a time.
 
-A document's age is the time since its current version was stored (the later of the document's
-`created_at` and its newest `DocumentVersion.created_at`), not since its last access: KYC files
-are read around onboarding and then rarely, and an age rule gives the same answer as the
-bucket's lifecycle rule, so the two never disagree about where an object belongs.
+A document's age is the time since its current version was stored (`Document.stored_at`: its
+`created_at`, or its newest replacement's time), not since its last access: KYC files are read
+around onboarding and then rarely, and an age rule gives the same answer as the bucket's
+lifecycle rule, so the two never disagree about where an object belongs.
 
 The move is an in-place `copy_object` onto the same key with the new `StorageClass`. The copy
 makes a new object version; the row records it (and the ETag, which a copy keeps).
@@ -48,8 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Case, Count, OuterRef, Q, Subquery, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
 from documents import replication
@@ -102,19 +101,12 @@ def _outside_its_tenant(document: Document) -> bool:
     return True
 
 
-def _stored_at():
-    newest_version = (
-        DocumentVersion.objects.filter(document=OuterRef("pk"))
-        .order_by("-created_at")
-        .values("created_at")[:1]
-    )
-    return Greatest("created_at", Coalesce(Subquery(newest_version), "created_at"))
-
-
 def documents_due(tenant_id: uuid.UUID, now: datetime) -> DocumentQuerySet:
     """The tenant's live documents whose age puts them in a colder class than they are in.
 
-    Each row carries `target`, the class it is due for.
+    Each row carries `target`, the class it is due for. The age counts from `stored_at` (the
+    current version's time, kept on the row), so the plan is a range of the partial index
+    `documents_tier_due`, not a probe for each document's newest version.
     """
     ia_before = now - timedelta(days=settings.DOCUMENT_TIER_IA_AFTER_DAYS)
     claim_expired = timezone.now() - timedelta(minutes=settings.DOCUMENT_TIERING_STALE_MINUTES)
@@ -122,21 +114,18 @@ def documents_due(tenant_id: uuid.UUID, now: datetime) -> DocumentQuerySet:
     return (
         Document.objects.for_tenant(tenant_id)
         .live()
-        # The age counts from a version no older than the document: rows created since the IA
-        # cut-off cannot be due, and this bound lets the index skip them.
-        .filter(created_at__lte=ia_before)
+        # The index's own condition, spelled as it is, so the planner may use it.
+        .filter(storage_class__in=_WARMER_THAN_GLACIER, stored_at__lte=ia_before)
         # Claimed by a run still at work: not due again (a dead run's claim is the sweep's).
         .filter(Q(tiering_started_at__isnull=True) | Q(tiering_started_at__lt=claim_expired))
-        .alias(stored_at=_stored_at())
         .annotate(
             target=Case(
                 When(stored_at__lte=glacier_before, then=Value(StorageClass.GLACIER)),
-                When(stored_at__lte=ia_before, then=Value(StorageClass.STANDARD_IA)),
-                default=Value(StorageClass.STANDARD),
+                default=Value(StorageClass.STANDARD_IA),
             )
         )
         .filter(
-            Q(target=StorageClass.GLACIER, storage_class__in=_WARMER_THAN_GLACIER)
+            Q(target=StorageClass.GLACIER)
             | Q(target=StorageClass.STANDARD_IA, storage_class=StorageClass.STANDARD)
         )
     )
@@ -149,7 +138,7 @@ def tier_plan(*, tenant_id: uuid.UUID | str, now: datetime | None = None) -> dic
         documents_due(tenant_uuid, now or timezone.now())
         .order_by()
         .values("target")
-        .annotate(due=Count("pk"))
+        .annotate(due=Count("*"))
     )
     return {row["target"]: row["due"] for row in rows}
 

@@ -97,7 +97,7 @@ def age(document: Document, *, days: int) -> None:
     stored_at = timezone.now() - timedelta(days=days)
     with db.tenant_context(document.tenant_id):
         Document.objects.for_tenant(document.tenant_id).filter(pk=document.pk).update(
-            created_at=stored_at
+            created_at=stored_at, stored_at=stored_at
         )
         DocumentVersion.objects.for_tenant(document.tenant_id).filter(document=document).update(
             created_at=stored_at

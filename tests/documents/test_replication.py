@@ -87,7 +87,9 @@ def test_upload_replace_and_tiering_each_copy_their_version_to_the_dr_bucket(
 
     # Tiering rewrites the current version in place (a new version id): copied again.
     with db.tenant_context(tenant.pk):
-        Document.objects.filter(pk=document.pk).update(created_at=timezone.now() - timedelta(40))
+        Document.objects.filter(pk=document.pk).update(
+            created_at=timezone.now() - timedelta(40), stored_at=timezone.now() - timedelta(40)
+        )
         DocumentVersion.objects.filter(document_id=document.pk).update(
             created_at=timezone.now() - timedelta(40)
         )
