@@ -155,11 +155,12 @@ class Document(TenantOwnedModel):
                 condition=models.Q(tiering_started_at__isnull=False),
             ),
             GinIndex(fields=["metadata"], name="documents_metadata_gin"),
-            # The tiering plan: a tenant's live documents not yet in Glacier, by class and age;
-            # the claim column is included, so counting what is due reads the index alone.
+            # The tiering plan: a tenant's live documents not yet in Glacier, oldest first, up
+            # to the IA cut-off; class and claim are included, so counting what is due reads
+            # the index alone.
             models.Index(
-                fields=["tenant", "storage_class", "stored_at"],
-                include=["tiering_started_at"],
+                fields=["tenant", "stored_at"],
+                include=["storage_class", "tiering_started_at"],
                 name="documents_tier_due",
                 condition=models.Q(
                     deleted_at__isnull=True,
