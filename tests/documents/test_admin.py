@@ -4,7 +4,10 @@ only the chosen tenant's documents."""
 import urllib.request
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from documents import pagination
 from documents.models import AccessAction, Document, DocumentAccess
 from metis.objectstore import store
 from tenants import db
@@ -94,6 +97,28 @@ def test_admin_list_query_count_is_bounded(
     with django_assert_max_num_queries(16):
         response = staff_client.get(DOCUMENTS)
     assert response.content.count(b"/download/") == 20
+
+
+def test_admin_list_neither_counts_nor_sums_the_documents(
+    s3_bucket, staff_client, tenant, monkeypatch
+):
+    """At a million documents an exact COUNT(*) or a SUM over them costs seconds: the page
+    counts by the planner's estimate and reads the summary from the usage rows."""
+    monkeypatch.setattr(pagination, "EXACT_COUNT_BELOW", 0)  # as for a large tenant
+    for _ in range(3):
+        upload(tenant)
+    choose(staff_client, tenant)
+    with CaptureQueriesContext(connection) as captured:
+        response = staff_client.get(DOCUMENTS)
+    assert (
+        response.status_code == 200 and "<td>STANDARD</td><td>3</td>" in response.content.decode()
+    )
+    statements = [query["sql"].upper() for query in captured.captured_queries]
+    over_documents = [sql for sql in statements if 'FROM "DOCUMENTS"' in sql]
+    assert over_documents  # the page's rows
+    assert not [sql for sql in over_documents if sql.startswith("SELECT COUNT(")]
+    assert not [sql for sql in statements if "SUM(" in sql]
+    assert any('FROM "DOCUMENT_USAGE"' in sql for sql in statements)
 
 
 def test_admin_presigned_download_action_and_link(s3_bucket, staff_client, staff_user, tenant):
