@@ -120,7 +120,7 @@ def create_rows(tenant, stored: list[tuple[uuid.UUID, str, str, str]]) -> None:
             for document_id, key, version_id, _ in stored
         )
         ids = [document_id for document_id, *_ in stored]
-        Document.objects.filter(pk__in=ids).update(created_at=stored_at)
+        Document.objects.filter(pk__in=ids).update(created_at=stored_at, stored_at=stored_at)
         DocumentVersion.objects.filter(document_id__in=ids).update(created_at=stored_at)
 
 

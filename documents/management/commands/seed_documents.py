@@ -78,7 +78,7 @@ class Command(BaseCommand):
                 # Backdate, as if uploaded then, so tiering has something due.
                 created = now - timedelta(days=age_days)
                 Document.objects.for_tenant(tenant).filter(pk=document.pk).update(
-                    created_at=created, storage_class_changed_at=created
+                    created_at=created, stored_at=created, storage_class_changed_at=created
                 )
                 DocumentVersion.objects.for_tenant(tenant).filter(document=document).update(
                     created_at=created
