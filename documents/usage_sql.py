@@ -9,8 +9,8 @@ upserts run as the writer, in its tenant context: RLS checks the usage rows like
 
 The trade-off: every transaction that adds a tenant's documents updates that tenant's usage row
 of the class, so concurrent uploads to one tenant queue on that row's lock from the upsert to
-their commit (a few milliseconds of an upload that takes far longer in S3). Upserts take their
-rows in (tenant, class) order, so two statements never wait on each other in a cycle.
+their commit (a few milliseconds of an upload that takes far longer in S3). A statement that
+touches several classes takes their rows in (tenant, class) order.
 
 A tenant export leaves these rows out (`derived_rows`): restoring the documents counts them.
 """
