@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from analytics import services
 from analytics.models import WorkbenchQuery
+from metis.admin_readonly import ReadOnlyAdminMixin
 from metis.events.models import EventOutbox, EventOutboxBatch, OutboxStatus
 from tenants.admin import TenantOwnedAdmin
 
@@ -53,7 +54,7 @@ class EventOutboxAdmin(TenantOwnedAdmin):
 
 
 @admin.register(EventOutboxBatch)
-class EventOutboxBatchAdmin(TenantOwnedAdmin):
+class EventOutboxBatchAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
     """Events the drain claimed and has not delivered yet: read-only (the drain settles them)."""
 
     list_display = ["token", "oldest_at", "size", "claimed_at", "attempts", "short_error"]
@@ -63,15 +64,6 @@ class EventOutboxBatchAdmin(TenantOwnedAdmin):
     @admin.display(description="last error")
     def short_error(self, obj: EventOutboxBatch) -> str:
         return obj.last_error[:120]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 # --- DuckDB SQL workbench audit ---------------------------------------------------------------

@@ -25,6 +25,7 @@ from documents.models import (
     VersionUsage,
 )
 from documents.validation import SUBJECT_REF_MAX_CHARS, DocumentRejected, check_subject_ref
+from metis.admin_readonly import ReadOnlyAdminMixin
 from metis.objectstore import store
 from metis.objectstore.errors import STORE_ERRORS, StorageUnavailable
 from tenants import client_ip
@@ -327,18 +328,10 @@ def storage_summary(request: HttpRequest) -> dict:
 
 
 @admin.register(DocumentAccess)
-class DocumentAccessAdmin(TenantOwnedAdmin):
+class DocumentAccessAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
+    """An audit trail: rows are only ever added, by the services."""
+
     list_display = ["at", "action", "document", "user", "staff", "ip_address", "tenant"]
     list_filter = ["action", "tenant"]
     list_select_related = ["document", "user", "staff", "tenant"]
     date_hierarchy = "at"
-
-    # An audit trail: rows are only ever added, by the services.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

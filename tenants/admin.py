@@ -11,6 +11,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 
+from metis.admin_readonly import ReadOnlyAdminMixin
 from tenants import replica, throttle, two_factor
 from tenants.http import StaffRequest
 from tenants.models import (
@@ -141,21 +142,13 @@ class TenantUserAdmin(TenantOwnedAdmin):
 
 
 @admin.register(StaffTenantAccess)
-class StaffTenantAccessAdmin(admin.ModelAdmin):
+class StaffTenantAccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """An audit trail is append-only: no one edits or deletes it from the admin."""
+
     list_display = ["at", "staff", "tenant", "all_tenants", "ip_address", "path"]
     list_filter = ["all_tenants", "tenant"]
     list_select_related = ["staff", "tenant"]
     date_hierarchy = "at"
-
-    # An audit trail is append-only: no one edits or deletes it from the admin.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class LockoutAdmin(admin.ModelAdmin):
