@@ -16,13 +16,18 @@ import pytest
 from tests.support import backup_sandbox as sandbox
 
 
-@pytest.fixture(scope="session")
-def tls_s3():
+def _tls_s3_with_bucket(prefix: str):
+    """A TLS SeaweedFS with one empty bucket named from `prefix`: (server, endpoint, bucket)."""
     server, https_endpoint = sandbox.tls_s3_server()
-    bucket = f"metis-backups-{uuid.uuid4().hex[:8]}"
+    bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
     server.client().create_bucket(Bucket=bucket)
     yield server, https_endpoint, bucket
     sandbox.tls_s3_stop(server)
+
+
+@pytest.fixture(scope="session")
+def tls_s3():
+    yield from _tls_s3_with_bucket("metis-backups")
 
 
 @pytest.fixture
@@ -64,11 +69,7 @@ def backup_objects(tls_s3, settings):
 @pytest.fixture(scope="session")
 def tls_s3_region2():
     """The second region: another TLS SeaweedFS (its own endpoint and bucket), once a session."""
-    server, https_endpoint = sandbox.tls_s3_server()
-    bucket = f"metis-backups-region2-{uuid.uuid4().hex[:8]}"
-    server.client().create_bucket(Bucket=bucket)
-    yield server, https_endpoint, bucket
-    sandbox.tls_s3_stop(server)
+    yield from _tls_s3_with_bucket("metis-backups-region2")
 
 
 def _two_region_sandbox(settings, region1, region2):
@@ -101,11 +102,7 @@ def pg_sandbox_two_regions(tls_s3, tls_s3_region2, settings):
 @pytest.fixture
 def region1_s3_owned():
     """A first-region S3 server this test owns, so it may stop it (and start it again)."""
-    server, https_endpoint = sandbox.tls_s3_server()
-    bucket = f"metis-backups-region1-{uuid.uuid4().hex[:8]}"
-    server.client().create_bucket(Bucket=bucket)
-    yield server, https_endpoint, bucket
-    sandbox.tls_s3_stop(server)
+    yield from _tls_s3_with_bucket("metis-backups-region1")
 
 
 @pytest.fixture
